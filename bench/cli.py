@@ -1,0 +1,228 @@
+"""`python -m bench <command>`: the suite's command line.
+
+Commands: claims, report, pretrain, repro, regress. Errors in the user's input print one line
+(`bench: error: ...`) and exit 2; earlier results are never touched by a failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from bench import BenchError
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
+        prefix = self.prog[len("bench"):].strip()
+        raise BenchError(f"{prefix}: {message}" if prefix else message)
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bench.profiles import DEFAULT_PROFILE, PROFILES
+    from bench.repro import REPRO_GROUPS
+
+    p = _Parser(prog="bench", formatter_class=_formatter, description=textwrap.dedent("""\
+        Reproduce the claims of a lecture on parameter-efficient fine-tuning (PEFT): every claim
+        gets a harness, a measured number next to the published one, and a verdict.
+
+        Typical use:
+          python -m bench claims            list the 22 claims with their published numbers
+          python -m bench repro lora        run the LoRA group (L1-L6, A2) and regenerate results/README.md
+          python -m bench regress           rerun the smoke profile of every group against its baseline
+        """))
+    sub = p.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+
+    c = sub.add_parser("claims", help="list the claims registry, or show one claim",
+                       description="List every claim (ID, title, scales, group, published numbers), or show one in full.")
+    c.add_argument("claim_id", nargs="?", help="a claim ID such as L2 (omit to list all)")
+
+    r = sub.add_parser("report", help="regenerate results/README.md from stored results",
+                       description="Recompute every verdict from the stored results with the registry's rules and "
+                                   "rewrite results/README.md (atomically).")
+    r.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
+
+    pt = sub.add_parser("pretrain", help="pretrain (or reuse) the embedded model ladder",
+                        description="Build the synthetic world and tokenizer, pretrain each rung of a ladder into the "
+                                    "cache (BENCH_CACHE, default ~/.cache/bench), reuse valid cached rungs, rebuild "
+                                    "corrupt ones, and write the pretraining report to results/ladder/.")
+    pt.add_argument("--ladder", default=DEFAULT_PROFILE, choices=sorted(PROFILES), help="which ladder (default: %(default)s)")
+    pt.add_argument("--force", action="store_true", help="retrain rungs even when a valid cached copy exists")
+    pt.add_argument("--out", type=Path, default=None, help="report folder (default: results/ladder for cpu, "
+                                                           "results/runs/ladder-<ladder> otherwise)")
+
+    rp = sub.add_parser("repro", help="run one reproduction group and update the report",
+                        formatter_class=_formatter, description=textwrap.dedent(f"""\
+        Run a reproduction group, write results.csv / timings.csv / meta.json / report.md / PNGs into
+        its folder, and regenerate results/README.md.
+
+        groups: {', '.join(REPRO_GROUPS)}
+        profiles: {'; '.join(f'{k}: {v.help}' for k, v in PROFILES.items())}
+        """))
+    rp.add_argument("group", help="reproduction group: " + ", ".join(REPRO_GROUPS))
+    rp.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke | cpu | gpu (default: %(default)s)")
+    rp.add_argument("--seeds", default=None, help="seed count (3) or list (0,1,2); default: the profile's")
+    rp.add_argument("--model", default=None, help="a ladder rung name, a local HF checkpoint folder, or a hub id "
+                                                  "(default: the profile's ladder)")
+    rp.add_argument("--out", type=Path, default=None, help="output folder (default: results/<group> for the cpu "
+                                                           "profile on the ladder, results/runs/<group>-<profile>[-model] otherwise)")
+    rp.add_argument("--no-report", action="store_true", help="do not regenerate results/README.md")
+
+    rg = sub.add_parser("regress", help="rerun smoke profiles and compare with committed baselines",
+                        description="For each group with a baseline in results/baselines/, run the smoke profile into "
+                                    "a temporary folder and fail (exit 1), naming claim and metric, when a value leaves "
+                                    "its tolerance band or a verdict flips. --update rewrites the baselines instead.")
+    rg.add_argument("--group", action="append", help="only this group (repeatable; default: all with a baseline)")
+    rg.add_argument("--update", action="store_true", help="write new baselines from this run")
+    return p
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[-60:]
+
+
+def default_out(group: str, profile: str, model: str | None) -> Path:
+    if profile == "cpu" and model is None:
+        return RESULTS_DIR / group
+    return RESULTS_DIR / "runs" / "-".join([group, profile] + ([_slug(model)] if model else []))
+
+
+def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path | None, model: str | None,
+              update_readme: bool = True) -> Path:
+    """Run one group into a staging folder, then move its files into `out`: a crash leaves `out` as it was."""
+    from bench.profiles import get_profile, parse_seeds
+    from bench.report import write_readme
+    from bench.repro import RunContext, load_group
+
+    profile = get_profile(profile_name)          # validate cheap inputs before importing the group
+    seeds = parse_seeds(seeds_text, profile)
+    module = load_group(group)
+    out = out or default_out(group, profile.name, model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        ctx = RunContext(profile=profile, seeds=seeds, out_dir=staging, model=model)
+        t0 = time.time()
+        rec = module.run(ctx)
+        rec.out_dir = staging
+        rec.save(extra_meta={"seeds": list(seeds), "model_arg": model})
+        module.report(staging)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(staging.iterdir()):
+            os.replace(f, out / f.name)   # each file atomically; the staging folder is on the same disk
+        print(f"{group}: {len(rec.rows)} rows, {len(rec.timing_rows)} timing rows in {time.time() - t0:.0f} s -> {out}",
+              file=sys.stderr)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if update_readme:
+        write_readme()
+    return out
+
+
+def cmd_claims(args) -> int:
+    from bench.claims import CLAIMS, get
+
+    if args.claim_id:
+        c = get(args.claim_id)
+        print(f"{c.id}: {c.title}\n")
+        for label, text in [("Lecture", c.statement), ("Published", c.published), ("Scales", ", ".join(c.scales)),
+                            ("Group", f"{c.group} (tox -e repro-{c.group}; results/{c.group}/)"),
+                            ("Measured", c.metric), ("Rule", c.rule or "-"), ("Paper scale", c.paper_note or "-")]:
+            print(textwrap.fill(text, 100, initial_indent=f"{label + ':':13}", subsequent_indent=" " * 13))
+        for ch in c.checks:
+            print(f"{'':13}check: {ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
+        return 0
+    print(f"{'ID':4} {'group':9} {'scales':17} title / published")
+    for c in CLAIMS.values():
+        print(f"{c.id:4} {c.group:9} {'/'.join(c.scales):17} {c.title}")
+        print(textwrap.fill(c.published, 100, initial_indent=" " * 32, subsequent_indent=" " * 32))
+    print(f"\n{len(CLAIMS)} claims. `python -m bench claims <ID>` shows one in full.")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report import write_readme
+
+    path = write_readme(args.results)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from bench.ladder import pretrain_ladder
+
+    out = args.out or (RESULTS_DIR / "ladder" if args.ladder == "cpu" else RESULTS_DIR / "runs" / f"ladder-{args.ladder}")
+    pretrain_ladder(args.ladder, force=args.force, out_dir=out)
+    return 0
+
+
+def cmd_repro(args) -> int:
+    run_group(args.group, args.profile, args.seeds, args.out, args.model, update_readme=not args.no_report)
+    return 0
+
+
+def cmd_regress(args) -> int:
+    from bench import regress
+    from bench.repro import REPRO_GROUPS, load_group
+
+    if args.group:
+        groups = args.group
+    elif args.update:
+        groups = [g for g in REPRO_GROUPS if _implemented(g)]
+    else:
+        groups = sorted(p.stem for p in regress.BASELINE_DIR.glob("*.csv"))
+    if not groups:
+        raise BenchError("no baselines in results/baselines/; create them with `python -m bench regress --update`")
+    failures = []
+    for group in groups:
+        module = load_group(group)
+        with tempfile.TemporaryDirectory(prefix=f"regress-{group}-") as tmp:
+            run_dir = run_group(group, "smoke", None, Path(tmp) / group, None, update_readme=False)
+            if args.update:
+                print(f"baseline written: {regress.write_baseline(group, run_dir, getattr(module, 'REGRESS', []))}")
+                continue
+            problems = regress.compare(group, run_dir)
+        print(f"{group}: {'ok' if not problems else f'{len(problems)} regression(s)'}")
+        failures += problems
+    for line in failures:
+        print("REGRESSION " + line)
+    return 1 if failures else 0
+
+
+def _implemented(group: str) -> bool:
+    return (Path(__file__).resolve().parent.parent / "reproductions" / f"{group}.py").exists()
+
+
+COMMANDS = {"claims": cmd_claims, "report": cmd_report, "pretrain": cmd_pretrain, "repro": cmd_repro,
+            "regress": cmd_regress}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `python -m bench claims | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("bench: interrupted; earlier results are unchanged", file=sys.stderr)
+        return 130

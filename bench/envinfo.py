@@ -1,0 +1,74 @@
+"""What every result row records about where it ran: package versions, git commit, hardware."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("torch", "transformers", "tokenizers", "bitsandbytes", "datasets", "evaluate", "pandas", "peft")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> str:
+    """'torch=2.13.0+cpu;transformers=5.24.0;...' (peft only when installed: it is test-only)."""
+    out = []
+    for name in PACKAGES:
+        try:
+            out.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ";".join(out)
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """Short commit of the checkout, with '+dirty' when the tree has uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        if not sha:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def hardware() -> str:
+    """'cpu:AMD EPYC ... x2 threads=2' or 'cuda:NVIDIA H200'. Torch's thread count is part of it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{_cpu_name()} x{os.cpu_count()} threads={torch.get_num_threads()}"
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_average() -> float:
+    """1-minute load average: recorded next to timings, since foreign load slows torch threads a lot."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
