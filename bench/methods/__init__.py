@@ -1,0 +1,159 @@
+"""Parameter-efficient fine-tuning methods on plain torch.nn, over any transformers model (no peft import).
+
+    cfg = make_config("lora", r=8, alpha=16, target_modules=("c_attn",))
+    model = apply(model, cfg)            # validates first (BenchError, model untouched), freezes, injects
+    n_train, n_total = trainable_parameters(model)
+    save_trained(model, "out/adapter"); model2 = load_trained(base2, "out/adapter")
+
+Methods (one file each; register a new one by adding its config class to METHODS):
+    full, lora, adapters, prefix, prompt, ptuning, bitfit, top_k_layers
+LoRA, adapters and the selective methods modify the model in place and return it; prefix, prompt and
+ptuning return a thin wrapper (bench.methods.wrapper.MethodWrapper) that forwards .config, .generate and
+every other attribute to the base model. `.logits` always cover the original input positions (B, T, ...);
+`.loss` equals peft's (for prompt/ptuning, peft's logits also include the n virtual positions:
+`virtual_logits=True` restores that). The applied config is kept as `model.bench_method`.
+
+Save formats: LoRA writes peft's format (adapter_config.json + adapter_model.safetensors), loadable by
+peft's PeftModel.from_pretrained and vice versa. The other methods write method.json (method name and
+config) + trained.safetensors (the trained tensors only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench import BenchError
+from bench.methods import adapters, full, lora, prefix, prompt, ptuning, selective
+from bench.methods.common import MethodConfig, need
+from bench.methods.lora import merge, merge_and_unload, unmerge
+from bench.methods.wrapper import MethodWrapper
+
+METHODS: dict[str, type[MethodConfig]] = {c.name: c for c in (
+    full.FullConfig,
+    lora.LoraConfig,
+    adapters.AdapterConfig,
+    prefix.PrefixConfig,
+    prompt.PromptConfig,
+    ptuning.PTuningConfig,
+    selective.BitFitConfig,
+    selective.TopKLayersConfig,
+)}
+
+__all__ = ["METHODS", "MethodConfig", "make_config", "apply", "trainable_parameters", "frozen_parameter_names",
+           "save_trained", "load_trained", "merge", "unmerge", "merge_and_unload", "fold", "method_of"]
+
+
+def make_config(name: str, **kwargs) -> MethodConfig:
+    """The config of method `name` with the given fields; BenchError on an unknown name, field or value."""
+    if name not in METHODS:
+        raise BenchError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    cls = METHODS[name]
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in kwargs if k not in fields]
+    need(not unknown, f"{name}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
+    cfg = cls(**kwargs)
+    cfg.check_types()
+    cfg.check_fields()
+    return cfg
+
+
+def method_of(model: nn.Module) -> MethodConfig | None:
+    return getattr(model, "bench_method", None)
+
+
+def apply(model: nn.Module, config: MethodConfig) -> nn.Module:
+    """Validate `config` against `model` (BenchError, nothing modified), then freeze the base and inject the
+    method. Returns the model to train (the same object, or a wrapper for prefix/prompt/ptuning)."""
+    need(isinstance(config, MethodConfig), f"apply() takes a method config (make_config), got {type(config).__name__}")
+    need(config.name in METHODS, f"unknown method {config.name!r}; choose one of {', '.join(METHODS)}")
+    old = method_of(model)
+    need(old is None, f"this model already has method {getattr(old, 'name', old)!r} applied; start from a fresh model")
+    config.check_types()
+    config.validate(model)
+    out = config.inject(model)
+    out.bench_method = config
+    return out
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; shared (tied) tensors count once. Works on the meta device."""
+    params = list(model.parameters())                                     # deduplicated by nn.Module
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def frozen_parameter_names(model: nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if not p.requires_grad]
+
+
+def fold(model: nn.Module) -> nn.Module:
+    """Prefix / P-tuning: replace the training-time reparameterisation by the plain tensor it produces."""
+    need(hasattr(model, "fold") and isinstance(model, MethodWrapper), "fold() applies to prefix and ptuning models")
+    return model.fold()
+
+
+def _trained_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters, plus a wrapper's own tensors (e.g. a folded prefix)."""
+    out = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if isinstance(model, MethodWrapper):
+        out.update({k: v for k, v in model.state_dict().items() if not k.startswith("base.")})
+    return {k: v.detach().cpu().contiguous() for k, v in out.items()}
+
+
+def save_trained(model: nn.Module, path: str | Path) -> Path:
+    """Write only the trained part of `model` into folder `path` (see the module doc for the formats)."""
+    from safetensors.torch import save_file
+
+    from bench.fileio import atomic_write, atomic_write_json
+
+    cfg, path = method_of(model), Path(path)
+    need(cfg is not None, "save_trained: this model has no method applied")
+    if cfg.name == "lora":
+        lora.save_peft(model, cfg, path)
+        return path
+    tensors = _trained_tensors(model)
+    need(bool(tensors), "save_trained: nothing to save (no trainable parameters)")
+    path.mkdir(parents=True, exist_ok=True)
+    folded = bool(getattr(model, "folded", False)) if isinstance(model, MethodWrapper) else False
+    atomic_write_json(path / "method.json", {"method": cfg.name, "config": cfg.to_dict(), "folded": folded})
+    atomic_write(path / "trained.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    return path
+
+
+def load_trained(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load what save_trained (or peft, for LoRA) wrote. On a plain model the saved config is applied first;
+    on a model that already has the method, only the weights are loaded. Returns the model to use."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    need(path.is_dir(), f"load_trained: {path} is not a folder")
+    if (path / "adapter_config.json").exists():                          # peft's LoRA format (ours or peft's)
+        if method_of(model) is None:
+            model = apply(model, lora.config_from_peft(path))
+        need(method_of(model).name == "lora", f"load_trained: {path} holds a LoRA adapter, the model has "
+                                              f"{method_of(model).name!r}")
+        lora.load_peft_weights(model, path)
+        return model
+    need((path / "method.json").exists(), f"load_trained: {path} has neither method.json nor adapter_config.json")
+    meta = json.loads((path / "method.json").read_text())
+    if method_of(model) is None:
+        model = apply(model, make_config(meta["method"], **meta["config"]))
+        if meta.get("folded"):
+            model.fold()
+    need(method_of(model).name == meta["method"], f"load_trained: {path} holds {meta['method']!r}, the model has "
+                                                  f"{method_of(model).name!r}")
+    saved = load_file(str(path / "trained.safetensors"))
+    own = dict(model.named_parameters()) | (model.state_dict(keep_vars=True) if isinstance(model, MethodWrapper) else {})
+    with torch.no_grad():
+        for k, t in saved.items():
+            need(k in own, f"load_trained: {k} is not a tensor of this model")
+            need(own[k].shape == t.shape, f"load_trained: {k} has shape {tuple(t.shape)}, the model expects "
+                                          f"{tuple(own[k].shape)}")
+            own[k].copy_(t)
+    missing = [k for k in _trained_tensors(model) if k not in saved]
+    need(not missing, f"load_trained: {path} lacks {', '.join(missing[:4])}")
+    return model

@@ -1,0 +1,149 @@
+"""What every method shares: the config base class, freezing, and a few questions about a transformers model
+(its width, depth, blocks, classification head) answered the same way for GPT-2, Llama-family, OPT and BERT."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from bench import BenchError
+
+# Top-level children that are a task head trained from scratch (peft's choice for sequence classification).
+HEAD_NAMES = ("classifier", "score")
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method's config. Subclasses set `name` and `paper`, add typed fields with
+    `metadata={"help": ...}`, and implement `validate(model)` (raise BenchError, touch nothing) and
+    `inject(model)` (freeze, add modules, return the model to use)."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+
+    train_head: bool = dataclasses.field(default=True, metadata={
+        "help": "also train a task head that starts random (top-level `classifier` / `score`, as in "
+                "BertForSequenceClassification); a causal LM's lm_head is never touched"})
+
+    def check_types(self) -> None:
+        """Every field holds a value of its annotated type (ints are accepted for floats, lists for tuples)."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            need(_is_instance(v, hints[f.name]), f"{self.name}: {f.name} must be {_type_name(hints[f.name])}, "
+                                                 f"got {v!r}")
+
+    def check_fields(self) -> None:
+        """Checks that need no model (ranges of numbers, known choices). Raise BenchError."""
+
+    def validate(self, model: nn.Module) -> None:
+        self.check_fields()
+
+    def inject(self, model: nn.Module) -> nn.Module:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name -> help text, for CLIs and docs."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def _is_instance(v, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(v, a) for a in args)
+    if hint is type(None):
+        return v is None
+    if origin is tuple:
+        return isinstance(v, (tuple, list)) and all(_is_instance(x, args[0]) for x in v)
+    if hint is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if hint is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, hint)
+
+
+def _type_name(hint) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def _jsonable(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def need(cond: bool, message: str) -> None:
+    """Raise a BenchError with `message` unless `cond`."""
+    if not cond:
+        raise BenchError(message)
+
+
+def freeze(model: nn.Module) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+
+def unfreeze_head(model: nn.Module, cfg: MethodConfig) -> list[str]:
+    """Make a task head trainable when asked to; returns the head names found."""
+    found = [n for n, _ in model.named_children() if n in HEAD_NAMES]
+    if cfg.train_head:
+        for n in found:
+            for p in getattr(model, n).parameters():
+                p.requires_grad_(True)
+    return found
+
+
+def text_config(model: nn.Module):
+    cfg = getattr(model, "config", None)
+    need(cfg is not None, f"{type(model).__name__} has no .config; pass a transformers model")
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+def dims(model: nn.Module) -> dict:
+    """hidden, layers, heads, kv_heads, head_dim of a transformers model, from its config
+    (GPT2Config maps n_embd/n_layer/n_head to these names itself)."""
+    c = text_config(model)
+    hidden = getattr(c, "hidden_size", None)
+    layers = getattr(c, "num_hidden_layers", None)
+    heads = getattr(c, "num_attention_heads", None)
+    need(None not in (hidden, layers, heads),
+         f"cannot read hidden_size / num_hidden_layers / num_attention_heads from {type(c).__name__}")
+    kv_heads = getattr(c, "num_key_value_heads", None) or heads
+    head_dim = getattr(c, "head_dim", None) or hidden // heads
+    return dict(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
+
+
+def blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The list of transformer blocks: the first ModuleList with num_hidden_layers entries
+    (transformer.h for GPT-2, model.layers for Llama/OPT-style, bert.encoder.layer for BERT)."""
+    n = dims(model)["layers"]
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) == n and re.search(r"(^|\.)(h|layers?|blocks?)$", name):
+            return name, mod
+    raise BenchError(f"cannot find the {n} transformer blocks of {type(model).__name__}")
+
+
+def is_norm(module: nn.Module) -> bool:
+    """LayerNorm, or a norm class with its own weights (LlamaRMSNorm, ...)."""
+    if isinstance(module, nn.LayerNorm):
+        return True
+    has_own_params = next(module.parameters(recurse=False), None) is not None
+    return "Norm" in type(module).__name__ and has_own_params
+
+
+def batch_size(input_ids, inputs_embeds) -> int:
+    need((input_ids is None) != (inputs_embeds is None), "pass exactly one of input_ids and inputs_embeds")
+    return (input_ids if input_ids is not None else inputs_embeds).shape[0]
+
+
+def first_param(model: nn.Module) -> torch.Tensor:
+    return next(model.parameters())

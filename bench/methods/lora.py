@@ -1,0 +1,303 @@
+"""LoRA (Hu et al. 2021, https://arxiv.org/abs/2106.09685): a frozen weight W gets a trainable low-rank update,
+    h = W x + s * B A x,   A: (r, in), B: (out, r), B = 0 at init, s = alpha / r (rsLoRA: alpha / sqrt(r),
+    Kalajdzievski 2023, https://arxiv.org/abs/2312.03732).
+
+Targets are nn.Linear and GPT-2's Conv1D (weight stored (in, out), "fan_in_fan_out"). Matching rule (peft's):
+- `target_modules` a str: a regex that must FULL-match the module's dotted name (`re.fullmatch`), e.g.
+  r".*\\.(q_proj|v_proj)".
+- a tuple/list of names: a module matches an entry when its dotted name equals the entry or ends with
+  "." + entry, so ("q_proj", "v_proj") hits every `...self_attn.q_proj`. Every entry must match at least once
+  (a typo is an error, not a silent no-op).
+- None: the family default below (attention query and value, as in the paper's main setting).
+Only nn.Linear / Conv1D modules are candidates; anything else a name matches is skipped.
+
+Adapters are saved in peft's on-disk format (adapter_config.json + adapter_model.safetensors, keys
+`base_model.model.<module path>.lora_A.weight`), so peft loads ours and we load peft's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench import BenchError
+from bench.methods.common import MethodConfig, freeze, need, unfreeze_head
+
+try:  # GPT-2's linear layer with a transposed weight
+    from transformers.pytorch_utils import Conv1D
+except ImportError:  # pragma: no cover
+    class Conv1D(nn.Module):
+        pass
+
+# model_type -> default targets (attention query and value; GPT-2 fuses q,k,v into c_attn)
+DEFAULT_TARGETS = {
+    "gpt2": ("c_attn",),
+    "llama": ("q_proj", "v_proj"), "mistral": ("q_proj", "v_proj"), "qwen2": ("q_proj", "v_proj"),
+    "opt": ("q_proj", "v_proj"), "gpt_neox": ("query_key_value",), "gptj": ("q_proj", "v_proj"),
+    "bert": ("query", "value"), "roberta": ("query", "value"),
+}
+
+
+@dataclass
+class LoraConfig(MethodConfig):
+    name = "lora"
+    paper = "https://arxiv.org/abs/2106.09685"
+
+    r: int = field(default=8, metadata={"help": "rank of the update BA"})
+    alpha: float = field(default=8.0, metadata={"help": "scale numerator: scaling = alpha/r (alpha/sqrt(r) with rslora)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input; 0 = identity"})
+    target_modules: str | tuple[str, ...] | None = field(default=None, metadata={
+        "help": "regex (full match) or names (suffix match) of the Linear/Conv1D modules to adapt; "
+                "None = the family default (query and value)"})
+    init: str = field(default="kaiming", metadata={
+        "help": "A's init: 'kaiming' (uniform, peft's default, like nn.Linear) or 'gaussian' (normal, the "
+                "paper's, std 1/r); B is always 0"})
+    rslora: bool = field(default=False, metadata={"help": "rank-stabilised scaling alpha/sqrt(r) (arXiv 2312.03732)"})
+
+    def __post_init__(self):
+        if isinstance(self.target_modules, list):
+            self.target_modules = tuple(self.target_modules)
+
+    def scaling(self) -> float:
+        return self.alpha / (math.sqrt(self.r) if self.rslora else self.r)
+
+    def check_fields(self) -> None:
+        need(self.r > 0, f"lora: rank r must be a positive integer, got {self.r!r}")
+        need(self.alpha > 0, f"lora: alpha must be > 0, got {self.alpha!r}")
+        need(0.0 <= self.dropout < 1.0, f"lora: dropout must be in [0, 1), got {self.dropout!r}")
+        need(self.init in ("kaiming", "gaussian"), f"lora: init must be 'kaiming' or 'gaussian', got {self.init!r}")
+        t = self.target_modules
+        need(t is None or isinstance(t, str) or (isinstance(t, tuple) and t and all(isinstance(s, str) for s in t)),
+             f"lora: target_modules must be a regex string, a non-empty list of names, or None; got {t!r}")
+
+    def validate(self, model: nn.Module) -> None:
+        self.check_fields()
+        for name, mod in find_targets(model, self.target_modules):
+            fi, fo = in_out(mod)
+            need(self.r <= min(fi, fo), f"lora: rank r={self.r} exceeds min(in, out) = {min(fi, fo)} of {name} "
+                                        f"({fi} -> {fo})")
+
+    def inject(self, model: nn.Module) -> nn.Module:
+        targets = find_targets(model, self.target_modules)
+        freeze(model)
+        for name, mod in targets:
+            parent, child = _parent(model, name)
+            setattr(parent, child, LoraLayer(mod, self.r, self.scaling(), self.dropout, self.init))
+        unfreeze_head(model, self)
+        return model
+
+
+def in_out(mod: nn.Module) -> tuple[int, int]:
+    w = mod.weight
+    return (w.shape[0], w.shape[1]) if isinstance(mod, Conv1D) else (w.shape[1], w.shape[0])
+
+
+def resolved_targets(model: nn.Module, target_modules) -> str | tuple[str, ...]:
+    if target_modules is not None:
+        return target_modules
+    mt = getattr(getattr(model, "config", None), "model_type", None)
+    if mt not in DEFAULT_TARGETS:
+        raise BenchError(f"lora: no default target_modules for model_type {mt!r}; pass target_modules "
+                         f"(known families: {', '.join(sorted(DEFAULT_TARGETS))})")
+    return DEFAULT_TARGETS[mt]
+
+
+def find_targets(model: nn.Module, target_modules) -> list[tuple[str, nn.Module]]:
+    """[(dotted name, module)] of the Linear/Conv1D modules the rule selects; BenchError if none (or, for a
+    list, if any entry matches none)."""
+    target_modules = resolved_targets(model, target_modules)
+    cands = [(n, m) for n, m in model.named_modules()
+             if isinstance(m, (nn.Linear, Conv1D)) and not isinstance(m, LoraLayer) and n]
+    if isinstance(target_modules, str):
+        try:
+            pat = re.compile(target_modules)
+        except re.error as e:
+            raise BenchError(f"lora: target_modules {target_modules!r} is not a valid regex: {e}") from None
+        hits = [(n, m) for n, m in cands if pat.fullmatch(n)]
+        need(bool(hits), f"lora: target pattern {target_modules!r} matches no Linear/Conv1D module "
+                         f"(e.g. {', '.join(n for n, _ in cands[:3])})")
+        return hits
+    chosen = set()
+    for entry in target_modules:
+        found = {n for n, _ in cands if n == entry or n.endswith("." + entry)}
+        suffixes = sorted({n.rsplit(".", 1)[-1] for n, _ in cands})
+        need(bool(found), f"lora: target {entry!r} matches no Linear/Conv1D module; names available: "
+                          f"{', '.join(suffixes)}")
+        chosen |= found
+    return [(n, m) for n, m in cands if n in chosen]                    # in module order
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent, _, child = name.rpartition(".")
+    return (model.get_submodule(parent) if parent else model), child
+
+
+class LoraLayer(nn.Module):
+    """Wraps a frozen nn.Linear or Conv1D as  base(x) + scaling * B(A(dropout(x)))."""
+
+    def __init__(self, base: nn.Module, r: int, scaling: float, dropout: float = 0.0, init: str = "kaiming"):
+        super().__init__()
+        self.base = base
+        self.fan_in_fan_out = isinstance(base, Conv1D)
+        fi, fo = in_out(base)
+        w = base.weight
+        self.lora_A = nn.Linear(fi, r, bias=False, device=w.device, dtype=w.dtype)  # A: (r, in)
+        self.lora_B = nn.Linear(r, fo, bias=False, device=w.device, dtype=w.dtype)  # B: (out, r)
+        if init == "kaiming":
+            nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))  # what nn.Linear itself does
+        else:
+            nn.init.normal_(self.lora_A.weight, std=1.0 / r)
+        nn.init.zeros_(self.lora_B.weight)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.r, self.scaling, self.merged = r, scaling, False
+
+    @property
+    def weight(self):  # code that reads .weight of a target (tied-weight checks, dtype probes) still works
+        return self.base.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)                                   # (..., out); the frozen weight gets no grad matmul
+        if self.merged:
+            return out
+        h = self.lora_A(self.dropout(x)) * self.scaling      # (..., r): never materialise BA; scale the small tensor
+        return out + self.lora_B(h)                          # (..., out)
+
+    def delta_weight(self) -> torch.Tensor:
+        d = (self.lora_B.weight @ self.lora_A.weight) * self.scaling   # (out, in)
+        return d.T if self.fan_in_fan_out else d
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            self.base.weight += self.delta_weight().to(self.base.weight.dtype)
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.base.weight -= self.delta_weight().to(self.base.weight.dtype)
+            self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, scaling={self.scaling:g}, merged={self.merged}"
+
+
+def lora_layers(model: nn.Module) -> list[tuple[str, LoraLayer]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+
+
+def _need_lora(model) -> list[tuple[str, LoraLayer]]:
+    layers = lora_layers(model)
+    need(bool(layers), "this model has no LoRA layers (apply a lora config first)")
+    return layers
+
+
+def merge(model: nn.Module) -> nn.Module:
+    """W <- W + s*BA in every LoRA layer; the forward then skips the LoRA branch (no inference overhead)."""
+    for _, m in _need_lora(model):
+        m.merge()
+    return model
+
+
+def unmerge(model: nn.Module) -> nn.Module:
+    """Undo merge(): W <- W - s*BA (exact up to float rounding)."""
+    for _, m in _need_lora(model):
+        m.unmerge()
+    return model
+
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Merge, then put the plain base modules back: the result is an ordinary transformers model."""
+    for name, m in _need_lora(model):
+        m.merge()
+        parent, child = _parent(model, name)
+        setattr(parent, child, m.base)
+    if getattr(model, "bench_method", None) is not None:
+        model.bench_method = None
+    return model
+
+
+# ---- peft's on-disk format ----------------------------------------------------------------------------------
+
+PEFT_PREFIX = "base_model.model."
+
+
+def save_peft(model: nn.Module, cfg: LoraConfig, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from bench.fileio import atomic_write, atomic_write_json
+
+    layers = _need_lora(model)
+    tensors = {}
+    for name, m in layers:
+        tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = m.lora_A.weight.detach().cpu().contiguous()
+        tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = m.lora_B.weight.detach().cpu().contiguous()
+    heads = [n for n, p in model.named_parameters() if p.requires_grad and n.split(".")[0] in ("classifier", "score")]
+    for n in heads:
+        tensors[PEFT_PREFIX + n] = model.get_parameter(n).detach().cpu().contiguous()
+    targets = resolved_targets(model, cfg.target_modules)
+    is_cls = any(n.split(".")[0] in ("classifier", "score") for n, _ in model.named_parameters())
+    config = {
+        "peft_type": "LORA", "task_type": "SEQ_CLS" if is_cls else "CAUSAL_LM", "r": cfg.r,
+        "lora_alpha": cfg.alpha, "lora_dropout": cfg.dropout, "use_rslora": cfg.rslora,
+        "target_modules": targets if isinstance(targets, str) else list(targets),
+        "fan_in_fan_out": any(m.fan_in_fan_out for _, m in layers), "bias": "none",
+        "init_lora_weights": True if cfg.init == "kaiming" else "gaussian", "inference_mode": True,
+        "modules_to_save": sorted({n.split(".")[0] for n in heads}) or None,
+        "base_model_name_or_path": getattr(getattr(model, "config", None), "_name_or_path", None) or None,
+        "use_dora": False, "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {},
+        "alpha_pattern": {},
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path / "adapter_config.json", config)
+    atomic_write(path / "adapter_model.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+
+
+def config_from_peft(path: Path) -> LoraConfig:
+    c = json.loads((path / "adapter_config.json").read_text())
+    need(c.get("peft_type") == "LORA", f"{path}: adapter_config.json is not a LoRA adapter ({c.get('peft_type')})")
+    for key in ("use_dora", "bias", "rank_pattern", "alpha_pattern", "layers_to_transform", "target_parameters",
+                "lora_bias", "exclude_modules", "trainable_token_indices", "layer_replication"):
+        need(c.get(key) in (None, False, {}, [], "none"), f"{path}: peft option {key}={c.get(key)!r} is not supported")
+    tm = c.get("target_modules")
+    init = c.get("init_lora_weights", True)
+    need(init in (True, False, "gaussian"), f"{path}: init_lora_weights={init!r} is not supported (it may change "
+                                            "the base weights)")
+    return LoraConfig(r=int(c["r"]), alpha=float(c["lora_alpha"]), dropout=float(c.get("lora_dropout") or 0.0),
+                      target_modules=tm if isinstance(tm, str) else tuple(tm), rslora=bool(c.get("use_rslora")),
+                      init="gaussian" if init == "gaussian" else "kaiming")
+
+
+@torch.no_grad()
+def load_peft_weights(model: nn.Module, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    file = path / "adapter_model.safetensors"
+    need(file.exists(), f"{path}: no adapter_model.safetensors")
+    sd = load_file(str(file))
+    layers = dict(lora_layers(model))
+    seen = set()  # (layer, "lora_A"|"lora_B")
+    for key, t in sd.items():
+        need(key.startswith(PEFT_PREFIX), f"{file}: unexpected key {key!r}")
+        name = key[len(PEFT_PREFIX):]
+        m = re.fullmatch(r"(.+)\.(lora_A|lora_B)(?:\.default)?\.weight", name)
+        if m:
+            need(m.group(1) in layers, f"{file}: {m.group(1)} is not a LoRA layer of this model")
+            dst = getattr(layers[m.group(1)], m.group(2)).weight
+            seen.add(m.groups())
+        else:
+            name = name.replace(".modules_to_save.default.", ".")
+            try:
+                dst = model.get_parameter(name)
+            except AttributeError:
+                raise BenchError(f"{file}: {name} is not a parameter of this model") from None
+        need(dst.shape == t.shape, f"{file}: {name} has shape {tuple(t.shape)}, the model expects {tuple(dst.shape)}")
+        dst.copy_(t)
+    missing = [f"{n}.{ab}" for n in layers for ab in ("lora_A", "lora_B") if (n, ab) not in seen]
+    need(not missing, f"{file}: missing LoRA weights for {', '.join(missing[:4])}")

@@ -1,0 +1,104 @@
+"""The common API of bench.methods: registry, make_config, apply's checks, counts, save/load, meta device."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench import BenchError
+from bench.methods import METHODS, apply, frozen_parameter_names, load_trained, make_config, save_trained, \
+    trainable_parameters
+from tests.methods.helpers import batch, make
+
+SMALL = {"full": {}, "lora": dict(r=2), "adapters": dict(size=4), "prefix": dict(num_virtual_tokens=2),
+         "prompt": dict(num_virtual_tokens=2), "ptuning": dict(num_virtual_tokens=2, hidden_size=8),
+         "bitfit": {}, "top_k_layers": dict(k=1)}
+
+
+def test_registry_and_configs():
+    assert set(METHODS) == set(SMALL)
+    for name, cls in METHODS.items():
+        cfg = make_config(name)
+        assert cfg.name == name and cls.paper.startswith("https://")
+        assert all(cls.help().values()), f"{name}: every field needs help text"
+        json.dumps(cfg.to_dict())
+    with pytest.raises(BenchError, match="unknown method 'dora'"):
+        make_config("dora")
+    with pytest.raises(BenchError, match="unknown option.*rank"):
+        make_config("lora", rank=8)
+    with pytest.raises(BenchError, match="rank r"):
+        make_config("lora", r=0)
+    for kw, words in ((dict(alpha="16"), "alpha must be"), (dict(r=8.0), "r must be int"),
+                      (dict(target_modules=[1, 2]), "target_modules must be"), (dict(rslora="yes"), "rslora")):
+        with pytest.raises(BenchError, match=words):
+            make_config("lora", **kw)
+    assert make_config("lora", alpha=16, target_modules=["q_proj"]).target_modules == ("q_proj",)
+
+
+def test_apply_checks():
+    model = make("gpt2")
+    with pytest.raises(BenchError, match="method config"):
+        apply(model, {"name": "lora"})
+    model = apply(model, make_config("lora", r=2))
+    with pytest.raises(BenchError, match="already has method 'lora'"):
+        apply(model, make_config("prompt"))
+
+
+def test_full_trains_everything():
+    model = apply(make("gpt2"), make_config("full"))
+    n, total = trainable_parameters(model)
+    assert n == total == sum(p.numel() for p in make("gpt2").parameters()) and not frozen_parameter_names(model)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+def test_save_load_round_trip_only_trained_part(name, kind, tmp_path):
+    model = apply(make(kind), make_config(name, **SMALL[name]))
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():                                            # stand-in for training
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    ids, mask, _ = batch(kind)
+    want = model(input_ids=ids, attention_mask=mask).logits
+    save_trained(model, tmp_path / name)
+    again = load_trained(make(kind), tmp_path / name)
+    assert torch.equal(again(input_ids=ids, attention_mask=mask).logits, want)
+    assert trainable_parameters(again) == trainable_parameters(model)
+    from safetensors.torch import load_file
+    file = next(f for f in (tmp_path / name).iterdir() if f.suffix == ".safetensors")
+    saved = sum(t.numel() for t in load_file(str(file)).values())
+    assert saved == trainable_parameters(model)[0]                   # the trained part, nothing else
+
+
+def test_load_checks(tmp_path):
+    model = apply(make("gpt2"), make_config("prompt", num_virtual_tokens=2))
+    save_trained(model, tmp_path / "p")
+    with pytest.raises(BenchError, match="holds 'prompt'"):
+        load_trained(apply(make("gpt2"), make_config("bitfit")), tmp_path / "p")
+    with pytest.raises(BenchError, match="shape"):
+        load_trained(apply(make("gpt2"), make_config("prompt", num_virtual_tokens=3)), tmp_path / "p")
+    with pytest.raises(BenchError, match="not a folder"):
+        load_trained(make("gpt2"), tmp_path / "missing")
+    with pytest.raises(BenchError, match="no method applied"):
+        save_trained(make("gpt2"), tmp_path / "x")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_meta_device(name):
+    """Counting parameters of huge configs must not allocate: every method applies on the meta device."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(GPT2Config(n_embd=64, n_layer=3, n_head=4, vocab_size=500))
+    model = apply(model, make_config(name, **SMALL[name]))
+    assert all(p.device.type == "meta" for p in model.parameters())
+    n, total = trainable_parameters(model)
+    d, L = 64, 3
+    width = L * 2 * d                                                 # prefix: keys and values of every layer
+    expected = {"lora": L * 2 * (d + 3 * d), "prefix": 2 * d + (d * 512 + 512) + (512 * width + width), "prompt": 2 * d, "top_k_layers": 12 * d * d + 13 * d,
+                "full": total, "adapters": L * 2 * (2 * 4 * d + d + 4) + (2 * L + 1) * 2 * d}
+    if expected.get(name) is not None:
+        assert n == expected[name]
+    assert 0 < n <= total
