@@ -106,8 +106,8 @@ class Recorder:
 
 
 def write_frame(path: Path, df: pd.DataFrame) -> Path:
-    """Atomic CSV write with a fixed float format, so identical values give identical bytes."""
-    return atomic_write(path, lambda p: df.to_csv(p, index=False, float_format="%.10g", lineterminator="\n"))
+    """Atomic CSV write; floats as repr (shortest round trip), so identical values give identical bytes."""
+    return atomic_write(path, lambda p: df.to_csv(p, index=False, lineterminator="\n"))
 
 
 def read_results(folder: str | Path, timing: bool = False) -> pd.DataFrame:

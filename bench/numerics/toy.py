@@ -1,0 +1,136 @@
+"""Stand-ins until the ladder (`bench.ladder`) is wired in: a tiny GPT-2 from a config, token data from
+a random Markov chain with a fixed seed, a plain fp32 training loop and held-out perplexity.
+
+The Markov chain gives data a model can learn (unlike uniform tokens), with a known floor: the chain's
+entropy rate. Harnesses take a `model_factory` so a pretrained rung can replace `tiny_gpt2` later.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench import BenchError
+
+
+@dataclass(frozen=True)
+class ToyLMConfig:
+    vocab: int = 128        # small vocabulary: the LM head dominates tiny models otherwise (machine notes)
+    seq_len: int = 64
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 4
+    help: str = "GPT-2 block structure (LayerNorm -> attention / MLP with Conv1D), no dropout"
+
+
+@dataclass(frozen=True)
+class MarkovData:
+    vocab: int = 128
+    sharpness: float = 3.0  # scale of each row's Gaussian logits: larger = fewer likely successors
+    seed: int = 1234        # the chain itself is fixed; batches vary with their own seed
+
+
+def tiny_gpt2(cfg: ToyLMConfig = ToyLMConfig(), seed: int = 0) -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+    gcfg = GPT2Config(vocab_size=cfg.vocab, n_positions=cfg.seq_len, n_embd=cfg.d_model, n_layer=cfg.n_layer,
+                      n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                      bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(gcfg)
+
+
+def transition_matrix(data: MarkovData) -> torch.Tensor:
+    """Row-stochastic (V, V): softmax of Gaussian logits times `sharpness`, from the chain's own seed."""
+    g = torch.Generator().manual_seed(data.seed)
+    return torch.softmax(data.sharpness * torch.randn(data.vocab, data.vocab, generator=g), dim=1)
+
+
+def entropy_rate_ppl(data: MarkovData) -> float:
+    """exp(entropy rate) of the chain under its stationary distribution: the best achievable perplexity."""
+    P = transition_matrix(data).double()
+    pi = torch.full((data.vocab,), 1.0 / data.vocab, dtype=torch.float64)
+    for _ in range(500):
+        pi = pi @ P
+    h = -(pi[:, None] * P * torch.log(P.clamp_min(1e-300))).sum()
+    return math.exp(float(h))
+
+
+def markov_batches(data: MarkovData, n_batches: int, batch_size: int, seq_len: int, seed: int) -> list[torch.Tensor]:
+    """`n_batches` LongTensors (batch_size, seq_len) sampled from the chain (start state uniform)."""
+    if min(n_batches, batch_size, seq_len) < 1:
+        raise BenchError(f"markov_batches needs positive sizes, got {n_batches}, {batch_size}, {seq_len}")
+    P = transition_matrix(data)
+    g = torch.Generator().manual_seed(seed)
+    n = n_batches * batch_size
+    tok = torch.empty(n, seq_len, dtype=torch.long)
+    tok[:, 0] = torch.randint(0, data.vocab, (n,), generator=g)
+    for t in range(1, seq_len):
+        tok[:, t] = torch.multinomial(P[tok[:, t - 1]], 1, generator=g).squeeze(1)
+    return list(tok.split(batch_size))
+
+
+def lm_loss(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of ids (B, T)."""
+    logits = model(input_ids=ids).logits  # (B, T, V)
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
+
+
+@torch.no_grad()
+def perplexity(model: nn.Module, batches: list[torch.Tensor]) -> float:
+    was = model.training
+    model.eval()
+    nll, n = 0.0, 0
+    for ids in batches:
+        k = ids[:, 1:].numel()
+        nll += float(lm_loss(model, ids)) * k
+        n += k
+    model.train(was)
+    return math.exp(nll / n)
+
+
+def train_fp32(model: nn.Module, batches: list[torch.Tensor], steps: int, lr: float = 3e-3) -> list[float]:
+    """Plain AdamW with a cosine schedule over `steps`, cycling through `batches`. -> losses."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    model.train()
+    losses = []
+    for step in range(steps):
+        loss = lm_loss(model, batches[step % len(batches)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def harness_threads() -> int | None:
+    """Torch threads for a harness's training/eval loops: $BENCH_THREADS if set; else 1 when the machine is
+    already busy (load > 1.5: OpenMP threads spin next to other jobs, and 1 thread ran ~7x faster than 2
+    here); else None (torch's default)."""
+    import os
+    if os.environ.get("BENCH_THREADS"):
+        return int(os.environ["BENCH_THREADS"])
+    return 1 if os.getloadavg()[0] > 1.5 else None
+
+
+class num_threads:
+    """Context manager: use n torch threads inside, restore the previous count after (None: unchanged)."""
+
+    def __init__(self, n: int | None):
+        self.n, self.before = n, None
+
+    def __enter__(self):
+        self.before = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.before)
+        return False
