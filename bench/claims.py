@@ -147,8 +147,9 @@ register(Claim(
          "class-label init) in seed-mean accuracy per rung. It shrinks as the rung grows: negative Spearman correlation "
          "with log parameters, and the largest rung's gap is below the smallest's by more than the seed spread; full "
          "FT is ahead at the smallest rung (otherwise nothing closes). Ablations on the smallest rung: length 20 beats "
-         "length 1 and class-label init beats random uniform (mean accuracy). The same numbers on the largest rung, the "
-         "sampled-vocabulary init, lengths 5 and 100 and the data-to-text gap are reported, not decided.",
+         "length 1 and class-label init beats random uniform (mean accuracy). The same numbers on the second ablation rung "
+         "(the middle one), the sampled-vocabulary init, lengths 5 and 100 and the data-to-text gap are reported, not "
+         "decided.",
     paper_note="SuperGLUE with T5.1.1 Small..XXL: --model on a GPU.",
 ))
 register(Claim(
