@@ -72,3 +72,22 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
+
+
+def torch_threads() -> int:
+    """Torch threads for every training and evaluation loop: $BENCH_THREADS, else 1.
+
+    Fixed, never chosen from the machine's load: float reductions differ between thread counts, so a
+    load-dependent choice would make the same command give different weights and CSVs. One thread per
+    process also avoids OpenMP's spinning next to other jobs (2 threads ran 2-10x slower than 1 beside
+    another busy process here); harnesses that want both cores run two one-thread workers.
+    """
+    value = os.environ.get("BENCH_THREADS", "1")
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        from bench import BenchError
+        raise BenchError(f"BENCH_THREADS must be a positive integer, got {value!r}")
+    return n

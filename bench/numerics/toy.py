@@ -109,14 +109,10 @@ def train_fp32(model: nn.Module, batches: list[torch.Tensor], steps: int, lr: fl
     return losses
 
 
-def harness_threads() -> int | None:
-    """Torch threads for a harness's training/eval loops: $BENCH_THREADS if set; else 1 when the machine is
-    already busy (load > 1.5: OpenMP threads spin next to other jobs, and 1 thread ran ~7x faster than 2
-    here); else None (torch's default)."""
-    import os
-    if os.environ.get("BENCH_THREADS"):
-        return int(os.environ["BENCH_THREADS"])
-    return 1 if os.getloadavg()[0] > 1.5 else None
+def harness_threads() -> int:
+    """Torch threads for harness's training/eval loops: `bench.envinfo.torch_threads()` (fixed, not load-dependent)."""
+    from bench.envinfo import torch_threads
+    return torch_threads()
 
 
 class num_threads:

@@ -1,0 +1,1 @@
+"""The synthetic world (`world`), its word-level tokenizer (`tokenizer`) and the downstream tasks (`tasks`)."""

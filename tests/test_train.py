@@ -1,0 +1,169 @@
+import math
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from bench import BenchError
+from bench.train import (TrainConfig, TrainResult, evaluate_classification, evaluate_generation, lr_at,
+                         perplexity, train)
+
+V = 40
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    cfg = GPT2Config(vocab_size=V, n_positions=32, n_embd=16, n_layer=1, n_head=2, resid_pdrop=0.0,
+                     embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(cfg)
+
+
+def counting_data(n=64, T=12):
+    """Sequences that count up mod V from a random start: learnable next-token structure."""
+    g = torch.Generator().manual_seed(0)
+    return [{"input_ids": [(s + i) % V for i in range(T)]} for s in torch.randint(0, V, (n,), generator=g).tolist()]
+
+
+def test_loss_goes_down_and_history_is_recorded():
+    m = tiny_model()
+    seen = []
+    res = train(m, counting_data(), TrainConfig(lr=1e-2, steps=60, batch_size=16, warmup=5, progress=False, threads=1),
+                eval_fn=lambda model: {"ppl": perplexity(model, [counting_data(16)])},
+                on_step=lambda step, model, loss: seen.append((step, model.transformer.wte.weight.grad is not None)))
+    assert isinstance(res, TrainResult) and res.diverged_at is None and res.steps_done == 60
+    assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
+    assert res.final["ppl"] < 5 and set(res.history[0]) >= {"step", "loss", "lr", "grad_norm"}
+    assert seen[0] == (0, True) and len(seen) == 60                      # grads visible in the hook
+    assert res.step_time_s > 0 and not m.training
+
+
+def test_only_trainable_parameters_change():
+    m = tiny_model()
+    m.transformer.h[0].mlp.requires_grad_(False)
+    frozen = m.transformer.h[0].mlp.c_fc.weight.detach().clone()
+    emb = m.transformer.wte.weight.detach().clone()
+    res = train(m, counting_data(), TrainConfig(lr=1e-2, steps=3, batch_size=8, weight_decay=0.1, progress=False, threads=1))
+    assert torch.equal(m.transformer.h[0].mlp.c_fc.weight, frozen)
+    assert not torch.equal(m.transformer.wte.weight, emb)
+    assert res.trainable_params == sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
+class NaNAfter(torch.nn.Module):
+    """Wraps a model; its loss becomes NaN from call `k` on (an injected divergence)."""
+
+    def __init__(self, model, k):
+        super().__init__()
+        self.model, self.k, self.calls = model, k, 0
+
+    def forward(self, **kw):
+        out = self.model(**kw)
+        self.calls += 1
+        if self.calls > self.k:
+            out.loss = out.loss * float("nan")
+        return out
+
+
+def test_nan_loss_is_recorded_not_raised():
+    m = NaNAfter(tiny_model(), k=4)
+    res = train(m, counting_data(), TrainConfig(lr=1e-3, steps=20, batch_size=8, progress=False, threads=1))
+    assert res.diverged_at == 4 and res.steps_done == 4 and math.isnan(res.history[-1]["loss"])
+
+
+def test_huge_lr_diverges():
+    m = tiny_model()
+    res = train(m, counting_data(), TrainConfig(lr=1e30, steps=30, batch_size=8, grad_clip=None, progress=False, threads=1))
+    assert res.diverged_at is not None and res.diverged_at < 30
+
+
+def test_schedule():
+    cfg = TrainConfig(lr=1.0, steps=101, warmup=10, decay="cosine", min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(100, cfg) == pytest.approx(0.1)
+    lin = TrainConfig(lr=1.0, steps=11, decay="linear", min_lr_ratio=0.0)
+    assert lr_at(5, lin) == pytest.approx(0.5)
+    with pytest.raises(BenchError):
+        TrainConfig(decay="step")
+
+
+class Uniform(torch.nn.Module):
+    """Equal logits everywhere: perplexity must be exactly V."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return type("Out", (), {"logits": torch.zeros(*input_ids.shape, V) + self.w, "loss": None})()
+
+
+def test_perplexity_of_uniform_model_is_vocab_size():
+    assert perplexity(Uniform(), [counting_data(8)]) == pytest.approx(V)
+
+
+class Oracle(torch.nn.Module):
+    """Continues each known prompt with its reference ids then eos (to test greedy decoding + metrics)."""
+
+    def __init__(self, table, eos):
+        super().__init__()
+        self.table, self.eos, self.w = table, eos, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        B, T = input_ids.shape
+        logits = torch.zeros(B, T, V)
+        for b, row in enumerate(input_ids.tolist()):
+            key = next(k for k in self.table if row[:len(k)] == list(k))
+            cont = self.table[key] + [self.eos]
+            nxt = cont[min(T - len(key), len(cont) - 1)]
+            logits[b, -1, nxt] = 1.0
+        return type("Out", (), {"logits": logits, "loss": None})()
+
+
+class Tok:
+    eos_token_id = 0
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(f"w{i}" for i in ids if not (skip_special_tokens and i == 0))
+
+
+def test_evaluate_generation_with_an_oracle():
+    rows = {"prompt_ids": [[5, 6, 7], [8, 9, 10], [11, 12]],
+            "reference": ["w1 w2 w3", "w4 w2", "w3 w3 w1 w2"], "values": [["w1"], ["w4", "w2"], ["w3"]]}
+    conts = {(5, 6, 7): [1, 2, 3], (8, 9, 10): [4, 2], (11, 12): [3, 3, 1, 2]}
+    oracle = Oracle(conts, eos=0)
+    out = evaluate_generation(oracle, Tok(), rows)
+    assert out == {"bleu": pytest.approx(1.0), "exact_match": 1.0, "attribute_match": 1.0}
+    conts[(8, 9, 10)] = [4, 4]                                            # one wrong word in one row
+    out = evaluate_generation(Oracle(conts, eos=0), Tok(), rows)
+    assert out["exact_match"] == pytest.approx(2 / 3) and out["attribute_match"] == pytest.approx(5 / 6)
+    assert out["bleu"] < 1.0
+
+
+def test_random_init_scores_chance_on_the_knowledge_task():
+    from bench.data.tasks import knowledge_task
+    from bench.data.tokenizer import train_tokenizer
+    from bench.data.world import build_world
+    w = build_world("cpu")
+    tok = train_tokenizer(w.tokenizer_texts())
+    dd = knowledge_task(w, tok, attributes="all", fmt="qa")
+    test = dd["test"]
+    chance = sum(1 / len(c) for c in test["candidates"]) / len(test)
+    torch.manual_seed(0)
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2)).eval()
+    acc = evaluate_classification(m, test)
+    # 400 questions; a constant guess per attribute has sd ~0.011 around chance (~0.067): 0.045 is ~4 sd
+    assert abs(acc - chance) < 0.045, (acc, chance)
+    # and the scorer is right: an oracle that always favours the true answer scores 1
+    assert evaluate_classification(_AnswerOracle(test), test) == 1.0
+
+
+class _AnswerOracle(torch.nn.Module):
+    def __init__(self, ds):
+        super().__init__()
+        self.ans = {tuple(p): r[-1] for p, r in zip(ds["prompt_ids"], ds["input_ids"])}
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        logits = torch.zeros(*input_ids.shape, 2048)
+        for b, row in enumerate(input_ids.tolist()):
+            logits[b, -1, self.ans[tuple(row)]] = 1.0
+        return type("Out", (), {"logits": logits, "loss": None})()
