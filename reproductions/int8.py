@@ -7,10 +7,18 @@ vector-wise product against its definition; our `Int8Linear(method="llm_int8")` 
 (with planted outlier columns of magnitude 6-60): relative error vs FP64 and the outlier columns chosen;
 BLOOM-176B's int8 weight bytes on the meta device. Latency of both layers is a benchmark (timings.csv).
 
-Toy parts: held-out perplexity of small GPT-2-style LMs under FP32 and each int8 method, before and after
-planting outlier features (`plant_outliers`: FP32 function unchanged, int8 sees |x| up to ~30), and an
-outlier census. `ppl_table(entries)` takes any list of (name, model, eval batches): until the ladder is
-wired in, the entries are tiny GPT-2s trained here on Markov-chain tokens.
+Toy parts: held-out perplexity of the profile's ladder rungs (`bench.ladder`: GPT-2-style LMs pretrained
+here on the synthetic world; smoke ladder for smoke, cpu ladder for cpu) under FP32 and each int8 method,
+before and after planting outlier features (`plant_outliers`: FP32 function unchanged, int8 sees |x| up to
+~30), and an outlier census per rung. The evaluation text is the ladder's held-out biographies
+(`bench.ladder.heldout_rows`, one fresh biography per person) packed into full blocks. The rungs are fixed
+pretrained weights and int8 conversion is deterministic, so each rung is evaluated once (seed = its
+pretraining seed), not once per --seeds entry.
+
+Paper-scale path: `--model a,b,...` (rung names, local HF folders or hub ids, via `bench.models.load_model`)
+replaces the ladder entries; each model is evaluated on the same held-out text through its own tokenizer.
+Planting (and the planted sweep) needs GPT-2 blocks (ln_2 -> mlp.c_fc): other architectures get the
+FP32/int8 perplexity table, the census and Q6 only.
 """
 
 from __future__ import annotations
@@ -32,8 +40,8 @@ import torch.nn as nn
 from bench.numerics import accounting, quant
 from bench.numerics.int8_linear import METHODS, Int8Linear, quantize_model, storage_bytes
 from bench.numerics.outliers import outlier_census, plant_outliers
-from bench.numerics.toy import (MarkovData, ToyLMConfig, harness_threads, markov_batches, num_threads, perplexity,
-                                tiny_gpt2, train_fp32)
+from bench import BenchError
+from bench.numerics.toy import harness_threads, num_threads, perplexity
 from bench.repro import RunContext
 from bench.schema import Recorder, read_meta, read_results
 
@@ -54,24 +62,20 @@ PLANT_SCALE = 8.0        # LayerNorm outputs ~N(0,1) become |x| up to ~30: outli
 
 @dataclass(frozen=True)
 class Int8Config:
-    models: tuple[ToyLMConfig, ...]
-    train_steps: int
-    batch_size: int
-    eval_batches: int
+    seq_len: int                                        # held-out block length (capped by a model's positions)
+    batch_size: int                                     # blocks per eval batch
+    eval_batches: int                                   # at most this many batches of held-out text
     parity_shapes: tuple[tuple[int, int, int], ...]     # (M, K, N): x (M, K), W (N, K)
     latency_shapes: tuple[tuple[int, int, int], ...]
     latency_reps: int
     sweep_scales: tuple[float, ...] = ()                # supporting: planted scale sweep (not judged)
-    data: MarkovData = MarkovData()
-    lr: float = 3e-3
 
 
 INT8_PROFILES = {
-    "smoke": Int8Config(models=(ToyLMConfig(vocab=128, seq_len=32, d_model=32, n_layer=2, n_head=2),),
-                        train_steps=60, batch_size=8, eval_batches=2, parity_shapes=((64, 256, 192),),
+    "smoke": Int8Config(seq_len=64, batch_size=8, eval_batches=2, parity_shapes=((64, 256, 192),),
                         latency_shapes=((16, 512, 512),), latency_reps=3),
-    "cpu": Int8Config(models=(ToyLMConfig(d_model=64, n_layer=2, n_head=4), ToyLMConfig(d_model=128, n_layer=4, n_head=4)),
-                      train_steps=300, batch_size=16, eval_batches=8,
+    # 8 x 16 x 128 = 16k tokens >= the cpu world's whole held-out set (~7-8k tokens): all of it is used.
+    "cpu": Int8Config(seq_len=128, batch_size=16, eval_batches=8,
                       parity_shapes=((512, 1024, 1024), (16, 4096, 4096)),
                       latency_shapes=((16, 4096, 4096), (512, 4096, 4096)), latency_reps=7,
                       sweep_scales=(2.0, 4.0, 8.0, 16.0, 32.0, 64.0)),
@@ -253,30 +257,80 @@ def ppl_table(entries, methods=METHODS, threshold: float = THRESHOLD) -> list[di
     return rows
 
 
-def toy_entries(cfg: Int8Config, seed: int) -> list[tuple[str, nn.Module, list]]:
-    """Tiny GPT-2s trained here in FP32 on Markov tokens (stand-ins for ladder rungs)."""
-    out = []
-    evals = None
-    for mc in cfg.models:
-        evals = markov_batches(cfg.data, cfg.eval_batches, cfg.batch_size, mc.seq_len, seed=999_999)
-        train = markov_batches(cfg.data, cfg.train_steps, cfg.batch_size, mc.seq_len, seed=10_000 + seed)
-        model = tiny_gpt2(mc, seed=seed)
-        train_fp32(model, train, cfg.train_steps, lr=cfg.lr)
-        out.append((f"toy-gpt2-d{mc.d_model}-l{mc.n_layer}", model, evals))
-    return out
+def heldout_batches(world, tokenizer, seq_len: int, batch_size: int, max_batches: int) -> list[torch.Tensor]:
+    """The ladder's held-out text (`bench.ladder.heldout_rows`: one fresh biography per person, each after
+    an eos) through `tokenizer`, packed into one stream and cut into full (batch_size, seq_len) blocks, so
+    int8 layers and the census see no padding. -> at most `max_batches` LongTensors (B, T)."""
+    from bench.ladder import heldout_rows
+    if tokenizer.eos_token_id is None:
+        raise BenchError(f"the int8 harness needs a tokenizer with an eos token, got {type(tokenizer).__name__}")
+    stream = [t for r in heldout_rows(world, tokenizer) for t in r["input_ids"]]
+    n = len(stream) // seq_len
+    if n == 0:
+        raise BenchError(f"held-out text has {len(stream)} tokens, fewer than one block of {seq_len}")
+    blocks = torch.tensor(stream[:n * seq_len], dtype=torch.long).view(n, seq_len)   # (n, T)
+    return list(blocks.split(batch_size))[:max_batches]
+
+
+def _positions(model) -> int:
+    c = model.config
+    return int(getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or 1 << 30)
+
+
+def model_entries(specs: list[str], ladder: str, cfg: Int8Config):
+    """Yield (name, model, eval batches, scale) for each spec (rung name, local folder or hub id), loaded
+    one at a time through `bench.models.load_model`; all are evaluated on the ladder world's held-out text."""
+    from bench.ladder import SPECS, load_world, rung_names
+    from bench.models import load_model
+    world = load_world(rung_names(ladder)[0])
+    for spec in specs:
+        model, tok = load_model(spec, ladder)
+        name = spec if spec in SPECS else Path(spec).name or spec
+        seq_len = min(cfg.seq_len, _positions(model))
+        yield name, model, heldout_batches(world, tok, seq_len, cfg.batch_size, cfg.eval_batches), \
+            "toy" if spec in SPECS else "paper"
+
+
+def entry_specs(ctx: RunContext) -> list[str]:
+    """--model a,b,... (comma-separated) or the profile's ladder rungs. Checked before anything runs."""
+    from bench.ladder import rung_names
+    if not ctx.model:
+        return rung_names(ctx.profile.ladder)
+    names = rung_names(ctx.profile.ladder)
+    specs = [{"smallest": names[0], "largest": names[-1]}.get(s.strip(), s.strip()) for s in str(ctx.model).split(",")]
+    if not all(specs):
+        raise BenchError(f"--model has an empty entry: {ctx.model!r} (give comma-separated model specs)")
+    for s in specs:   # a path that is not there fails now, not after the exact parts have run
+        if s.startswith((".", "/", "~")) and not Path(s).expanduser().is_dir():
+            raise BenchError(f"model folder {s!r} does not exist")
+    return specs
+
+
+def _is_gpt2(model) -> bool:
+    blocks = getattr(getattr(model, "transformer", None), "h", None)
+    return blocks is not None and all(hasattr(b, "ln_2") and hasattr(getattr(b, "mlp", None), "c_fc") for b in blocks)
 
 
 @torch.no_grad()
-def model_rows(rec: Recorder, entries, seed: int, cfg: Int8Config, data_name: str, sweep_seeds=(0,)) -> None:
+def model_rows(rec: Recorder, entries, seed: int, cfg: Int8Config, data_name: str, sweep: bool = True,
+               scale: str = "toy") -> None:
+    """entries: (name, model, eval batches). Planting and the layer error need GPT-2 blocks; other models
+    get the unplanted table, the census and Q6."""
     for name, model, batches in entries:
-        planted = plant_outliers(copy.deepcopy(model), list(PLANT_DIMS), PLANT_SCALE)
+        gpt2 = _is_gpt2(model)
         ids = batches[0]
-        diff = float((model(input_ids=ids).logits - planted(input_ids=ids).logits).abs().max())
-        kw = dict(model=name, data=data_name, seed=seed, scale="toy")
+        kw = dict(model=name, data=data_name, seed=seed, scale=scale)
         pp = {"dims": list(PLANT_DIMS), "scale": PLANT_SCALE}
-        rec.add("Q5", "plant_fp32_max_abs_diff", diff, unit="logit", params=pp, **kw)
+        variants = [(False, model)]
+        if gpt2:
+            planted = plant_outliers(copy.deepcopy(model), list(PLANT_DIMS), PLANT_SCALE)
+            diff = float((model(input_ids=ids).logits - planted(input_ids=ids).logits).abs().max())
+            rec.add("Q5", "plant_fp32_max_abs_diff", diff, unit="logit", params=pp, **kw)
+            variants.append((True, planted))
+        else:
+            rec.notes.setdefault("not_planted", []).append(f"{name} ({type(model).__name__}: not GPT-2 blocks)")
         by_variant = {}
-        for variant, m in ((False, model), (True, planted)):
+        for variant, m in variants:
             rows = ppl_table([(name, m, batches)])
             by_variant[variant] = {r["method"]: r for r in rows}
             p = {"planted": variant, "threshold": THRESHOLD, **(pp if variant else {})}
@@ -303,13 +357,13 @@ def model_rows(rec: Recorder, entries, seed: int, cfg: Int8Config, data_name: st
                     rec.add("Q5", "census_n_outlier_dims_found_minus_planted", len(c.outlier_dims) - len(PLANT_DIMS),
                             unit="count", params=cp, **kw)
         # supporting (not judged): the error where the planted dims enter, block 0's MLP input projection
-        ref_fc = _fc_out(model, ids)
-        for variant, m in ((False, model), (True, planted)):
+        ref_fc = _fc_out(model, ids) if gpt2 else None
+        for variant, m in (variants if gpt2 else ()):
             for meth in ("absmax", "vectorwise", "llm_int8"):
                 y = _fc_out(quantize_model(copy.deepcopy(m), method=meth), ids)
                 rec.add("Q5", "layer_rel_err_mlp_input_proj", float((y - ref_fc).norm() / ref_fc.norm()), unit="ratio",
                         method=meth, params={"planted": variant, "layer": "transformer.h.0.mlp.c_fc", **pp}, **kw)
-        for s in (cfg.sweep_scales if seed == min(sweep_seeds) else ()):  # supporting, first seed only (not judged)
+        for s in (cfg.sweep_scales if gpt2 and sweep else ()):  # supporting (not judged)
             pl = plant_outliers(copy.deepcopy(model), list(PLANT_DIMS), s)
             for r in ppl_table([(name, pl, batches)], methods=("absmax", "vectorwise", "llm_int8")):
                 if r["method"] != "fp32":
@@ -355,6 +409,7 @@ def bloom_q6(rec: Recorder) -> None:
 def run(ctx: RunContext) -> Recorder:
     rec = ctx.recorder(GROUP, CLAIMS)
     cfg = INT8_PROFILES[ctx.profile.name]
+    specs = entry_specs(ctx)
     worked_examples(rec)
     vectorwise_checks(rec, [(64, 256, 128), (16, 1024, 512)])
     bloom_q6(rec)
@@ -363,9 +418,16 @@ def run(ctx: RunContext) -> Recorder:
         rec.notes["torch_threads"] = torch.get_num_threads()
         bnb_parity(rec, cfg.parity_shapes)
         latency(rec, cfg.latency_shapes, cfg.latency_reps)
-        data_name = f"markov-v{cfg.data.vocab}-seed{cfg.data.seed}"
-        for seed in ctx.progress(ctx.seeds, desc="int8 toy models"):
-            model_rows(rec, toy_entries(cfg, seed), seed, cfg, data_name, sweep_seeds=ctx.seeds)
+        rec.notes["int8_models"] = specs
+        from bench.ladder import SPECS, get_spec, rung_names
+        w = get_spec(rung_names(ctx.profile.ladder)[0])
+        data_name = f"world-{w.world}-seed{w.world_seed}-heldout"
+        # fixed pretrained weights + deterministic int8: one evaluation per model; seed = the rung's
+        # pretraining seed (0 for other models)
+        entries = model_entries(specs, ctx.profile.ladder, cfg)
+        for name, model, batches, scale in ctx.progress(entries, total=len(specs), desc="int8 models"):
+            seed = SPECS[name].seed if name in SPECS else 0
+            model_rows(rec, [(name, model, batches)], seed, cfg, data_name, scale=scale)
     rec.notes["int8_config"] = repr(cfg)
     return rec
 
@@ -388,8 +450,10 @@ def report(out_dir: Path) -> None:
          f"Profile `{meta.get('profile')}`, seeds {meta.get('seeds')}, commit {meta.get('git_commit')}, "
          f"{meta.get('hardware')}; {meta.get('versions')}; torch threads {meta.get('torch_threads')}; "
          f"torch._int_mm exact on this CPU: {meta.get('int_mm_exact_on_cpu')}, used: {meta.get('int_mm_used_on_cpu')}.", "",
-         "Toy scale: tiny GPT-2-style LMs trained here on Markov-chain tokens (not the paper's OPT models on C4); "
-         "the verdicts compare directions, not the paper's numbers. Paper scale: not run.", "",
+         f"Models: {', '.join(meta.get('int8_models') or []) or '-'}. Toy scale: the embedded ladder's GPT-2-style rungs "
+         "(pretrained here on the synthetic world), evaluated on the ladder's held-out biographies (not the paper's "
+         "OPT models on C4); the verdicts compare directions, not the paper's numbers. Each rung is evaluated once "
+         "(fixed weights, deterministic int8). Paper scale: only when run with --model.", "",
          "## Verdicts", "", *[f"- **{v.claim.id}** {v.claim.title}: **{v.status}**" for v in verdicts], "",
          checks_markdown(verdicts), ""]
 
@@ -437,7 +501,7 @@ def report(out_dir: Path) -> None:
     if not tab.empty:
         tab = tab.assign(planted=param(tab, "planted"))
         fp = df[df["metric"] == "fp32_ppl"].assign(planted=lambda d: param(d, "planted"))
-        L += ["## Q2, Q4: held-out perplexity ratio to FP32 (mean +- sd over seeds)", "",
+        L += ["## Q2, Q4: held-out perplexity ratio to FP32", "",
               "| model | planted outliers | FP32 ppl | " + " | ".join(METHODS) + " |", "|---|---|---|" + "---|" * len(METHODS)]
         for (model, planted), g in tab.groupby(["model", "planted"], sort=False):
             f = fp[(fp["model"] == model) & (fp["planted"] == planted)]["value"]
@@ -466,7 +530,7 @@ def report(out_dir: Path) -> None:
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_ylabel("perplexity change vs FP32 (%)")
         ax.legend(fontsize=7)
-        ax.set_title("Int8 methods on toy LMs")
+        ax.set_title("Int8 methods over the ladder")
         atomic_savefig(out_dir / "int8_ppl.png", fig)
         plt.close(fig)
         L += ["![int8 ppl](int8_ppl.png)", ""]
@@ -491,7 +555,7 @@ def report(out_dir: Path) -> None:
     if not le.empty:
         le = le.assign(planted=param(le, "planted"))
         L += ["### Where the planted dims enter (supporting, not judged)", "",
-              "Relative error of block 0's MLP input projection output vs FP32 (mean over seeds):", "",
+              "Relative error of block 0's MLP input projection output vs FP32:", "",
               "| model | planted | absmax | vectorwise | llm_int8 |", "|---|---|---|---|---|"]
         for (model, planted), g in le.groupby(["model", "planted"], sort=False):
             c = [g[g["method"] == m]["value"].mean() for m in ("absmax", "vectorwise", "llm_int8")]
@@ -501,7 +565,7 @@ def report(out_dir: Path) -> None:
     cen = df[df["metric"].str.startswith("census_") & (df["metric"] != "census_n_outlier_dims_found_minus_planted")]
     if not cen.empty:
         cen = cen.assign(planted=param(cen, "planted"), source=param(cen, "source"))
-        L += ["## Q5: outlier census (mean over seeds)", "",
+        L += ["## Q5: outlier census per model", "",
               "| model | planted | source | share in [-3.5, 3.5] | max abs | outlier dims | % layers | % positions |",
               "|---|---|---|---|---|---|---|---|"]
         for (model, planted, source), g in cen.groupby(["model", "planted", "source"], sort=False):
@@ -509,7 +573,7 @@ def report(out_dir: Path) -> None:
             L.append(f"| {model} | {planted} | {source} | {v('share_within_3_5'):.4f} | {v('max_abs_hidden'):.2f} | "
                      f"{v('n_outlier_dims'):.1f} | {100 * v('layers_affected'):.0f}% | {100 * v('positions_affected'):.0f}% |")
         L += ["", "Emergence with scale (the paper's 6.7B transition) cannot be shown on toy models; the census is "
-              "recorded for each model so ladder rungs can be compared once wired in.", ""]
+              "recorded per rung (smallest to largest) so the trend over the ladder can be read.", ""]
 
     q6 = df[df["claim"] == "Q6"]
     if not q6.empty:
