@@ -52,12 +52,12 @@ def _cpu_name() -> str:
 
 @functools.lru_cache(maxsize=1)
 def hardware() -> str:
-    """'cpu:AMD EPYC ... x2 threads=2' or 'cuda:NVIDIA H200'. Torch's thread count is part of it."""
+    """'cpu:AMD EPYC ... x2 threads=1' or 'cuda:NVIDIA H200'; threads is the suite's torch_threads() setting."""
     import torch
 
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{_cpu_name()} x{os.cpu_count()} threads={torch.get_num_threads()}"
+    return f"cpu:{_cpu_name()} x{os.cpu_count()} threads={torch_threads()}"
 
 
 def device() -> str:

@@ -115,18 +115,4 @@ def harness_threads() -> int:
     return torch_threads()
 
 
-class num_threads:
-    """Context manager: use n torch threads inside, restore the previous count after (None: unchanged)."""
-
-    def __init__(self, n: int | None):
-        self.n, self.before = n, None
-
-    def __enter__(self):
-        self.before = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.before)
-        return False
+from bench.train import num_threads  # noqa: E402,F401  (one implementation, re-exported for the harnesses)
