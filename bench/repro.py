@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -53,3 +53,16 @@ def load_group(group: str):
         if e.name == f"reproductions.{group}":
             raise BenchError(f"reproduction group {group!r} is not implemented yet") from None
         raise
+
+
+def settings_with_overrides(ctx: RunContext, settings: dict, group: str):
+    """The profile's settings dataclass with ctx.options["settings"] (field -> value) applied on top.
+
+    Unknown fields are a BenchError naming the valid ones; lists become tuples (settings are frozen)."""
+    base = settings[ctx.profile.name]
+    over = dict((ctx.options or {}).get("settings", {}))
+    known = {f.name for f in fields(base)}
+    bad = sorted(set(over) - known)
+    if bad:
+        raise BenchError(f"{group}: unknown setting(s) {', '.join(bad)}; valid: {', '.join(sorted(known))}")
+    return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})

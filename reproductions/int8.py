@@ -24,14 +24,13 @@ FP32/int8 perplexity table, the census and Q6 only.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
 import statistics
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch

@@ -31,7 +31,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from bench import BenchError
-from bench.repro import RunContext
+from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder
 
 GROUP = "rslora"
@@ -313,13 +313,7 @@ def capped_ranks(model, s: Settings) -> tuple[int, ...]:
 
 def settings_for(ctx: RunContext) -> Settings:
     """The profile's settings, with ctx.options["settings"] (a dict of Settings fields) applied on top."""
-    s = SETTINGS[ctx.profile.name]
-    over = dict((ctx.options or {}).get("settings", {}))
-    known = {f.name for f in fields(Settings)}
-    bad = sorted(set(over) - known)
-    if bad:
-        raise BenchError(f"rslora: unknown setting(s) {', '.join(bad)}; valid: {', '.join(sorted(known))}")
-    s = replace(s, **over)
+    s = settings_with_overrides(ctx, SETTINGS, "rslora")
     if not s.lrs or any(lr <= 0 for lr in s.lrs) or s.alpha <= 0:
         raise BenchError(f"rslora: needs lrs > 0 and alpha > 0, got lrs={s.lrs}, alpha={s.alpha}")
     return s

@@ -48,7 +48,7 @@ import os
 import random
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from bench import BenchError
-from bench.repro import RunContext
+from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder
 
 GROUP = "scale"
@@ -138,13 +138,7 @@ SETTINGS = {
 
 def settings_for(ctx: RunContext) -> Settings:
     """The profile's settings with ctx.options["settings"] (a dict of Settings fields) applied; checked."""
-    s = SETTINGS[ctx.profile.name]
-    over = dict((ctx.options or {}).get("settings", {}))
-    known = {f.name for f in fields(Settings)}
-    bad = sorted(set(over) - known)
-    if bad:
-        raise BenchError(f"scale: unknown setting(s) {', '.join(bad)}; valid: {', '.join(sorted(known))}")
-    s = replace(s, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
+    s = settings_with_overrides(ctx, SETTINGS, "scale")
     unknown = [m for m in s.methods if m not in METHODS]
     if unknown or not s.methods:
         raise BenchError(f"scale: unknown method(s) {unknown or '(none given)'}; choose from {', '.join(METHODS)}")
