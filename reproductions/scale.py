@@ -121,6 +121,7 @@ class Settings:
     p4: bool = True
     p4_per_task: int = 32                         # examples per task in the mixed batch
     p4_rounds: int = 7                            # timing rounds (round-robin, median)
+    workers: int = 1                              # processes for the runs, 1 torch thread each ($BENCH_WORKERS)
 
 
 SETTINGS = {
@@ -129,7 +130,7 @@ SETTINGS = {
                       max_new_tokens=24, lr_grid="smoke", low_data_sizes=(12, 24, 48),
                       ablation_lengths=(1, 5, 20, 40), p4_per_task=8, p4_rounds=3),
     # The full run: 5 rungs x 7 methods x 2 tasks x 3 seeds = 210 runs + search + low data + ablations (module doc).
-    "cpu": Settings(),
+    "cpu": Settings(workers=2),                   # two 1-thread processes: both cores, same numbers as one
     "gpu": Settings(k_steps=400, d_steps=600, d_eval_rows=200, per_person=16),
 }
 
@@ -822,15 +823,167 @@ def run(ctx: RunContext) -> Recorder:
     if search_rung not in names:
         raise BenchError(f"scale: search rung {search_rung!r} is not in the sweep ({', '.join(names)})")
     threads = pretrain_threads()
+    workers = job_workers(s)
     rec = ctx.recorder(GROUP, CLAIMS)
     with num_threads(threads):
-        _run(ctx, s, seeds, names, sizes, abl_rungs, search_rung, rec)
-    rec.notes.update({"threads": threads or torch.get_num_threads(), "rungs": names, "seeds": list(seeds),
+        runner = JobRunner(ctx, s, list(s.methods), workers, threads)
+        try:
+            _run(ctx, s, seeds, names, sizes, abl_rungs, search_rung, rec, runner)
+        finally:
+            runner.close()
+    rec.notes.update({"threads": threads or torch.get_num_threads(), "workers": workers, "rungs": names,
+                      "seeds": list(seeds),
                       "settings": asdict(s), "search_rung": search_rung, "ablation_rungs": sorted(abl_rungs)})
     return rec
 
 
-def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Recorder) -> None:
+# ============================================================================================ jobs and workers
+# Every training run (and each rung's zero-shot scoring) is a job: a tuple naming the rung and what to do. A job
+# records its rows into a RowBuffer; the buffers are replayed into the Recorder in plan order, so results.csv
+# does not depend on how many processes ran the jobs or in which order they finished. Each job fixes its own
+# seeds (fit: torch.manual_seed(seed); train: the batch order), so a job's numbers do not depend on the process
+# either (tested: workers=1 and workers=2 give the same results.csv).
+
+class RowBuffer:
+    """Stands in for the Recorder inside a job: keeps the `add` calls for a later `replay`."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    def add(self, *args, **kwargs) -> None:
+        self.calls.append((args, kwargs))
+
+    def replay(self, rec: Recorder) -> None:
+        for args, kwargs in self.calls:
+            rec.add(*args, **kwargs)
+
+
+_JOB_ENV: dict = {}      # the process running jobs: ctx, settings, methods and its loaded rungs
+
+
+def _job_env_init(ctx: RunContext, s: Settings, methods: list, threads: int, worker: bool = True) -> None:
+    if worker:   # a spawned worker process: quiet, and its own thread count
+        import logging
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        os.environ["BENCH_NO_PROGRESS"] = "1"
+        if threads:
+            torch.set_num_threads(threads)
+    _JOB_ENV.clear()
+    _JOB_ENV.update(ctx=ctx, s=s, methods=methods, rungs={})
+
+
+def _job_rung(name: str) -> Rung:
+    rungs = _JOB_ENV["rungs"]
+    if name not in rungs:
+        rungs.clear()           # jobs come rung by rung: keep one loaded
+        rungs[name] = load_rung(name, _JOB_ENV["ctx"], _JOB_ENV["s"], _JOB_ENV["methods"])
+    return rungs[name]
+
+
+def _do_job(job: tuple):
+    """Run one job in this process; returns what the main process needs (see the kinds below)."""
+    kind, name, task = job[:3]
+    rc = _job_rung(name)
+    if kind == "zeroshot":
+        buf = RowBuffer()
+        _zero_shot(buf, rc, task)
+        return buf, None
+    if kind == "search":       # one grid point of the lr search: validation scores
+        _, _, _, method, kw, lr, seed, steps, batch = job
+        model, res = fit(rc, task, method, kw, rc.data[task]["train"], steps, batch, lr, seed)
+        v = val_scores(rc, task, model) if res.diverged_at is None else {"val_loss": math.nan, "val_accuracy": math.nan}
+        return {"lr": lr, **v}
+    # "fit": train, score, record; keep=True also returns the trained part for P4
+    _, _, _, method, kw, rows_spec, steps, batch, lr, seed, extra, claim, keep = job
+    rows = rc.data[task]["train"]
+    if rows_spec is not None:  # ("lowdata", size): a fixed random subset of the training rows
+        rows = random.Random(f"lowdata-{rows_spec[1]}-{seed}").sample(rows, rows_spec[1])
+    buf = RowBuffer()
+    model = _one(buf, rc, task, method, kw, rows, steps, batch, lr, seed, extra, claim)
+    kept = None
+    if keep and method == "prompt":
+        kept = model.prompt.detach().cpu().clone()
+    elif keep and method == "lora":
+        from bench.methods.lora import lora_layers
+        kept = {n: (l.lora_A.weight.detach().cpu().clone(), l.lora_B.weight.detach().cpu().clone())
+                for n, l in lora_layers(model)}
+    return buf, kept
+
+
+class JobRunner:
+    """Runs jobs in this process (workers <= 1, lazily, in submission order) or in `workers` spawned processes of
+    `threads` torch threads each. `results()` yields (job, result) as jobs finish; `result(i)` by index."""
+
+    def __init__(self, ctx: RunContext, s: Settings, methods: list, workers: int, threads: int):
+        self.workers, self.pool, self.jobs, self.out, self.futs = workers, None, [], {}, {}
+        if workers <= 1:
+            _job_env_init(ctx, s, methods, threads, worker=False)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_job_env_init, initargs=(ctx, s, methods, threads))
+
+    def submit(self, job: tuple) -> int:
+        self.jobs.append(job)
+        i = len(self.jobs) - 1
+        if self.pool is not None:
+            self.futs[self.pool.submit(_do_job, job)] = i
+        return i
+
+    def results(self, before=None):
+        """Run / wait for every submitted job not yet done; yields (job, result). `before(job)` is called just
+        before an in-process job starts (the progress label)."""
+        if self.pool is None:
+            for i, job in enumerate(self.jobs):
+                if i not in self.out:
+                    if before:
+                        before(job)
+                    self.out[i] = _do_job(job)
+                    yield job, self.out[i]
+            return
+        from concurrent.futures import as_completed
+        pending = {f: i for f, i in self.futs.items() if i not in self.out}
+        for f in as_completed(pending):
+            i = pending[f]
+            self.out[i] = f.result()       # a job's exception surfaces here, in the main process
+            yield self.jobs[i], self.out[i]
+
+    def result(self, i: int):
+        return self.out[i]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def _label(job: tuple) -> str:
+    kind, name, task = job[:3]
+    if kind == "zeroshot":
+        return f"{name} {task} zero-shot"
+    if kind == "search":
+        return f"lr search {name} {task} {job[3]} lr={job[5]:g}"
+    method, rows_spec, seed, extra = job[3], job[5], job[9], job[10]
+    if extra.get("phase") == "lowdata":
+        return f"{name} low-data {rows_spec[1]} {method} seed={seed}"
+    if extra.get("phase") == "ablation":
+        return f"{name} ablation n={job[4]['num_virtual_tokens']} init={job[4]['init']} seed={seed}"
+    return f"{name} {task} {method} seed={seed}"
+
+
+def job_workers(s: Settings) -> int:
+    """Processes for the jobs: $BENCH_WORKERS, else the profile's; 1 on a one-core machine."""
+    try:
+        w = int(os.environ.get("BENCH_WORKERS", s.workers))
+    except ValueError:
+        raise BenchError(f"BENCH_WORKERS must be an integer, got {os.environ['BENCH_WORKERS']!r}") from None
+    if w < 1:
+        raise BenchError(f"scale: workers must be >= 1, got {w}")
+    return w if (os.cpu_count() or 1) > 1 else 1
+
+
+def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Recorder, runner: JobRunner) -> None:
     fixed = dict((ctx.options or {}).get("lrs", {}))
     methods = list(s.methods)
     virt = virtual_tokens(s, methods)
@@ -857,12 +1010,12 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
             for cfg in ablation_configs(s):
                 for seed in seeds:
                     plan.append(("ablation", n, "knowledge", "prompt", (cfg, seed)))
-    cost = lambda j: _cost(sizes[j[1]], j[2], *steps_of[j[2]], virt, eval_rows[j[2]])  # noqa: E731
-    bar = ctx.progress(total=round(sum(cost(j) for j in plan), 3), desc=GROUP, unit="",
+    cost = lambda n, t: _cost(sizes[n], t, *steps_of[t], virt, eval_rows[t])  # noqa: E731
+    bar = ctx.progress(total=round(sum(cost(j[1], j[2]) for j in plan), 3), desc=GROUP, unit="",
                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
     search_notes, notes = {}, []
     chosen: dict[tuple[str, str], float] = {(m, t): v for m, v in fixed.items() for t in s.tasks}
-    stash: dict = {}
+    done_label = " (running in %d processes)" % runner.workers if runner.workers > 1 else ""
 
     def lr_for(m, t):
         if (m, t) not in chosen:   # the search rung could not run this task: the grid's middle value
@@ -870,35 +1023,43 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
             notes.append(f"no lr search for {m}/{t}: used {chosen[(m, t)]:g}")
         return chosen[(m, t)]
 
-    def tick(job, label):
+    def tick(name, task, label):
         bar.set_postfix_str(label, refresh=False)
-        bar.update(round(cost(job), 3))
+        bar.update(round(cost(name, task), 3))
 
-    # ---- 1. learning-rate search (cached)
+    def drain():
+        for job, _ in runner.results(before=lambda j: bar.set_postfix_str(_label(j))):
+            if job[0] != "zeroshot":
+                tick(job[1], job[2], "done: " + _label(job) + done_label)
+
+    # ---- 1. learning-rate search (cached); the grid points run as jobs
     if to_search:
         rc = load_rung(search_rung, ctx, s, methods)
         fp = fingerprint(search_rung, ctx.profile.ladder)
+        todo = []   # (m, t, path, steps, batch, [job index per lr] or cached points)
         for m, t in to_search:
             if t not in rc.data:
                 continue
             kw = method_kwargs(m, s, rc)
-            key = search_key(fp, m, t, kw, s, rc.world.fingerprint())
-            path = search_cache_dir() / f"lr-{m}-{t}-{key}.json"
+            path = search_cache_dir() / f"lr-{m}-{t}-{search_key(fp, m, t, kw, s, rc.world.fingerprint())}.json"
             points = _read_cache(path)
             search_notes[f"{m}/{t}"] = "cached" if points else "searched"
             steps, batch = steps_of[t]
             if points is None:
-                points = []
+                todo.append((m, t, path, steps, batch,
+                             [runner.submit(("search", search_rung, t, m, kw, lr, seeds[0], steps, batch))
+                              for lr in grid(s, m)]))
+            else:
+                todo.append((m, t, path, steps, batch, points))
                 for lr in grid(s, m):
-                    bar.set_postfix_str(f"lr search {search_rung} {t} {m} lr={lr:g}")
-                    model, res = fit(rc, t, m, kw, rc.data[t]["train"], steps, batch, lr, seeds[0])
-                    v = val_scores(rc, t, model) if res.diverged_at is None else {"val_loss": math.nan, "val_accuracy": math.nan}
-                    points.append({"lr": lr, **v})
-                    tick(("search", search_rung, t, m, lr), f"lr search {t} {m} lr={lr:g}")
+                    tick(search_rung, t, f"lr search {t} {m} (cached)")
+        drain()
+        for m, t, path, steps, batch, got in todo:
+            if got and isinstance(got[0], int):
+                points = [runner.result(i) for i in got]
                 _write_cache(path, points)
             else:
-                for lr in grid(s, m):
-                    tick(("search", search_rung, t, m, lr), f"lr search {t} {m} (cached)")
+                points = got
             best = choose(points, t)
             chosen[(m, t)] = best
             for pt in points:
@@ -910,70 +1071,74 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
                                 model=search_rung, data=rc.names[t], method=m, seed=seeds[0], scale=rc.scale, params=p)
         del rc
 
-    # ---- 2. the sweep, rung by rung (+ low data on the largest, ablations, P4)
+    # ---- 2. the sweep, rung by rung (+ low data on the largest, ablations); rows kept in this order
+    from bench.methods import make_config
+    order: list = []        # RowBuffer (made here) or job index (its buffer comes back with the result)
+    keep: dict = {}         # (method, task) -> job index whose trained part P4 reuses
     for n in names:
         rc = load_rung(n, ctx, s, methods)
         notes += rc.notes
-        rec.add("-", "rung_params", rc.params, unit="params", model=rc.name, scale="exact")
+        buf = RowBuffer()
+        buf.add("-", "rung_params", rc.params, unit="params", model=rc.name, scale="exact")
+        order.append(buf)
         for t in s.tasks:
             if t not in rc.data:
                 continue
-            _zero_shot(rec, rc, t)
+            order.append(runner.submit(("zeroshot", n, t)))
             steps, batch = steps_of[t]
             for m in methods:
                 kw = method_kwargs(m, s, rc)
                 try:
-                    from bench.methods import make_config
                     make_config(m, **kw).validate(rc.model)
                 except BenchError as e:
                     notes.append(f"{m} skipped on {n}: {e}")
                     for seed in seeds:
-                        tick(("main", n, t, m, seed), f"{n} {t} {m} skipped")
+                        tick(n, t, f"{n} {t} {m} skipped")
                     continue
                 for seed in seeds:
-                    bar.set_postfix_str(f"{n} {t} {m} seed={seed}")
-                    model = _one(rec, rc, t, m, kw, rc.data[t]["train"], steps, batch, lr_for(m, t), seed,
-                                 {"phase": "main"})
-                    if n == names[-1] and seed == seeds[0] and m in ("prompt", "lora"):
-                        stash[(m, t)] = model.prompt.detach().cpu().clone() if m == "prompt" else model.cpu()
-                    tick(("main", n, t, m, seed), f"{n} {t} {m} seed={seed}")
+                    stash = n == names[-1] and seed == seeds[0] and m in ("prompt", "lora")
+                    i = runner.submit(("fit", n, t, m, kw, None, steps, batch, lr_for(m, t), seed,
+                                       {"phase": "main"}, "-", stash))
+                    order.append(i)
+                    if stash:
+                        keep[(m, t)] = i
         if n == names[-1] and "d2t" in rc.data and {"full", "prefix"} <= set(methods):
-            train = rc.data["d2t"]["train"]
+            n_train = len(rc.data["d2t"]["train"])
             for size in s.low_data_sizes:
                 for m in ("full", "prefix"):
                     for seed in seeds:
-                        job = ("lowdata", n, "d2t", m, (size, seed))
-                        if size > len(train):
-                            msg = f"low-data size {size} > {len(train)} training rows: skipped"
+                        if size > n_train:
+                            msg = f"low-data size {size} > {n_train} training rows: skipped"
                             notes += [msg] if msg not in notes else []
-                            tick(job, "skipped")
+                            tick(n, "d2t", "skipped")
                             continue
-                        bar.set_postfix_str(f"{n} low-data {size} {m} seed={seed}")
-                        rows = random.Random(f"lowdata-{size}-{seed}").sample(train, size)
-                        lr = lr_for(m, "d2t")
-                        _one(rec, rc, "d2t", m, method_kwargs(m, s, rc), rows, s.d_steps, s.d_batch, lr, seed,
-                             {"phase": "lowdata", "size": size}, claim="P2")
-                        tick(job, f"{n} low-data {size} {m} seed={seed}")
+                        order.append(runner.submit(("fit", n, "d2t", m, method_kwargs(m, s, rc), ("lowdata", size),
+                                                    s.d_steps, s.d_batch, lr_for(m, "d2t"), seed,
+                                                    {"phase": "lowdata", "size": size}, "P2", False)))
         if n in abl_rungs and "knowledge" in rc.data and "prompt" in methods:
             steps, batch = steps_of["knowledge"]
             room = n_positions(rc.model) - max(len(p) for p in rc.data["knowledge"]["test"]["prompt_ids"]) - 1
             for cfg in ablation_configs(s):
                 for seed in seeds:
-                    job = ("ablation", n, "knowledge", "prompt", (cfg, seed))
                     if cfg[0] > room:
                         msg = f"ablation length {cfg[0]} does not fit {n}'s positions: skipped"
                         notes += [msg] if msg not in notes else []
-                        tick(job, "skipped")
+                        tick(n, "knowledge", "skipped")
                         continue
-                    bar.set_postfix_str(f"{n} ablation n={cfg[0]} init={cfg[1]} seed={seed}")
-                    lr = lr_for("prompt", "knowledge")
-                    _one(rec, rc, "knowledge", "prompt", method_kwargs("prompt", s, rc, n=cfg[0], init=cfg[1]),
-                         rc.data["knowledge"]["train"], steps, batch, lr, seed, {"phase": "ablation"}, claim="P3")
-                    tick(job, f"{n} ablation n={cfg[0]} init={cfg[1]} seed={seed}")
-        if n == names[-1] and s.p4:
-            bar.set_postfix_str(f"{n} P4 mixed-task batches")
-            run_p4(rec, rc, s, stash, seeds[0])
-        del rc
+                    order.append(runner.submit(("fit", n, "knowledge", "prompt",
+                                                method_kwargs("prompt", s, rc, n=cfg[0], init=cfg[1]), None, steps,
+                                                batch, lr_for("prompt", "knowledge"), seed, {"phase": "ablation"},
+                                                "P3", False)))
+        if n != names[-1]:
+            del rc
+    drain()
+    for item in order:
+        (item if isinstance(item, RowBuffer) else runner.result(item)[0]).replay(rec)
+
+    # ---- P4 on the largest rung, in this process once the jobs are done (it times the two batch layouts)
+    if s.p4:
+        bar.set_postfix_str(f"{names[-1]} P4 mixed-task batches")
+        run_p4(rec, rc, s, _stash(rc, s, {k: runner.result(i)[1] for k, i in keep.items()}), seeds[0])
     bar.close()
 
     # ---- 3. derived metrics for the registry's checks
@@ -985,6 +1150,33 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
         rec.add(claim, metric, value, unit=unit, model=model, data=p.get("task", "-"), method="-", scale=scale, params=p)
     rec.notes.update({"lr_search": search_notes, "chosen_lrs": {f"{m}/{t}": v for (m, t), v in chosen.items()},
                       "notes": notes})
+
+
+def _stash(rc: Rung, s: Settings, kept: dict) -> dict:
+    """P4's inputs from the jobs' kept parts: (prompt, task) -> the prompt (n, d); (lora, task) -> a LoRA model of
+    the rung with the trained A and B put back."""
+    from bench.methods import apply
+    from bench.methods.lora import lora_layers
+    out = {}
+    for (m, t), part in kept.items():
+        if part is None:
+            continue
+        if m == "prompt":
+            out[(m, t)] = part
+            continue
+        torch.manual_seed(0)
+        model = apply(copy.deepcopy(rc.model), make_config_for(m, s, rc))
+        with torch.no_grad():
+            for name, layer in lora_layers(model):
+                layer.lora_A.weight.copy_(part[name][0])
+                layer.lora_B.weight.copy_(part[name][1])
+        out[(m, t)] = model
+    return out
+
+
+def make_config_for(method: str, s: Settings, rc: Rung):
+    from bench.methods import make_config
+    return make_config(method, **method_kwargs(method, s, rc))
 
 
 def ablation_configs(s: Settings) -> list[tuple[int, str]]:

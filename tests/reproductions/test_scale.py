@@ -241,6 +241,34 @@ def test_run_and_report_end_to_end(folders, tmp_path, monkeypatch):
     assert rec2.notes["chosen_lrs"]["full/knowledge"] == rec.notes["chosen_lrs"]["full/knowledge"]
 
 
+def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monkeypatch):
+    """The jobs run in spawned processes come back in plan order with the same numbers, P4's kept parts included."""
+    import pandas as pd
+    monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
+    frames = []
+    for w in (1, 2):
+        monkeypatch.setenv("BENCH_CACHE", str(tmp_path / f"cache{w}"))   # each run does its own lr search
+        rec = S.run(_ctx(folders, tmp_path / f"w{w}", methods=["prompt", "lora"], tasks=["knowledge"],
+                         low_data_sizes=[], ablation_rungs=["smallest"], ablation_lengths=[1],
+                         ablation_inits=["labels"], workers=w))
+        assert rec.notes["workers"] == w
+        frames.append(rec.frame())
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+    p4 = frames[1][frames[1]["claim"] == "P4"]
+    assert len(p4) and all("trained" in p for p in p4["params"])   # the workers' trained prompt / LoRA
+
+
+def test_workers_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("BENCH_WORKERS", "two")
+    with pytest.raises(BenchError, match="BENCH_WORKERS"):
+        S.job_workers(S.SETTINGS["cpu"])
+    monkeypatch.setenv("BENCH_WORKERS", "0")
+    with pytest.raises(BenchError, match="workers must be >= 1"):
+        S.job_workers(S.SETTINGS["cpu"])
+    monkeypatch.delenv("BENCH_WORKERS")
+    assert S.job_workers(S.SETTINGS["smoke"]) == 1
+
+
 def test_user_d2t_data_replaces_the_world_task(folders, tmp_path):
     """The paper-scale path for data: an E2E-style DatasetDict saved to disk is read in Li & Liang's format."""
     import datasets
