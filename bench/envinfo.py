@@ -50,14 +50,15 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-@functools.lru_cache(maxsize=1)
-def hardware() -> str:
-    """'cpu:AMD EPYC ... x2 threads=1' or 'cuda:NVIDIA H200'; threads is the suite's torch_threads() setting."""
+@functools.lru_cache(maxsize=4)
+def hardware(threads: int | None = None) -> str:
+    """'cpu:AMD EPYC ... x2 threads=1' or 'cuda:NVIDIA H200'; threads: the torch threads the run used (default:
+    the suite's torch_threads() setting; a benchmark that times with another count passes its own)."""
     import torch
 
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{_cpu_name()} x{os.cpu_count()} threads={torch_threads()}"
+    return f"cpu:{_cpu_name()} x{os.cpu_count()} threads={threads or torch_threads()}"
 
 
 def device() -> str:

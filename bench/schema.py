@@ -66,6 +66,10 @@ class Recorder:
     timing_rows: list[dict] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     notes: dict = field(default_factory=dict)
+    threads: int | None = None      # torch threads of the run when not the suite's setting (envinfo.hardware)
+
+    def __post_init__(self):
+        envinfo.git_commit()    # fix the commit (cached) when the run starts, not when its first row is added
 
     def add(self, claim: str, metric: str, value, *, unit: str = "", model: str = "-", data: str = "-",
             method: str = "-", seed: int | None = None, scale: str = "toy", params: dict | None = None,
@@ -78,7 +82,7 @@ class Recorder:
             "data": data, "method": method, "seed": -1 if seed is None else int(seed), "scale": scale,
             "params": _params_json(params or {}), "profile": self.profile,
             "versions": envinfo.package_versions(), "git_commit": envinfo.git_commit(),
-            "hardware": envinfo.hardware(),
+            "hardware": envinfo.hardware(self.threads),
         }
         (self.timing_rows if timing else self.rows).append(row)
         return row
@@ -98,7 +102,7 @@ class Recorder:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "wall_s": round(time.time() - self.started, 1), "command": " ".join(sys.argv),
             "versions": envinfo.package_versions(), "git_commit": envinfo.git_commit(),
-            "hardware": envinfo.hardware(), "load_average_1m_at_end": envinfo.load_average(),
+            "hardware": envinfo.hardware(self.threads), "load_average_1m_at_end": envinfo.load_average(),
             "rows": len(self.rows), "timing_rows": len(self.timing_rows), **self.notes, **(extra_meta or {}),
         }
         atomic_write_json(out / "meta.json", meta)

@@ -271,6 +271,7 @@ def run(ctx: RunContext) -> Recorder:
 
     s = SETTINGS[ctx.profile.name]
     rec = ctx.recorder(GROUP, CLAIMS)
+    rec.threads = torch.get_num_threads()        # timed with torch's default (all cores), not the suite's 1
     rec.notes["load_average_1m_at_start"] = envinfo.load_average()
     rec.notes["torch_threads"] = torch.get_num_threads()
     if ctx.model:

@@ -72,3 +72,12 @@ def test_foreign_csv_is_rejected(tmp_path):
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(BenchError, match="missing columns"):
         read_results(tmp_path)
+
+
+def test_hardware_records_the_runs_thread_count(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    a = Recorder(group="g", profile="smoke", out_dir=tmp_path).add("-", "m", 1.0)
+    b = Recorder(group="g", profile="smoke", out_dir=tmp_path, threads=3).add("-", "m", 1.0)
+    if not torch.cuda.is_available():
+        assert a["hardware"].endswith("threads=1") and b["hardware"].endswith("threads=3")
