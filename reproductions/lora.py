@@ -954,7 +954,7 @@ def write_report(out: Path) -> Path:
     df, tm, meta = read_results(out), read_results(out, timing=True), read_meta(out)
     settings = meta.get("settings", {})
     rung = settings.get("rung", "?")
-    L = [f"# LoRA group: claims A2, L1-L6", "",
+    L = ["# LoRA group: claims A2, L1-L6", "",
          f"Profile `{meta.get('profile')}`, seeds {meta.get('seeds')}, rung `{rung}` (GPT-2 style, fp32), "
          f"alpha = {meta.get('alpha')} for every rank, ranks {meta.get('ranks')}. Commit {meta.get('git_commit')}; "
          f"{meta.get('hardware')}; {meta.get('versions')}.", "",

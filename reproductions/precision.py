@@ -295,7 +295,7 @@ def report(out_dir: Path) -> None:
     out_dir = Path(out_dir)
     df, tm, meta = read_results(out_dir), read_results(out_dir, timing=True), read_meta(out_dir)
     verdicts = group_verdicts(GROUP, out_dir)
-    L = [f"# Mixed precision (M1-M3)", "",
+    L = ["# Mixed precision (M1-M3)", "",
          f"Profile `{meta.get('profile')}`, seeds {meta.get('seeds')}, commit {meta.get('git_commit')}, "
          f"{meta.get('hardware')}; {meta.get('versions')}. M3 device: {meta.get('m3_device')}, "
          f"torch threads {meta.get('torch_threads')}.", "",

@@ -438,7 +438,7 @@ def write_report(out: Path) -> Path:
     main_lr = (st.get("lrs") or lrs or [None])[0]
     ranks = sorted(runs["r"].unique()) if not runs.empty else []
     seeds = meta.get("seeds", [])
-    L = [f"# rsLoRA: does alpha/sqrt(r) keep learning stable as the rank grows? (claim L7)", "",
+    L = ["# rsLoRA: does alpha/sqrt(r) keep learning stable as the rank grows? (claim L7)", "",
          "Kalajdzievski 2023 (https://arxiv.org/abs/2312.03732). **Scale: toy** - a "
          f"{st.get('rung', '?')} model on a synthetic data-to-text task, not Llama-2-7B on OpenOrca; the trend "
          "is what is compared, not the paper's numbers. Published: " + _published() + " Paper scale (--model with a "

@@ -50,6 +50,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -838,7 +839,7 @@ def run(ctx: RunContext) -> Recorder:
 
 
 # ============================================================================================ jobs and workers
-# Every training run (and each rung's zero-shot scoring) is a job: a tuple naming the rung and what to do. A job
+# Every training run (and each rung's zero-shot scoring) is a Job naming the rung and what to do. A job
 # records its rows into a RowBuffer; the buffers are replayed into the Recorder in plan order, so results.csv
 # does not depend on how many processes ran the jobs or in which order they finished. Each job fixes its own
 # seeds (fit: torch.manual_seed(seed); train: the batch order), so a job's numbers do not depend on the process
@@ -856,6 +857,25 @@ class RowBuffer:
     def replay(self, rec: Recorder) -> None:
         for args, kwargs in self.calls:
             rec.add(*args, **kwargs)
+
+
+class Job(NamedTuple):
+    """One unit of work. zeroshot: the hand-written prompt / frozen model on (rung, task); search: one lr grid
+    point, returns validation scores; fit: train, score and record one run (keep: also return the trained
+    prompt / LoRA weights for P4)."""
+    kind: str                      # "zeroshot" | "search" | "fit"
+    rung: str
+    task: str
+    method: str = ""
+    kw: dict | None = None         # method_kwargs
+    lr: float = 0.0
+    seed: int = 0
+    steps: int = 0
+    batch: int = 0
+    low_data: int | None = None    # fit on a fixed random subset of this many training rows
+    extra: dict | None = None      # row params (phase, ...)
+    claim: str = "-"
+    keep: bool = False
 
 
 _JOB_ENV: dict = {}      # the process running jobs: ctx, settings, methods and its loaded rungs
@@ -880,30 +900,27 @@ def _job_rung(name: str) -> Rung:
     return rungs[name]
 
 
-def _do_job(job: tuple):
-    """Run one job in this process; returns what the main process needs (see the kinds below)."""
-    kind, name, task = job[:3]
-    rc = _job_rung(name)
-    if kind == "zeroshot":
+def _do_job(job: Job):
+    """Run one job in this process; returns what the main process needs (see Job)."""
+    rc = _job_rung(job.rung)
+    if job.kind == "zeroshot":
         buf = RowBuffer()
-        _zero_shot(buf, rc, task)
+        _zero_shot(buf, rc, job.task)
         return buf, None
-    if kind == "search":       # one grid point of the lr search: validation scores
-        _, _, _, method, kw, lr, seed, steps, batch = job
-        model, res = fit(rc, task, method, kw, rc.data[task]["train"], steps, batch, lr, seed)
-        v = val_scores(rc, task, model) if res.diverged_at is None else {"val_loss": math.nan, "val_accuracy": math.nan}
-        return {"lr": lr, **v}
-    # "fit": train, score, record; keep=True also returns the trained part for P4
-    _, _, _, method, kw, rows_spec, steps, batch, lr, seed, extra, claim, keep = job
-    rows = rc.data[task]["train"]
-    if rows_spec is not None:  # ("lowdata", size): a fixed random subset of the training rows
-        rows = random.Random(f"lowdata-{rows_spec[1]}-{seed}").sample(rows, rows_spec[1])
+    rows = rc.data[job.task]["train"]
+    if job.kind == "search":
+        model, res = fit(rc, job.task, job.method, job.kw, rows, job.steps, job.batch, job.lr, job.seed)
+        v = val_scores(rc, job.task, model) if res.diverged_at is None else {"val_loss": math.nan, "val_accuracy": math.nan}
+        return {"lr": job.lr, **v}
+    if job.low_data is not None:
+        rows = random.Random(f"lowdata-{job.low_data}-{job.seed}").sample(rows, job.low_data)
     buf = RowBuffer()
-    model = _one(buf, rc, task, method, kw, rows, steps, batch, lr, seed, extra, claim)
+    model = _one(buf, rc, job.task, job.method, job.kw, rows, job.steps, job.batch, job.lr, job.seed, job.extra,
+                 job.claim)
     kept = None
-    if keep and method == "prompt":
+    if job.keep and job.method == "prompt":
         kept = model.prompt.detach().cpu().clone()
-    elif keep and method == "lora":
+    elif job.keep and job.method == "lora":
         from bench.methods.lora import lora_layers
         kept = {n: (l.lora_A.weight.detach().cpu().clone(), l.lora_B.weight.detach().cpu().clone())
                 for n, l in lora_layers(model)}
@@ -924,7 +941,7 @@ class JobRunner:
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_job_env_init, initargs=(ctx, s, methods, threads))
 
-    def submit(self, job: tuple) -> int:
+    def submit(self, job: Job) -> int:
         self.jobs.append(job)
         i = len(self.jobs) - 1
         if self.pool is not None:
@@ -958,18 +975,16 @@ class JobRunner:
             self.pool = None
 
 
-def _label(job: tuple) -> str:
-    kind, name, task = job[:3]
-    if kind == "zeroshot":
-        return f"{name} {task} zero-shot"
-    if kind == "search":
-        return f"lr search {name} {task} {job[3]} lr={job[5]:g}"
-    method, rows_spec, seed, extra = job[3], job[5], job[9], job[10]
-    if extra.get("phase") == "lowdata":
-        return f"{name} low-data {rows_spec[1]} {method} seed={seed}"
-    if extra.get("phase") == "ablation":
-        return f"{name} ablation n={job[4]['num_virtual_tokens']} init={job[4]['init']} seed={seed}"
-    return f"{name} {task} {method} seed={seed}"
+def _label(job: Job) -> str:
+    if job.kind == "zeroshot":
+        return f"{job.rung} {job.task} zero-shot"
+    if job.kind == "search":
+        return f"lr search {job.rung} {job.task} {job.method} lr={job.lr:g}"
+    if job.low_data is not None:
+        return f"{job.rung} low-data {job.low_data} {job.method} seed={job.seed}"
+    if job.extra.get("phase") == "ablation":
+        return f"{job.rung} ablation n={job.kw['num_virtual_tokens']} init={job.kw['init']} seed={job.seed}"
+    return f"{job.rung} {job.task} {job.method} seed={job.seed}"
 
 
 def job_workers(s: Settings) -> int:
@@ -1029,8 +1044,8 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
 
     def drain():
         for job, _ in runner.results(before=lambda j: bar.set_postfix_str(_label(j))):
-            if job[0] != "zeroshot":
-                tick(job[1], job[2], "done: " + _label(job) + done_label)
+            if job.kind != "zeroshot":
+                tick(job.rung, job.task, "done: " + _label(job) + done_label)
 
     # ---- 1. learning-rate search (cached); the grid points run as jobs
     if to_search:
@@ -1047,7 +1062,7 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
             steps, batch = steps_of[t]
             if points is None:
                 todo.append((m, t, path, steps, batch,
-                             [runner.submit(("search", search_rung, t, m, kw, lr, seeds[0], steps, batch))
+                             [runner.submit(Job("search", search_rung, t, m, kw, lr, seeds[0], steps, batch))
                               for lr in grid(s, m)]))
             else:
                 todo.append((m, t, path, steps, batch, points))
@@ -1084,7 +1099,7 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
         for t in s.tasks:
             if t not in rc.data:
                 continue
-            order.append(runner.submit(("zeroshot", n, t)))
+            order.append(runner.submit(Job("zeroshot", n, t)))
             steps, batch = steps_of[t]
             for m in methods:
                 kw = method_kwargs(m, s, rc)
@@ -1097,8 +1112,8 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
                     continue
                 for seed in seeds:
                     stash = n == names[-1] and seed == seeds[0] and m in ("prompt", "lora")
-                    i = runner.submit(("fit", n, t, m, kw, None, steps, batch, lr_for(m, t), seed,
-                                       {"phase": "main"}, "-", stash))
+                    i = runner.submit(Job("fit", n, t, m, kw, lr_for(m, t), seed, steps, batch,
+                                          extra={"phase": "main"}, keep=stash))
                     order.append(i)
                     if stash:
                         keep[(m, t)] = i
@@ -1112,9 +1127,9 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
                             notes += [msg] if msg not in notes else []
                             tick(n, "d2t", "skipped")
                             continue
-                        order.append(runner.submit(("fit", n, "d2t", m, method_kwargs(m, s, rc), ("lowdata", size),
-                                                    s.d_steps, s.d_batch, lr_for(m, "d2t"), seed,
-                                                    {"phase": "lowdata", "size": size}, "P2", False)))
+                        order.append(runner.submit(Job("fit", n, "d2t", m, method_kwargs(m, s, rc), lr_for(m, "d2t"),
+                                                       seed, s.d_steps, s.d_batch, low_data=size,
+                                                       extra={"phase": "lowdata", "size": size}, claim="P2")))
         if n in abl_rungs and "knowledge" in rc.data and "prompt" in methods:
             steps, batch = steps_of["knowledge"]
             room = n_positions(rc.model) - max(len(p) for p in rc.data["knowledge"]["test"]["prompt_ids"]) - 1
@@ -1125,10 +1140,10 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
                         notes += [msg] if msg not in notes else []
                         tick(n, "knowledge", "skipped")
                         continue
-                    order.append(runner.submit(("fit", n, "knowledge", "prompt",
-                                                method_kwargs("prompt", s, rc, n=cfg[0], init=cfg[1]), None, steps,
-                                                batch, lr_for("prompt", "knowledge"), seed, {"phase": "ablation"},
-                                                "P3", False)))
+                    order.append(runner.submit(Job("fit", n, "knowledge", "prompt",
+                                                   method_kwargs("prompt", s, rc, n=cfg[0], init=cfg[1]),
+                                                   lr_for("prompt", "knowledge"), seed, steps, batch,
+                                                   extra={"phase": "ablation"}, claim="P3")))
         if n != names[-1]:
             del rc
     drain()
@@ -1155,7 +1170,7 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
 def _stash(rc: Rung, s: Settings, kept: dict) -> dict:
     """P4's inputs from the jobs' kept parts: (prompt, task) -> the prompt (n, d); (lora, task) -> a LoRA model of
     the rung with the trained A and B put back."""
-    from bench.methods import apply
+    from bench.methods import apply, make_config
     from bench.methods.lora import lora_layers
     out = {}
     for (m, t), part in kept.items():
@@ -1164,19 +1179,13 @@ def _stash(rc: Rung, s: Settings, kept: dict) -> dict:
         if m == "prompt":
             out[(m, t)] = part
             continue
-        torch.manual_seed(0)
-        model = apply(copy.deepcopy(rc.model), make_config_for(m, s, rc))
+        model = apply(copy.deepcopy(rc.model), make_config(m, **method_kwargs(m, s, rc)))   # A, B overwritten below
         with torch.no_grad():
             for name, layer in lora_layers(model):
                 layer.lora_A.weight.copy_(part[name][0])
                 layer.lora_B.weight.copy_(part[name][1])
         out[(m, t)] = model
     return out
-
-
-def make_config_for(method: str, s: Settings, rc: Rung):
-    from bench.methods import make_config
-    return make_config(method, **method_kwargs(method, s, rc))
 
 
 def ablation_configs(s: Settings) -> list[tuple[int, str]]:
@@ -1303,8 +1312,8 @@ def write_report(out: Path) -> Path:
          f"prompt n = {st.get('prompt_len')} ({st.get('prompt_init')} init); P-tuning n = {st.get('prompt_len')} "
          f"({st.get('ptuning_encoder')} encoder, folded); LoRA r = {st.get('lora_r')}, alpha = {st.get('lora_alpha')}; "
          f"adapters size d/{st.get('adapter_ratio')}; BitFit; all through bench.train (AdamW, 10% warmup, cosine)",
-         f"- `stored %` = what one task stores (the whole model for full FT; folded prefix / prompt; adapters + "
-         f"layer norms; LoRA A, B; biases) over the base model's parameters", ""]
+         "- `stored %` = what one task stores (the whole model for full FT; folded prefix / prompt; adapters + "
+         "layer norms; LoRA A, B; biases) over the base model's parameters", ""]
     for note in meta.get("notes", []):
         L.append(f"- note: {note}")
     L += ["", "## Verdicts", ""]
