@@ -124,28 +124,40 @@ def save_trained(model: nn.Module, path: str | Path) -> Path:
     return path
 
 
+def _same_settings(saved: MethodConfig, mine: MethodConfig, path: Path) -> None:
+    for field, want, have in saved.differences(mine)[:1]:
+        raise BenchError(f"load_trained: {path} was saved with {saved.name} {field}={want!r}, the model has "
+                         f"{field}={have!r}; load it into a plain model to get the saved settings")
+
+
 def load_trained(model: nn.Module, path: str | Path) -> nn.Module:
     """Load what save_trained (or peft, for LoRA) wrote. On a plain model the saved config is applied first;
-    on a model that already has the method, only the weights are loaded. Returns the model to use."""
+    on a model that already has the method, the weights are loaded after checking that every setting that
+    changes the function (all config fields but the method's `load_ignores`, e.g. LoRA's alpha and rslora)
+    equals the saved one: BenchError naming the first difference otherwise, nothing loaded. Returns the model."""
     from safetensors.torch import load_file
 
     path = Path(path)
     need(path.is_dir(), f"load_trained: {path} is not a folder")
     if (path / "adapter_config.json").exists():                          # peft's LoRA format (ours or peft's)
+        saved = lora.config_from_peft(path)
         if method_of(model) is None:
-            model = apply(model, lora.config_from_peft(path))
+            model = apply(model, saved)
         need(method_of(model).name == "lora", f"load_trained: {path} holds a LoRA adapter, the model has "
                                               f"{method_of(model).name!r}")
+        _same_settings(saved, method_of(model), path)
         lora.load_peft_weights(model, path)
         return model
     need((path / "method.json").exists(), f"load_trained: {path} has neither method.json nor adapter_config.json")
     meta = json.loads((path / "method.json").read_text())
+    saved_cfg = make_config(meta["method"], **meta["config"])
     if method_of(model) is None:
-        model = apply(model, make_config(meta["method"], **meta["config"]))
+        model = apply(model, saved_cfg)
         if meta.get("folded"):
             model.fold()
     need(method_of(model).name == meta["method"], f"load_trained: {path} holds {meta['method']!r}, the model has "
                                                   f"{method_of(model).name!r}")
+    _same_settings(saved_cfg, method_of(model), path)
     saved = load_file(str(path / "trained.safetensors"))
     own = dict(model.named_parameters()) | (model.state_dict(keep_vars=True) if isinstance(model, MethodWrapper) else {})
     with torch.no_grad():

@@ -40,6 +40,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiL
 class AdapterConfig(MethodConfig):
     name = "adapters"
     paper = "https://arxiv.org/abs/1902.00751"
+    load_ignores = ("train_head", "init_std", "zero_up")
 
     size: int = field(default=64, metadata={"help": "bottleneck width m (the paper tries 8, 64, 256)"})
     activation: str = field(default="gelu", metadata={"help": "nonlinearity between down and up: relu|gelu|tanh|silu"})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import types
 import typing
@@ -27,6 +28,9 @@ class MethodConfig:
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    # fields that only set initial values (or what trains), never what a loaded model computes;
+    # load_trained compares every other field of the saved config with the model's
+    load_ignores: ClassVar[tuple[str, ...]] = ("train_head",)
 
     train_head: bool = dataclasses.field(default=True, metadata={
         "help": "also train a task head that starts random (top-level `classifier` / `score`, as in "
@@ -51,6 +55,11 @@ class MethodConfig:
 
     def to_dict(self) -> dict:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def differences(self, other: MethodConfig) -> list[tuple[str, object, object]]:
+        """(field, mine, theirs) for every field outside load_ignores where the two configs differ."""
+        a, b = self.to_dict(), other.to_dict()
+        return [(k, a[k], b.get(k)) for k in a if k not in self.load_ignores and a[k] != b.get(k)]
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -143,6 +152,21 @@ def is_norm(module: nn.Module) -> bool:
 def batch_size(input_ids, inputs_embeds) -> int:
     need((input_ids is None) != (inputs_embeds is None), "pass exactly one of input_ids and inputs_embeds")
     return (input_ids if input_ids is not None else inputs_embeds).shape[0]
+
+
+def takes_position_ids(model: nn.Module) -> bool:
+    return "position_ids" in inspect.signature(model.forward).parameters
+
+
+def positions_skipping_left_padding(attention_mask: torch.Tensor, offset: int) -> torch.Tensor:
+    """(B, T) position ids for the real tokens of `attention_mask` (B, T) placed after `offset` virtual
+    positions: token j of a row with p leading pads gets offset + j - p, so a left-padded row sees the same
+    positions as the row alone (the left pads get offset; they are masked). Rows without left padding get
+    offset + 0..T-1, the model's own default; this is also what generate() derives from the mask."""
+    T = attention_mask.shape[1]
+    lead = (attention_mask.long().cumsum(1) == 0).sum(1, keepdim=True)             # (B, 1) leading pads
+    j = torch.arange(T, device=attention_mask.device).unsqueeze(0)                 # (1, T)
+    return (j - lead).clamp_min(0) + offset
 
 
 def first_param(model: nn.Module) -> torch.Tensor:

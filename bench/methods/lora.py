@@ -11,6 +11,10 @@ Targets are nn.Linear and GPT-2's Conv1D (weight stored (in, out), "fan_in_fan_o
 - None: the family default below (attention query and value, as in the paper's main setting).
 Only nn.Linear / Conv1D modules are candidates; anything else a name matches is skipped.
 
+Tied weights: a target whose weight is shared with another module (GPT-2's lm_head is transformer.wte) works
+unmerged, but merge / merge_and_unload / unmerge refuse it with a BenchError before writing anything: writing
+W + s*BA into a shared tensor would move every user of it (peft merges anyway, after a warning).
+
 Adapters are saved in peft's on-disk format (adapter_config.json + adapter_model.safetensors, keys
 `base_model.model.<module path>.lora_A.weight`), so peft loads ours and we load peft's.
 """
@@ -48,6 +52,7 @@ DEFAULT_TARGETS = {
 class LoraConfig(MethodConfig):
     name = "lora"
     paper = "https://arxiv.org/abs/2106.09685"
+    load_ignores = ("train_head", "init", "target_modules")  # targets: checked by the saved keys
 
     r: int = field(default=8, metadata={"help": "rank of the update BA"})
     alpha: float = field(default=8.0, metadata={"help": "scale numerator: scaling = alpha/r (alpha/sqrt(r) with rslora)"})
@@ -198,23 +203,49 @@ def _need_lora(model) -> list[tuple[str, LoraLayer]]:
     return layers
 
 
+def shared_with(model: nn.Module) -> dict[int, list[str]]:
+    """id(parameter) -> every dotted name it is reachable under (several for tied weights)."""
+    names: dict[int, list[str]] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(n)
+    return names
+
+
+def refuse_tied(model: nn.Module, params: list[tuple[str, torch.Tensor]], action: str) -> None:
+    """BenchError naming the first of `params` (name, tensor) that another module also holds: an in-place write
+    into it would change that module too. Called before anything is written."""
+    names = shared_with(model)
+    for name, p in params:
+        others = [n for n in names.get(id(p), []) if n != name]
+        need(not others, f"{action}: {name} is shared with {', '.join(others)} (tied weights); writing it would "
+                         f"change both. Keep the adapter unmerged, or untie the weights first")
+
+
 def merge(model: nn.Module) -> nn.Module:
-    """W <- W + s*BA in every LoRA layer; the forward then skips the LoRA branch (no inference overhead)."""
-    for _, m in _need_lora(model):
+    """W <- W + s*BA in every LoRA layer; the forward then skips the LoRA branch (no inference overhead).
+    BenchError, nothing written, if a target's weight is tied to another module's (see the module doc)."""
+    layers = _need_lora(model)
+    refuse_tied(model, [(f"{n}.base.weight", m.base.weight) for n, m in layers if not m.merged], "merge")
+    for _, m in layers:
         m.merge()
     return model
 
 
 def unmerge(model: nn.Module) -> nn.Module:
     """Undo merge(): W <- W - s*BA (exact up to float rounding)."""
-    for _, m in _need_lora(model):
+    layers = _need_lora(model)
+    refuse_tied(model, [(f"{n}.base.weight", m.base.weight) for n, m in layers if m.merged], "unmerge")
+    for _, m in layers:
         m.unmerge()
     return model
 
 
 def merge_and_unload(model: nn.Module) -> nn.Module:
-    """Merge, then put the plain base modules back: the result is an ordinary transformers model."""
-    for name, m in _need_lora(model):
+    """Merge, then put the plain base modules back: the result is an ordinary transformers model.
+    BenchError, nothing written, for tied targets (as merge)."""
+    layers = _need_lora(model)
+    refuse_tied(model, [(f"{n}.base.weight", m.base.weight) for n, m in layers if not m.merged], "merge_and_unload")
+    for name, m in layers:
         m.merge()
         parent, child = _parent(model, name)
         setattr(parent, child, m.base)
@@ -282,6 +313,9 @@ def load_peft_weights(model: nn.Module, path: Path) -> None:
     need(file.exists(), f"{path}: no adapter_model.safetensors")
     sd = load_file(str(file))
     layers = dict(lora_layers(model))
+    merged = [n for n, m in layers.items() if m.merged]
+    need(not merged, f"{file}: cannot load into merged LoRA layers ({', '.join(merged[:3])}); unmerge first")
+    names = shared_with(model)
     seen = set()  # (layer, "lora_A"|"lora_B")
     for key, t in sd.items():
         need(key.startswith(PEFT_PREFIX), f"{file}: unexpected key {key!r}")
@@ -297,6 +331,10 @@ def load_peft_weights(model: nn.Module, path: Path) -> None:
                 dst = model.get_parameter(name)
             except AttributeError:
                 raise BenchError(f"{file}: {name} is not a parameter of this model") from None
+            # peft keeps such a module as its own copy; writing into a tied tensor would move its twin too
+            others = [n for n in names.get(id(dst), []) if n != name]
+            need(not others, f"{file}: {name} is shared with {', '.join(others)} (tied weights) in this model; "
+                             f"loading it would overwrite both")
         need(dst.shape == t.shape, f"{file}: {name} has shape {tuple(t.shape)}, the model expects {tuple(dst.shape)}")
         dst.copy_(t)
     missing = [f"{n}.{ab}" for n in layers for ab in ("lora_A", "lora_B") if (n, ab) not in seen]

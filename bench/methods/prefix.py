@@ -10,7 +10,13 @@ prefixes of num_key_value_heads x head_dim per layer.
 Training can reparameterise the prefix through an MLP (the paper's trick for stable optimisation):
     P = Linear(h -> L*2*kv) (tanh (Linear(kv -> h) (E))),  E: (n, kv) trainable.
 `fold()` evaluates it once and keeps P as a plain tensor, which is all inference needs.
-`generate` passes the prefix cache to the base model's generate, so decoding uses (and extends) the KV cache.
+`generate` passes the prefix cache to the base model's generate, so decoding uses (and extends) the KV cache;
+with `use_cache=False` every step gets a fresh prefix cache instead (the one handed in used to keep growing).
+
+Padding: the real tokens take positions n, n+1, ... from each row's first real token (derived from
+attention_mask; `position_ids` passed in count from 0 and are shifted by n), so a left-padded row gives the same
+logits as the row alone, as generate() always did; peft places them after the pads (not invariant on a rotary
+Llama).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import MethodConfig, batch_size, dims, freeze, need, unfreeze_head
+from bench.methods.common import (MethodConfig, batch_size, dims, freeze, need, positions_skipping_left_padding,
+                                  takes_position_ids, unfreeze_head)
 from bench.methods.prompt import check_length
 from bench.methods.wrapper import MethodWrapper
 
@@ -116,14 +123,26 @@ class PrefixModel(MethodWrapper):
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, **kwargs):
         need(kwargs.get(self.cache_kwarg) is None and kwargs.get("past_key_values") is None,
              "prefix: the wrapper builds the KV cache itself; do not pass one")
-        B = batch_size(input_ids, inputs_embeds)
-        if kwargs.get("position_ids") is not None:
-            kwargs["position_ids"] = kwargs["position_ids"] + self.num_virtual_tokens
-        kwargs[self.cache_kwarg] = self.make_cache(B)
         if labels is not None:
             kwargs["labels"] = labels
-        return self.base(input_ids=input_ids, inputs_embeds=inputs_embeds,
-                         attention_mask=self._mask(attention_mask, B), **kwargs)
+        return self.base(**self._base_inputs(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                                             attention_mask=attention_mask, **kwargs))
+
+    def _base_inputs(self, input_ids=None, inputs_embeds=None, attention_mask=None, position_ids=None, **kwargs):
+        """The base model's inputs for one full forward: a fresh prefix cache, n leading ones in the mask,
+        positions n.. counted from each row's first real token."""
+        B = batch_size(input_ids, inputs_embeds)
+        n = self.num_virtual_tokens
+        if position_ids is not None:
+            position_ids = position_ids + n
+        elif attention_mask is not None and takes_position_ids(self.base):
+            position_ids = positions_skipping_left_padding(attention_mask, n)
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        kwargs.pop("cache_position", None)              # the model counts from the prefix cache's length
+        kwargs[self.cache_kwarg] = self.make_cache(B)
+        return dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=self._mask(attention_mask, B),
+                    **kwargs)
 
     def generate(self, input_ids=None, attention_mask=None, **kwargs):
         """The base model's generate, starting from the prefix cache; returns input_ids + new tokens."""
@@ -134,6 +153,18 @@ class PrefixModel(MethodWrapper):
         B = input_ids.shape[0]
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        use_cache = kwargs.get("use_cache")
+        if use_cache is None:
+            gc = kwargs.get("generation_config") or getattr(self.base, "generation_config", None)
+            use_cache = getattr(gc, "use_cache", True)
+        if not use_cache:
+            # every step is a full forward: give each one the prefix exactly as forward() does
+            hook = self.base.register_forward_pre_hook(lambda _, args, kw: (args, self._base_inputs(**kw)),
+                                                       with_kwargs=True)
+            try:
+                return self.base.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+            finally:
+                hook.remove()
         with torch.no_grad():
             cache = self.make_cache(B)
         return self.base.generate(input_ids=input_ids, attention_mask=self._mask(attention_mask, B),

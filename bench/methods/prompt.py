@@ -9,6 +9,12 @@ aligns logits with input_ids keeps working; peft returns (B, n + T, V), and `vir
 logits are (B, num_labels) as usual. `generate` returns input_ids followed by the new tokens, like the base
 model's.
 
+Padding: the virtual tokens take positions 0..n-1 and each row's real tokens n, n+1, ... from its first real
+token (position ids derived from attention_mask; `position_ids` passed in count the real tokens from 0 and are
+shifted by n). A left-padded row therefore gives the same logits as the row alone, as `generate` always did;
+peft leaves the pads between prompt and text (on a rotary Llama its left-padded rows are off by a relative 1.6).
+`generate` works with and without the KV cache (`use_cache=False`).
+
 Init (Lester et al. Fig. 3b compares them): 'random' uniform in [-random_range, random_range]; 'vocab'
 embeddings of token ids sampled uniformly from the vocabulary; 'text' the embeddings of `init_token_ids`
 repeated/truncated to n (peft's TEXT init, given ids instead of a tokenizer); 'labels' the class-label words'
@@ -22,7 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import MethodConfig, batch_size, freeze, need, unfreeze_head
+from bench.methods.common import (MethodConfig, batch_size, freeze, need, positions_skipping_left_padding,
+                                  takes_position_ids, unfreeze_head)
 from bench.methods.wrapper import MethodWrapper
 
 INITS = ("random", "vocab", "text", "labels")
@@ -32,6 +39,7 @@ INITS = ("random", "vocab", "text", "labels")
 class PromptConfig(MethodConfig):
     name = "prompt"
     paper = "https://arxiv.org/abs/2104.08691"
+    load_ignores = ("train_head", "init", "init_token_ids", "random_range")
 
     num_virtual_tokens: int = field(default=20, metadata={"help": "prompt length n (Lester et al.: >20 gains little)"})
     init: str = field(default="vocab", metadata={"help": "random | vocab | text | labels (see module doc)"})
@@ -112,7 +120,11 @@ class PromptModel(MethodWrapper):
         return self.prompt                                                # (n, d)
 
     def build_inputs(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None,
-                     token_type_ids=None):
+                     token_type_ids=None, position_ids=None):
+        """The base model's inputs. Prepend mode: virtual tokens take positions 0..n-1 and the real tokens n,
+        n+1, ... counted from each row's first real token (`position_ids` given for the real tokens are shifted
+        by n), so left padding changes nothing; without this, a left-padded row put its pads between the
+        prompt and the text (peft does: relative 1.6 on a rotary Llama)."""
         B = batch_size(input_ids, inputs_embeds)
         n = self.num_virtual_tokens
         if inputs_embeds is None:
@@ -127,6 +139,13 @@ class PromptModel(MethodWrapper):
                 labels = torch.cat([labels.new_full((B, n), -100), labels], dim=1)
             if token_type_ids is not None:
                 token_type_ids = torch.cat([token_type_ids.new_zeros(B, n), token_type_ids], dim=1)
+            if position_ids is None and attention_mask is not None and takes_position_ids(self.base):
+                position_ids = positions_skipping_left_padding(attention_mask[:, n:], n)
+            elif position_ids is not None:
+                position_ids = position_ids + n
+            if position_ids is not None:
+                virtual = torch.arange(n, device=position_ids.device).expand(position_ids.shape[0], -1)
+                position_ids = torch.cat([virtual, position_ids], dim=1)                  # (B, n+T)
         else:
             need(input_ids is not None, "ptuning: placeholder mode needs input_ids")
             slots = input_ids == self.placeholder_token_id                   # (B, T)
@@ -137,16 +156,15 @@ class PromptModel(MethodWrapper):
             if labels is not None and labels.shape == input_ids.shape:
                 labels = labels.masked_fill(slots, -100)
         return dict(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
-                    token_type_ids=token_type_ids)
+                    token_type_ids=token_type_ids, position_ids=position_ids)
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, token_type_ids=None,
-                **kwargs):
-        need(kwargs.get("position_ids") is None or self.placeholder_token_id is not None,
-             "prompt methods do not take position_ids (the virtual tokens shift every position)")
-        inputs = self.build_inputs(input_ids, attention_mask, inputs_embeds, labels, token_type_ids)
+                position_ids=None, **kwargs):
+        inputs = self.build_inputs(input_ids, attention_mask, inputs_embeds, labels, token_type_ids, position_ids)
         T = (input_ids if input_ids is not None else inputs_embeds).shape[1]
         inputs = {k: v for k, v in inputs.items() if v is not None or k == "attention_mask"}
-        out = self.base(**inputs, **kwargs)
+        inputs.update(kwargs)
+        out = self.base(**inputs)
         n = self.num_virtual_tokens
         logits = getattr(out, "logits", None)
         if (self.placeholder_token_id is None and not self.virtual_logits and logits is not None
@@ -160,7 +178,7 @@ class PromptModel(MethodWrapper):
         need(input_ids is not None, "generate: pass input_ids")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        inputs = self.build_inputs(input_ids, attention_mask)
+        inputs = self.build_inputs(input_ids, attention_mask)          # generate derives the same positions
         out = self.base.generate(inputs_embeds=inputs["inputs_embeds"], attention_mask=inputs["attention_mask"],
                                  **kwargs)                                # only the new tokens come back
         if isinstance(out, torch.Tensor):

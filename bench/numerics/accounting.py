@@ -94,26 +94,27 @@ def int8_weight_bytes(model: nn.Module, skip: tuple[str, ...] = ("lm_head",), fl
     """Weight bytes of `model` (meta device is fine) if every nn.Linear / GPT-2 Conv1D not named in `skip`
     stored 1 byte per weight plus one `scale_bytes` scale per output row (bitsandbytes keeps fp32 row
     scales, SCB), and all other parameters (embeddings, norms, biases, skipped layers) `float_bytes`
-    each. Shared (tied) parameters count once. Returns the parts and the 16-bit total for comparison."""
-    seen: set[int] = set()
-    int8 = scales = other = 0
-    quantized: set[int] = set()
+    each. Shared (tied) parameters count once, except where `quantize_model` really holds two copies: a
+    weight shared by several quantized layers gets one int8 copy per layer, and a weight a quantized layer
+    shares with a module that stays in float (GPT-2's lm_head tied to wte, with skip=()) is counted both in
+    int8 (the layer's copy) and in float (the embedding's). Returns the parts and the 16-bit total."""
+    int8 = scales = 0
     for name, module in model.named_modules():
         if not _is_linear(module) or any(name == s or name.endswith("." + s) for s in skip):
             continue
         w = module.weight
-        if id(w) in seen:
-            continue
-        seen.add(id(w))
-        quantized.add(id(w))
         out_rows = w.shape[0] if isinstance(module, nn.Linear) else w.shape[1]
         int8 += w.numel()
         scales += out_rows * scale_bytes
-    total_params = 0
-    for p in {id(p): p for p in model.parameters()}.values():
-        total_params += p.numel()
-        if id(p) not in quantized:
-            other += p.numel() * float_bytes
+    # parameters some module keeps in float: everything but the weights of the quantized layers
+    kept: dict[int, nn.Parameter] = {}
+    for name, module in model.named_modules():
+        is_q = _is_linear(module) and not any(name == s or name.endswith("." + s) for s in skip)
+        for pname, p in module.named_parameters(recurse=False):
+            if not (is_q and pname == "weight"):
+                kept[id(p)] = p
+    other = sum(p.numel() for p in kept.values()) * float_bytes
+    total_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     total = int8 + scales + other
     return {"int8_bytes": int8, "scale_bytes": scales, "other_bytes": other, "int8_total_bytes": total,
             "float16_total_bytes": total_params * 2, "float32_total_bytes": total_params * 4,

@@ -97,25 +97,30 @@ def finfo_mismatches(fmt: FloatFormat) -> list[str]:
 
 
 def round_to_format(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
-    """Round fp32 values to `fmt` and return them as fp32. Uses the torch dtype where one exists;
-    TF32 (FP32's exponent, 10 significand bits) is emulated by round-to-nearest-even on the bits."""
-    x = x.to(torch.float32)
-    if fmt.dtype is not None:
-        return x.to(fmt.dtype).to(torch.float32)
-    if fmt.exp_bits != 8:
-        raise BenchError(f"cannot emulate {fmt.name}: only formats with FP32's 8 exponent bits are emulated")
-    drop = 23 - fmt.man_bits
-    bits = x.contiguous().view(torch.int32).to(torch.int64)
-    lsb = (bits >> drop) & 1
-    bits = (bits + (1 << (drop - 1)) - 1 + lsb) & ~((1 << drop) - 1)  # nearest, ties to even
-    bits = torch.where(bits >= 2**31, bits - 2**32, bits)  # back to signed 32-bit
-    out = bits.to(torch.int32).view(torch.float32)
-    return torch.where(torch.isfinite(x), out, x)  # inf / nan stay as they are
+    """Round `x` (any float dtype, any shape) to `fmt` ONCE, from x's own precision, and return the rounded
+    values as fp32 (every format here is a subset of fp32). Round to nearest, ties to even; subnormals as
+    IEEE 754; values at or beyond max + half an ulp become +-inf; inf / nan stay as they are.
+
+    Emulated in float64 on the layout (e, m), not through torch's casts: torch converts float64 to fp16 /
+    bf16 via fp32, which rounds twice (65519.999 -> 65520.0 -> inf, where the correct fp16 value is 65504)."""
+    if not x.is_floating_point():
+        raise BenchError(f"round_to_format needs a float tensor, got {x.dtype}")
+    if fmt.man_bits > 23 or fmt.exp_bits > 8:
+        raise BenchError(f"cannot emulate {fmt.name}: only formats inside fp32 (<= 8 exponent and 23 significand "
+                         f"bits) are supported")
+    x64 = x.to(torch.float64)                                      # exact for fp16/bf16/fp32/fp64 inputs
+    _, e = torch.frexp(x64)                                        # |x| = f * 2^e, 0.5 <= f < 1
+    exp = torch.clamp(e - 1, min=1 - fmt.bias)                     # the binade, floored at the subnormal range
+    quantum = exp - fmt.man_bits                                   # spacing of fmt's values in that binade
+    out = torch.ldexp(torch.round(torch.ldexp(x64, -quantum)), quantum)   # torch.round: half to even; exact
+    out = torch.where(out.abs() > fmt.max, torch.copysign(torch.full_like(out, math.inf), x64), out)
+    out = torch.where(torch.isfinite(x64), out, x64)               # inf / nan stay as they are
+    return out.to(torch.float32)                                   # exact: the value is in fmt
 
 
 def cast_value(value: float, fmt: FloatFormat) -> float:
-    """`value` after rounding to `fmt` (inf when it overflows)."""
-    return float(round_to_format(torch.tensor([value], dtype=torch.float64).float(), fmt)[0])
+    """`value` (a Python float, i.e. float64) after rounding once to `fmt` (inf when it overflows)."""
+    return float(round_to_format(torch.tensor([value], dtype=torch.float64), fmt)[0])
 
 
 def overflows(value: float, fmt: FloatFormat) -> bool:
@@ -125,6 +130,8 @@ def overflows(value: float, fmt: FloatFormat) -> bool:
 def update_survives(weight: float, update: float, fmt: FloatFormat) -> bool:
     """Does weight + update, computed and stored in `fmt`, differ from weight? (a tiny SGD step on
     a weight kept in 16 bit vanishes when |update| < half the gap between neighbours of `weight`)."""
-    w = round_to_format(torch.tensor([weight]), fmt)
-    u = round_to_format(torch.tensor([update]), fmt)
-    return bool(round_to_format(w + u, fmt)[0] != w[0])
+    w = round_to_format(torch.tensor([weight], dtype=torch.float64), fmt).double()
+    u = round_to_format(torch.tensor([update], dtype=torch.float64), fmt).double()
+    # the float64 sum rounded to fmt is fmt's own correctly rounded sum (53 >= 2 * 24 + 2 bits: no double-rounding
+    # error, Figueroa 1995)
+    return bool(round_to_format(w + u, fmt)[0] != w[0].float())

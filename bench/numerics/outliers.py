@@ -127,6 +127,18 @@ def _gpt2_blocks(model: nn.Module):
     return blocks
 
 
+def _refuse_shared(model: nn.Module, tensors: list[torch.Tensor]) -> None:
+    """BenchError if a tensor to be scaled in place is also reachable under another name (tied weights): the
+    scaling would apply to every user of it, twice when two planted layers share it."""
+    names: dict[int, list[str]] = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(n)
+    for t in tensors:
+        if len(names.get(id(t), [])) > 1:
+            raise BenchError(f"plant_outliers: {names[id(t)][0]} is shared with {', '.join(names[id(t)][1:])} "
+                             f"(tied weights); scaling it in place would change every user")
+
+
 @torch.no_grad()
 def plant_outliers(model: nn.Module, dims: list[int], scale: float, layers: list[int] | None = None) -> nn.Module:
     """Multiply dimensions `dims` of the MLP input (ln_2's weight and bias) by `scale` in the given blocks
@@ -141,6 +153,8 @@ def plant_outliers(model: nn.Module, dims: list[int], scale: float, layers: list
     layers = list(range(len(blocks))) if layers is None else list(layers)
     if any(not (0 <= i < len(blocks)) for i in layers):
         raise BenchError(f"plant_outliers: layers must be in [0, {len(blocks)}), got {layers}")
+    _refuse_shared(model, [t for i in layers for t in (blocks[i].ln_2.weight, blocks[i].ln_2.bias,
+                                                        blocks[i].mlp.c_fc.weight) if t is not None])
     idx = torch.tensor(dims)
     for i in layers:
         ln, fc = blocks[i].ln_2, blocks[i].mlp.c_fc

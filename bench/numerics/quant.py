@@ -21,13 +21,29 @@ import torch
 from bench import BenchError
 
 QMAX = 127          # symmetric int8 range [-127, 127] (as bitsandbytes: -128 is never produced)
-_TINY = 1e-12       # an all-zero row gets scale 1 instead of 0/0
+
+
+def check_finite(x: torch.Tensor, where: str) -> None:
+    """BenchError unless every value of `x` is finite: int8 codes of NaN/inf are undefined, and one inf would
+    turn a whole row's scale into inf/NaN. Every quantizer here (and Int8Linear) calls it on its input."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        n = int((~torch.isfinite(x)).sum())
+        raise BenchError(f"{where}: input holds {n} NaN/inf value(s) (shape {tuple(x.shape)}); int8 quantization "
+                         f"of non-finite values is undefined")
+
+
+def _nonzero(a: torch.Tensor) -> torch.Tensor:
+    """`a` with zeros replaced by 1: an all-zero row divides by 1 (codes 0) while the statistic stored stays 0,
+    so quantising and dequantising use the same value. No other floor: a tiny but non-zero row keeps its own
+    scale (a floor such as 1e-12 used on one side only dequantised 1e-13 to 1.02e-14)."""
+    return torch.where(a > 0, a, torch.ones_like(a))
 
 
 # ---------------------------------------------------------------- fixed-range symmetric (the lecture)
 def fixed_range_quantize(x: torch.Tensor, r: float = 1.0) -> torch.Tensor:
-    if r <= 0:
-        raise BenchError(f"fixed-range quantization needs a range r > 0, got {r}")
+    if not (0 < r < float("inf")):
+        raise BenchError(f"fixed-range quantization needs a finite range r > 0, got {r}")
+    check_finite(x, "fixed_range_quantize")
     return torch.round(x.double() * (QMAX / r)).clamp(-QMAX, QMAX).to(torch.int8)
 
 
@@ -38,34 +54,47 @@ def fixed_range_dequantize(q: torch.Tensor, r: float = 1.0) -> torch.Tensor:
 # ---------------------------------------------------------------- absmax (symmetric)
 def absmax(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """max|x| over the tensor (shape ()) or along `dim` (kept as size 1), as float32."""
+    check_finite(x, "absmax")
     a = x.abs().amax() if dim is None else x.abs().amax(dim=dim, keepdim=True)
     return a.float()
 
 
 def absmax_quantize(x: torch.Tensor, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (q int8, absmax float32). q = round(x * 127 / absmax)."""
+    """-> (q int8, absmax float32). q = round(x * 127 / absmax); an all-zero row gives codes 0 and absmax 0.
+    Every value dequantises within absmax / 254 of itself. BenchError on NaN/inf."""
+    check_finite(x, "absmax_quantize")
     a = absmax(x, dim)
-    q = torch.round(x.float() * (QMAX / a.clamp_min(_TINY))).clamp(-QMAX, QMAX).to(torch.int8)
-    return q, a
+    factor = QMAX / _nonzero(a)
+    if bool(torch.isfinite(factor).all()):
+        q = torch.round(x.float() * factor)
+    else:  # absmax below 127 / fp32 max (~3.7e-37): 127 / absmax only exists in float64
+        q = torch.round(x.double() * (QMAX / _nonzero(a).double()))
+    return q.clamp(-QMAX, QMAX).to(torch.int8), a
 
 
 def absmax_dequantize(q: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    check_finite(a, "absmax_dequantize (absmax)")
     return q.float() * (a / QMAX)
 
 
 # ---------------------------------------------------------------- zero-point (asymmetric)
 def zeropoint_quantize(x: torch.Tensor, dim: int | None = None):
-    """-> (q int8, scale float32, zero int32), x ~ (q - zero) / scale, 255 levels over [min, max]."""
+    """-> (q int8, scale float32, zero int32), x ~ (q - zero) / scale, 255 levels over [min, max]; an all-zero
+    row gets scale 1 (codes = zero). The scale returned is the one used. BenchError on NaN/inf."""
+    check_finite(x, "zeropoint_quantize")
     x = x.float()
     lo = (x.amin() if dim is None else x.amin(dim=dim, keepdim=True)).clamp(max=0.0)
     hi = (x.amax() if dim is None else x.amax(dim=dim, keepdim=True)).clamp(min=0.0)
-    scale = 255.0 / (hi - lo).clamp_min(_TINY)
+    # float64, then capped at fp32's max: a range below ~7.5e-37 keeps a finite scale (fewer levels, still exact
+    # round trips of the codes); every larger range gets exactly fp32's 255 / range
+    scale = (255.0 / _nonzero(hi - lo).double()).clamp(max=torch.finfo(torch.float32).max).float()
     zero = (torch.round(-lo * scale) - 128).clamp(-128, 127)
     q = (torch.round(x * scale) + zero).clamp(-128, 127).to(torch.int8)
     return q, scale, zero.to(torch.int32)
 
 
 def zeropoint_dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor) -> torch.Tensor:
+    check_finite(scale, "zeropoint_dequantize (scale)")
     return (q.float() - zero.float()) / scale
 
 
@@ -141,7 +170,9 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor, impl: str = "auto") -> torch.T
 
 # ---------------------------------------------------------------- quantized matmuls (functional form)
 def absmax_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Per-tensor absmax: x (M, K), w (N, K) -> x @ w.T (M, N)."""
+    """Per-tensor absmax: x (M, K), w (N, K) -> x @ w.T (M, N). BenchError on NaN/inf in x or w."""
+    check_finite(x, "absmax_matmul (x)")
+    check_finite(w, "absmax_matmul (w)")
     xq, ax = absmax_quantize(x)
     wq, aw = absmax_quantize(w)
     return int8_matmul(xq, wq).float() * (ax * aw / QMAX**2)
@@ -149,7 +180,9 @@ def absmax_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 def vectorwise_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Vector-wise: absmax per row of x (M, 1) and per output row of w (N, 1); the int32 product is
-    dequantised by the outer product of the two absmax vectors / 127^2."""
+    dequantised by the outer product of the two absmax vectors / 127^2. BenchError on NaN/inf in x or w."""
+    check_finite(x, "vectorwise_matmul (x)")
+    check_finite(w, "vectorwise_matmul (w)")
     xq, ax = absmax_quantize(x, dim=-1)
     wq, aw = absmax_quantize(w, dim=-1)
     return int8_matmul(xq, wq).float() * (ax * aw.t() / QMAX**2)
@@ -157,9 +190,11 @@ def vectorwise_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 def outlier_columns(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """Indices of feature columns of x (M, K) with any |x| >= threshold (LongTensor, sorted).
-    threshold 0 means no decomposition (as bitsandbytes)."""
-    if threshold < 0:
+    threshold 0 means no decomposition (as bitsandbytes). BenchError on NaN/inf in x (NaN would never count
+    as an outlier, inf always would)."""
+    if not threshold >= 0:
         raise BenchError(f"threshold must be >= 0, got {threshold}")
+    check_finite(x, "outlier_columns")
     if threshold == 0:
         return torch.empty(0, dtype=torch.long, device=x.device)
     return torch.nonzero(x.abs().amax(dim=0) >= threshold).flatten()
@@ -167,7 +202,10 @@ def outlier_columns(x: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def llm_int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
     """LLM.int8() (Dettmers et al. 2022, Eq. 7): columns of x with an outlier are multiplied in
-    float, the rest vector-wise in int8. -> (x @ w.T approx (M, N), outlier column indices)."""
+    float, the rest vector-wise in int8. -> (x @ w.T approx (M, N), outlier column indices).
+    BenchError on NaN/inf in x or w."""
+    check_finite(x, "llm_int8_matmul (x)")
+    check_finite(w, "llm_int8_matmul (w)")
     cols = outlier_columns(x, threshold)
     keep = torch.ones(x.shape[1], dtype=torch.bool, device=x.device)
     keep[cols] = False

@@ -204,3 +204,78 @@ def test_adapter_files_round_trip_with_peft(peft, tmp_path, kind, peft_t):
     ours = load_trained(base, tmp_path / "peft")
     assert all(l.scaling == 8 / 2 for _, l in lora_layers(ours))  # rsLoRA read from the config
     assert_rel_close(ours(input_ids=ids, attention_mask=mask).logits, want)
+
+
+def _tied_head_model():
+    model = apply(make("gpt2"), make_config("lora", r=4, alpha=8, target_modules=("c_attn", "lm_head")))
+    _randomise_b(model)
+    return model
+
+
+def test_merge_refuses_a_tied_target_before_writing(peft):
+    """Issue 17 K1: GPT-2's lm_head IS transformer.wte; merging its update would move the embedding too
+    (before the fix: wte moved by 0.154, merged logits off by a relative 1.82)."""
+    model = _tied_head_model()
+    assert model.lm_head.weight is model.transformer.wte.weight
+    ids, mask, _ = batch("gpt2")
+    want = model(input_ids=ids, attention_mask=mask).logits
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for fn in (merge, merge_and_unload):
+        with pytest.raises(BenchError, match=r"lm_head\.base\.weight is shared with transformer\.wte\.weight"):
+            fn(model)
+        assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+        assert not any(m.merged for _, m in lora_layers(model))
+    assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, want)
+    # unmerged, the tied head is right: it equals peft's on the same weights
+    theirs = _peft_lora(peft, make("gpt2"), "gpt2", ["c_attn", "lm_head"], False)
+    _copy_to_peft(model, theirs)
+    assert_rel_close(theirs(input_ids=ids, attention_mask=mask).logits, want)
+    # an untied model merges as before
+    plain = apply(make("gpt2"), make_config("lora", r=4, alpha=8, target_modules=("c_attn",)))
+    _randomise_b(plain)
+    got = plain(input_ids=ids, attention_mask=mask).logits
+    assert_rel_close(merge(plain)(input_ids=ids, attention_mask=mask).logits, got)
+
+
+def test_load_refuses_merged_layers_and_tied_head_tensors(tmp_path):
+    from safetensors.torch import load_file, save_file
+    model = apply(make("gpt2"), make_config("lora", r=4, alpha=8))
+    _randomise_b(model)
+    save_trained(model, tmp_path / "a")
+    target = merge(apply(make("gpt2"), make_config("lora", r=4, alpha=8)))
+    with pytest.raises(BenchError, match="merged LoRA layers.*unmerge first"):
+        load_trained(target, tmp_path / "a")
+    # a peft file carrying lm_head as a module of its own (modules_to_save): in GPT-2 it is wte's tensor
+    file = tmp_path / "a" / "adapter_model.safetensors"
+    sd = load_file(str(file))
+    sd["base_model.model.lm_head.modules_to_save.default.weight"] = torch.zeros(100, 32)
+    save_file(sd, str(file))
+    fresh = make("gpt2")
+    wte = fresh.transformer.wte.weight.detach().clone()
+    with pytest.raises(BenchError, match="lm_head.weight is shared with transformer.wte.weight"):
+        load_trained(fresh, tmp_path / "a")
+    assert torch.equal(fresh.transformer.wte.weight, wte)
+
+
+@pytest.mark.parametrize("saved,loaded,words", [
+    (dict(rslora=True), dict(rslora=False), "rslora=True, the model has rslora=False"),
+    (dict(rslora=False), dict(rslora=True), "rslora=False, the model has rslora=True"),
+    (dict(alpha=32), dict(alpha=16), "alpha=32.0, the model has alpha=16"),
+    (dict(dropout=0.1), dict(dropout=0.0), "dropout=0.1")])
+def test_load_into_an_adapted_model_checks_every_setting(tmp_path, saved, loaded, words):
+    """Issue 17 K2: an rsLoRA adapter (r=16, alpha=16: scaling 4) loaded into a model adapted with rslora=False
+    kept scaling 1 (logits off by 0.70). Now: refused, naming the setting; into a plain model: exact."""
+    model = apply(make("gpt2"), make_config("lora", **(dict(r=16, alpha=16, target_modules=("c_attn",)) | saved)))
+    _randomise_b(model)
+    ids, mask, _ = batch("gpt2")
+    want = model.eval()(input_ids=ids, attention_mask=mask).logits
+    save_trained(model, tmp_path / "a")
+    other = apply(make("gpt2"), make_config("lora", **(dict(r=16, alpha=16, target_modules=("c_attn",)) | loaded)))
+    with pytest.raises(BenchError, match=words):
+        load_trained(other, tmp_path / "a")
+    assert all(torch.count_nonzero(m.lora_B.weight) == 0 for _, m in lora_layers(other))   # nothing loaded
+    same = apply(make("gpt2"), make_config("lora", **(dict(r=16, alpha=16, target_modules=("c_attn",), init="gaussian")
+                                                      | saved)))   # init only sets starting values: ignored
+    for target in (same, make("gpt2")):
+        got = load_trained(target, tmp_path / "a").eval()(input_ids=ids, attention_mask=mask).logits
+        assert torch.equal(got, want)

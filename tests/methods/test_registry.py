@@ -78,7 +78,7 @@ def test_load_checks(tmp_path):
     save_trained(model, tmp_path / "p")
     with pytest.raises(BenchError, match="holds 'prompt'"):
         load_trained(apply(make("gpt2"), make_config("bitfit")), tmp_path / "p")
-    with pytest.raises(BenchError, match="shape"):
+    with pytest.raises(BenchError, match="num_virtual_tokens=2, the model has num_virtual_tokens=3"):
         load_trained(apply(make("gpt2"), make_config("prompt", num_virtual_tokens=3)), tmp_path / "p")
     with pytest.raises(BenchError, match="not a folder"):
         load_trained(make("gpt2"), tmp_path / "missing")
@@ -102,3 +102,43 @@ def test_meta_device(name):
     if expected.get(name) is not None:
         assert n == expected[name]
     assert 0 < n <= total
+
+
+# per method: a setting that changes what the model computes, saved value vs the adapted model's
+DIFFERENT = {"lora": (dict(r=2, alpha=8.0), dict(r=2, alpha=4.0), "alpha=8.0, the model has alpha=4.0"),
+             "adapters": (dict(size=4, activation="relu"), dict(size=4), "activation='relu'"),
+             "prefix": (dict(num_virtual_tokens=2, reparam=False), dict(num_virtual_tokens=2, reparam=True),
+                        "reparam=False"),
+             "prompt": (dict(num_virtual_tokens=2, virtual_logits=True), dict(num_virtual_tokens=2),
+                        "virtual_logits=True"),
+             "ptuning": (dict(num_virtual_tokens=2, hidden_size=8, placeholder_token_id=5),
+                         dict(num_virtual_tokens=2, hidden_size=8), "placeholder_token_id=5"),
+             "top_k_layers": (dict(k=2), dict(k=1), "k=2, the model has k=1")}
+
+
+@pytest.mark.parametrize("name", sorted(DIFFERENT))
+def test_load_into_an_adapted_model_refuses_other_settings(name, tmp_path):
+    """Issue 17 K2, every method: loading into an adapted model either computes what the saved model did or
+    refuses with one line naming the setting (it used to check only the method name and the shapes)."""
+    saved, loaded, words = DIFFERENT[name]
+    model = apply(make("gpt2"), make_config(name, **saved))
+    save_trained(model, tmp_path / name)
+    with pytest.raises(BenchError, match=words) as e:
+        load_trained(apply(make("gpt2"), make_config(name, **loaded)), tmp_path / name)
+    assert "\n" not in str(e.value)
+    ids = torch.full((2, 6), 7)
+    ids[:, 2:4] = 5                                                      # ptuning's template: two placeholders
+    want = model(input_ids=ids).logits
+    assert torch.equal(load_trained(make("gpt2"), tmp_path / name)(input_ids=ids).logits, want)
+    assert torch.equal(load_trained(apply(make("gpt2"), make_config(name, **saved)), tmp_path / name)(
+        input_ids=ids).logits, want)
+
+
+def test_init_only_settings_do_not_block_loading(tmp_path):
+    model = apply(make("gpt2"), make_config("prompt", num_virtual_tokens=2, init="random", random_range=0.1))
+    save_trained(model, tmp_path / "p")
+    again = load_trained(apply(make("gpt2"), make_config("prompt", num_virtual_tokens=2, init="vocab")), tmp_path / "p")
+    assert torch.equal(again.prompt, model.prompt)
+    model = apply(make("gpt2"), make_config("adapters", size=4, zero_up=True))
+    save_trained(model, tmp_path / "a")
+    load_trained(apply(make("gpt2"), make_config("adapters", size=4, init_std=0.5)), tmp_path / "a")

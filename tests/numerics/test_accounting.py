@@ -40,3 +40,19 @@ def test_int8_weight_bytes_gpt2_by_hand():
     assert a["int8_bytes"] == lin and a["scale_bytes"] == 4 * rows
     assert a["other_bytes"] == 2 * (n - lin) and a["n_params"] == n
     assert a["ratio_fp16_over_int8"] == pytest.approx(2 * n / (lin + 4 * rows + 2 * (n - lin)))
+
+
+@pytest.mark.parametrize("skip", [("lm_head",), ()])
+def test_int8_weight_bytes_equals_what_quantize_model_holds_with_tied_head(skip):
+    """Issue 17 K1: GPT-2's lm_head shares wte's tensor. Quantizing it gives the head its own int8 copy while
+    the embedding stays in float: the accounting must count both, as the converted model holds both."""
+    import copy
+
+    from bench.numerics.int8_linear import quantize_model, storage_bytes
+    m = tiny_gpt2(ToyLMConfig(vocab=50, seq_len=16, d_model=16, n_layer=1, n_head=2))
+    assert m.lm_head.weight is m.transformer.wte.weight
+    held = storage_bytes(quantize_model(copy.deepcopy(m), skip=skip))
+    acct = accounting.int8_weight_bytes(m, skip=skip, float_bytes=4)
+    assert held["int8_bytes"] == acct["int8_bytes"]
+    assert held["total_bytes"] == acct["int8_total_bytes"]
+    assert acct["n_params"] == sum(p.numel() for p in m.parameters())      # the model's own count: tied once

@@ -67,3 +67,51 @@ def test_unknown_format():
     with pytest.raises(BenchError, match="unknown float format"):
         formats.get_format("fp8")
     assert math.isclose(FORMATS["fp32"].decimal_digits, 7.22, abs_tol=0.01)
+
+
+def _reference(value: float, fmt) -> float:
+    """Correct rounding of a float64 to (e, m), ties to even, in exact rational arithmetic."""
+    from fractions import Fraction
+    if value == 0 or not math.isfinite(value):
+        return value
+    v = Fraction(value)
+    exp = max(math.floor(math.log2(abs(value))), 1 - fmt.bias)
+    if Fraction(2) ** exp > abs(v):                       # log2 rounded up at a power of two
+        exp -= 1
+    exp = max(exp, 1 - fmt.bias)
+    step = Fraction(2) ** (exp - fmt.man_bits)
+    n = v / step
+    k = math.floor(n)
+    if n - k > Fraction(1, 2) or (n - k == Fraction(1, 2) and k % 2):
+        k += 1
+    out = float(k * step)
+    return math.copysign(math.inf, value) if abs(out) > fmt.max else out
+
+
+@pytest.mark.parametrize("name", ["fp32", "fp16", "bf16", "tf32"])
+def test_rounds_once_from_the_inputs_precision(name):
+    """Issue 17 K6: float64 -> fmt directly, never via fp32 (65519.999 -> 65520.0 -> inf was the bug)."""
+    fmt = FORMATS[name]
+    top = fmt.max + fmt.max * 2.0 ** -(fmt.man_bits + 2)            # three quarters of the way to the tie at max
+    ulp1 = 2.0 ** -fmt.man_bits
+    cases = [top, -top, 1 + ulp1 / 2 + 2.0 ** -40, 1 + ulp1 / 2, 1 + 3 * ulp1 / 2, fmt.min_subnormal * 0.5000001,
+             fmt.min_subnormal * 0.5, fmt.min_normal * (1 - 2.0 ** -30), 0.1, -1e-300, 1e300]
+    for v in cases:
+        assert formats.cast_value(v, fmt) == _reference(v, fmt), v
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, generator=g, dtype=torch.float64) * 10 ** (torch.rand(3000, generator=g, dtype=torch.float64) * 12 - 6)
+    got = formats.round_to_format(x, fmt).tolist()
+    assert got == [_reference(v, fmt) for v in x.tolist()]
+    if fmt.dtype is not None:                                       # fp32 inputs: identical to torch's own cast
+        x32 = x.float() * 2.0 ** 100 if name != "fp16" else x.float()
+        assert torch.equal(formats.round_to_format(x32, fmt), x32.to(fmt.dtype).float())
+
+
+def test_fp16_values_just_below_the_tie_at_65520():
+    fp16 = FORMATS["fp16"]
+    assert formats.cast_value(65519.999, fp16) == 65504 and not formats.overflows(65519.999, fp16)
+    assert formats.overflows(65520.0, fp16)                         # the tie rounds to even: 2^16, which overflows
+    # update_survives rounds weight and update once each (a float64 weight just above a tie no longer
+    # lands on the tie through fp32 and then rounds to even)
+    assert formats.update_survives(1.0, 2.0 ** -10, FORMATS["fp16"])
+    assert formats.cast_value(1 + 2.0 ** -11 + 2.0 ** -40, fp16) == 1 + 2.0 ** -10

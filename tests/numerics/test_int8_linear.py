@@ -145,3 +145,19 @@ def test_bad_input_is_rejected_before_changes():
             layer(x)
     with pytest.raises(BenchError, match="expects inputs with 8 features"):
         layer(torch.randn(2, 9))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tiny_inputs_and_weights_keep_their_precision(method):
+    """Issue 17 K4 in the layers: quantization is scale-invariant, so scaling x (or W) by 1e-13 scales y by it.
+    A scale floored at 1e-12 on one side only made these outputs ~10x too small."""
+    lin = nn.Linear(16, 8, bias=False)
+    x = torch.randn(5, 16)
+    ref = Int8Linear.from_float(lin, method=method, threshold=0.0)(x).double()
+    layer = Int8Linear.from_float(lin, method=method, threshold=0.0)
+    assert _rel_err(layer(x * 1e-13).double() / 1e-13, ref) < 1e-5
+    with torch.no_grad():
+        lin.weight.mul_(1e-13)
+    tiny = Int8Linear.from_float(lin, method=method, threshold=0.0)
+    assert _rel_err(tiny(x).double() / 1e-13, ref) < 1e-5
+    assert _rel_err(tiny.dequantized_weight().double(), lin.weight.double()) < 1 / 127

@@ -84,3 +84,15 @@ def test_plant_outliers_bad_input(model_and_ids):
         plant_outliers(nn.Sequential(nn.Linear(2, 2)), [0], 2.0)
     with pytest.raises(BenchError, match="census source"):
         outlier_census(model, [], source="attention")
+
+
+def test_plant_outliers_refuses_tied_tensors_before_writing(model_and_ids):
+    """Issue 17 K1: a LayerNorm shared by two blocks would be scaled twice while each c_fc is divided once."""
+    model = copy.deepcopy(model_and_ids[0])
+    model.transformer.h[1].ln_2 = model.transformer.h[0].ln_2                 # tie the two blocks' ln_2
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    with pytest.raises(BenchError, match=r"h\.0\.ln_2\.weight is shared with transformer\.h\.1\.ln_2\.weight"):
+        plant_outliers(model, [1], 4.0)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    with pytest.raises(BenchError, match="tied weights"):                     # one layer, still shared: refused
+        plant_outliers(model, [1], 4.0, layers=[1])

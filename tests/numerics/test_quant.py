@@ -102,3 +102,46 @@ def test_llm_int8_matmul_handles_outliers():
     out, cols = quant.llm_int8_matmul(x, w, threshold=6.0)
     assert cols.tolist() == [5, 77]
     assert err(out) < 0.2 * err(quant.vectorwise_matmul(x, w))
+
+
+def test_tiny_rows_keep_their_own_scale():
+    """Issue 17 K4: the zero-row guard must not floor a tiny non-zero scale on one side only."""
+    x = torch.tensor([[1e-13, -5e-14, 2.5e-14]])
+    for dim in (-1, None):
+        q, a = quant.absmax_quantize(x, dim=dim)
+        assert q[0, 0] == 127 and float(a.max()) == pytest.approx(1e-13, rel=1e-6)
+        err = (quant.absmax_dequantize(q, a) - x).abs().max()
+        assert err <= 1e-13 / 254 * (1 + 1e-5)                  # the scheme's promise: half a step of absmax/127
+    sub = torch.tensor([[1e-40, -5e-41], [3.0, -1.0], [0.0, 0.0]])  # a subnormal row, a normal one, a zero one
+    q, a = quant.absmax_quantize(sub, dim=-1)
+    assert q[0].tolist() == [127, -64] and (q[2] == 0).all() and float(a[2]) == 0.0
+    back = quant.absmax_dequantize(q, a)
+    assert torch.isfinite(back).all() and (back[2] == 0).all()
+    assert ((back - sub).abs()[1:] <= a[1:] / 254 * (1 + 1e-6)).all()   # (row 0 dequantises in subnormal arithmetic)
+    q, s, z = quant.zeropoint_quantize(x[0])
+    assert q.tolist()[:2] == [127, -128]                          # all 255 levels used, as for a normal range
+    assert ((quant.zeropoint_dequantize(q, s, z) - x[0]).abs() <= 0.5 / s * (1 + 1e-5)).all()
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: quant.fixed_range_quantize(x), lambda x: quant.absmax(x), lambda x: quant.absmax_quantize(x),
+    lambda x: quant.absmax_quantize(x, dim=-1), lambda x: quant.zeropoint_quantize(x),
+    lambda x: quant.zeropoint_quantize(x, dim=-1), lambda x: quant.outlier_columns(x, 6.0),
+    lambda x: quant.absmax_matmul(x, torch.ones(3, 4)), lambda x: quant.absmax_matmul(torch.ones(3, 4), x),
+    lambda x: quant.vectorwise_matmul(x, torch.ones(3, 4)), lambda x: quant.vectorwise_matmul(torch.ones(3, 4), x),
+    lambda x: quant.llm_int8_matmul(x, torch.ones(3, 4)), lambda x: quant.llm_int8_matmul(torch.ones(3, 4), x),
+    lambda x: quant.absmax_dequantize(torch.ones(2, 4, dtype=torch.int8), x[:, :1]),
+    lambda x: quant.zeropoint_dequantize(torch.ones(2, 4, dtype=torch.int8), x[:, :1], torch.zeros(2, 1)),
+], ids=["fixed_range", "absmax", "absmax_quantize", "absmax_quantize_rows", "zeropoint", "zeropoint_rows",
+        "outlier_columns", "absmax_matmul_x", "absmax_matmul_w", "vectorwise_x", "vectorwise_w", "llm_int8_x",
+        "llm_int8_w", "absmax_dequantize", "zeropoint_dequantize"])
+@pytest.mark.parametrize("bad", [float("inf"), -float("inf"), float("nan")])
+def test_non_finite_input_is_an_error(fn, bad):
+    """Issue 17 K5: one behaviour everywhere (Int8Linear already refused): a one-line BenchError."""
+    x = torch.ones(2, 4)
+    x[0, 0] = bad
+    with pytest.raises(BenchError, match=r"NaN/inf value\(s\)") as e:
+        fn(x)
+    assert "\n" not in str(e.value)
+    with pytest.raises(BenchError, match="finite range"):
+        quant.fixed_range_quantize(torch.ones(2), r=float("nan"))
