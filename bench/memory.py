@@ -45,7 +45,7 @@ PRECISIONS = {
     "fp16": (2, 2, 2, False, 2),
 }
 OPTIMIZERS = {"adamw": 2, "sgd": 0, "momentum": 1}  # state tensors per trainable parameter
-FAMILIES = ("gpt2", "opt", "llama")
+FAMILIES = ("gpt2", "opt", "llama", "bert")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class Setup:
     attention: str = field(default="sdpa", metadata={"help": "sdpa (fused, saves q,k,v,out,logsumexp) | eager"})
     loss: bool = field(default=True, metadata={"help": "include the LM loss (log-softmax over the vocabulary)"})
     device: str = field(default="cpu", metadata={"help": "cpu | cuda (dropout saves an fp32 mask on CPU, bool on CUDA)"})
+    checkpointing: bool = field(default=False, metadata={
+        "help": "activation (gradient) checkpointing per block: keep block inputs, recompute one block in backward"})
 
     def check(self) -> None:
         if self.precision not in PRECISIONS:
@@ -82,6 +84,8 @@ class Memory:
     optimizer: float = 0.0
     activations: float = 0.0
     int8_overhead: float = 0.0
+    loss_transient: float = 0.0  # not parts: gradients alive only as backward starts (see `transient`)
+    step_transient: float = 0.0  # ... and temporaries of the optimizer step, when activations are gone
     assumptions: list[str] = field(default_factory=list)
 
     PARTS = ("weights", "gradients", "optimizer", "activations", "int8_overhead")
@@ -95,18 +99,38 @@ class Memory:
     def total(self) -> float:
         return sum(getattr(self, p) for p in self.PARTS)
 
+    @property
+    def transient(self) -> float:
+        """What the peak adds to the parts: the loss's gradients at the start of backward, or the optimizer
+        step's temporaries less the activations freed by then, whichever is larger."""
+        return max(self.loss_transient, self.step_transient - self.activations, 0.0)
+
+    @property
+    def peak(self) -> float:
+        """The predicted peak of a step: the parts plus `transient`."""
+        return self.total + self.transient
+
     def parts(self) -> dict[str, float]:
         return {p: float(getattr(self, p)) for p in self.PARTS} | {"total": float(self.total)}
 
 
 # ---------------------------------------------------------------------------------------------- model input
 
+ENCODERS = ("bert",)  # model types built as a bare encoder (AutoModel: no LM head), e.g. all-MiniLM-L6-v2
+
+
 def meta_model(config) -> nn.Module:
-    """A transformers model built from a config on the meta device: shapes only, no weights allocated."""
+    """A transformers model built from a config on the meta device: shapes only, no weights allocated.
+    Causal LMs get their LM head (AutoModelForCausalLM); BERT-style encoders are built bare (AutoModel, as
+    sentence-embedding checkpoints such as all-MiniLM-L6-v2 are); encoder-decoders as Seq2SeqLM."""
     import transformers
 
-    cls = transformers.AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) \
-        else transformers.AutoModelForCausalLM
+    if getattr(config, "is_encoder_decoder", False):
+        cls = transformers.AutoModelForSeq2SeqLM
+    elif getattr(config, "model_type", None) in ENCODERS:
+        cls = transformers.AutoModel
+    else:
+        cls = transformers.AutoModelForCausalLM
     with torch.device("meta"):
         return cls.from_config(config)
 
@@ -119,11 +143,49 @@ def _as_model(model_or_config) -> nn.Module:
     raise BenchError(f"memory: pass a torch model or a transformers config, got {type(model_or_config).__name__}")
 
 
+@dataclass
+class _Wrap:
+    """What a prefix / prompt / P-tuning wrapper does to the base model's step."""
+
+    prompt: int = 0          # virtual tokens prepended to the input (prompt tuning, P-tuning): T -> n + T
+    prefix: int = 0          # virtual key/value positions in front of every layer's keys (prefix tuning)
+    placeholder: bool = False  # P-tuning's template mode: the prompt replaces n input embeddings, T unchanged
+    extra: float = 0.0       # bytes the wrapper's own trainable encoder saves (prefix MLP, P-tuning encoder)
+
+
+def _unwrap(model: nn.Module) -> tuple[nn.Module, _Wrap]:
+    """(base model, what its wrapper changes). The encoders run in fp32 (their parameters are fp32)."""
+    from bench.methods.prefix import PrefixModel
+    from bench.methods.prompt import PromptModel
+    from bench.methods.ptuning import PTuningModel
+
+    if isinstance(model, PrefixModel):
+        n = model.num_virtual_tokens
+        extra = 0.0
+        if model.prefix is None:  # P = Linear2(tanh(Linear1(E))): tanh saves its (n, hidden) output
+            extra = 4.0 * n * model.mlp[0].out_features
+        return model.base, _Wrap(prefix=n, extra=extra)
+    if isinstance(model, PTuningModel):
+        n, extra, enc = model.num_virtual_tokens, 0.0, model.encoder
+        if enc is not None:
+            d = enc.embedding.weight.shape[1]
+            if enc.kind == "mlp":  # Linear, ReLU, Linear, ReLU, Linear: the two ReLUs save their (n, h) outputs
+                extra = 4.0 * n * 2 * enc.mlp_head[0].out_features
+            else:  # approximate: per LSTM layer and direction ~(in + 12 h) floats per step, + the MLP's ReLU
+                h, layers = enc.lstm_head.hidden_size, enc.lstm_head.num_layers
+                extra = 4.0 * n * (2 * sum((d if i == 0 else 2 * h) + 12 * h for i in range(layers)) + 2 * h)
+        return model.base, _Wrap(prompt=0 if model.placeholder_token_id is not None else n,
+                                 placeholder=model.placeholder_token_id is not None, extra=extra)
+    if isinstance(model, PromptModel):
+        return model.base, _Wrap(prompt=model.num_virtual_tokens)
+    if hasattr(model, "get_base_model"):
+        raise BenchError(f"memory: activations of wrapper {type(model).__name__} are not modelled; "
+                         "full, LoRA, adapters, BitFit, prefix, prompt and P-tuning are")
+    return model, _Wrap()
+
+
 def _base(model: nn.Module) -> nn.Module:
-    if hasattr(model, "get_base_model"):  # prefix / prompt / P-tuning wrappers change the sequence itself
-        raise BenchError(f"memory: activations of {type(model).__name__} (prefix/prompt methods) are not modelled; "
-                         "full, LoRA and adapters are")
-    return model
+    return _unwrap(model)[0]
 
 
 def _family(model: nn.Module) -> str:
@@ -131,8 +193,18 @@ def _family(model: nn.Module) -> str:
     if mt in ("llama", "mistral", "qwen2"):
         return "llama"
     if mt not in FAMILIES:
-        raise BenchError(f"memory: no activation model for model_type {mt!r}; known: {', '.join(FAMILIES)}")
+        raise BenchError(f"memory: no activation model for model_type {mt!r}; known: {', '.join(FAMILIES)} "
+                         f"(Llama-style: llama, mistral, qwen2)")
     return mt
+
+
+def max_positions(config) -> int | None:
+    """The longest sequence (virtual tokens included) the model's position table or config allows."""
+    for key in ("n_positions", "max_position_embeddings"):
+        v = getattr(config, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
 
 
 def _linear_types():
@@ -173,14 +245,20 @@ def estimate(model_or_config, setup: Setup = Setup()) -> Memory:
     if setup.optimizer != "sgd":
         mem.optimizer += 4 * n_train_tensors  # torch keeps each parameter's step count as a float32 tensor
     mem.int8_overhead = 4 * int8_rows
-    mem.activations = activation_bytes(model, setup) if any(p.requires_grad for p in model.parameters()) else 0
+    if any(p.requires_grad for p in model.parameters()):
+        mem.activations, mem.loss_transient = _activations(model, setup)
+    if setup.optimizer == "adamw":  # per tensor: (exp_avg_sq.sqrt() / c).add_(eps) holds two state-sized temps
+        mem.step_transient = 2 * s_b * max((p.numel() for p in model.parameters() if p.requires_grad), default=0)
     mem.assumptions = [
         f"precision {setup.precision}: {w_b} B/weight, {g_b} B/grad, {setup.optimizer} with {n_states} state(s) of "
         f"{s_b} B" + (" + fp32 master copy (4 B)" if master else "") + " per trainable parameter",
         f"activations for batch {setup.batch} x {setup.seq_len} tokens, {PRECISIONS[setup.precision][4]} B per element, "
-        f"{setup.attention} attention, no activation checkpointing",
+        f"{setup.attention} attention, " + ("activation checkpointing per block (inputs kept, one block recomputed)"
+                                            if setup.checkpointing else "no activation checkpointing"),
         "frozen Linear weights in int8 + one fp32 scale per row" if setup.frozen_int8 else "no int8 weights",
-        "temporaries (workspace, allocator slack, the freed forward intermediates) are not counted",
+        "peak = parts + transient: the loss's fp32 gradients as backward starts, or AdamW's two temporaries of "
+        "the largest trainable tensor (foreach=False; CUDA's default foreach=True can add up to one more copy "
+        "of the optimizer states); workspace and allocator slack are not counted",
     ]
     return mem
 
@@ -195,9 +273,10 @@ class _T:
 
 
 class _Tape:
-    def __init__(self, setup: Setup, n_tokens: int):
+    def __init__(self, setup: Setup, seq_len: int):
         self.elem = PRECISIONS[setup.precision][4]
-        self.n = n_tokens
+        self.t = seq_len                    # positions the base model runs on (virtual prompt tokens included)
+        self.n = setup.batch * seq_len
         self.setup = setup
         self.saved: dict[int, float] = {}
 
@@ -229,10 +308,10 @@ class _Tape:
         return self.new(width, x.grad or trainable)
 
     def linear(self, x: _T, fi: int, fo: int, spec: dict) -> _T:
-        out = self.new(fo, x.grad or spec["trainable"])
+        out = self.new(fo, x.grad or spec["trainable"] or spec.get("bias", False))
         if spec["trainable"]:
             self.save(x)                                   # grad W = grad_out^T x
-        if spec.get("lora"):
+        if spec.get("lora"):                               # the frozen base's branch still trains A and B
             xin = self.dropout(x, spec.get("lora_dropout", 0.0), fi)
             self.save(xin)                                 # for grad A
             a = self.new(spec["lora"], True)               # A x * scaling
@@ -268,42 +347,54 @@ class _Tape:
             self.save(a)
         return self.new(width, a.grad or b.grad)
 
-    def attention(self, q: _T, k: _T, v: _T, d: int, heads: int, p_drop: float) -> _T:
-        """q, k, v: the tensors whose storage holds them (for GPT-2 one fused (B, T, 3C) tensor)."""
+    def attention(self, q: _T, k: _T, v: _T, heads: int, hd: int, p_drop: float, kv_heads: int = 0,
+                  past: int = 0, causal: bool = True) -> _T:
+        """q: (B, T, heads*hd); k, v: (B, T, kv_heads*hd), the tensors whose storage holds them (GPT-2: one fused
+        (B, T, 3C) tensor). `past`: trainable key/value positions prepended to k and v (prefix tuning)."""
+        kvh = kv_heads or heads
+        b, t, s, el = self.setup.batch, self.t, self.t + past, self.elem
+        if past:  # the cache's update: cat([prefix, k], dim=-2) -> new (B, kv_heads, P + T, hd) tensors
+            k, v = _T(b * s * kvh * hd * el, True), _T(b * s * kvh * hd * el, True)
         grad = q.grad or k.grad or v.grad
-        if self.setup.attention == "sdpa" and p_drop == 0:
+        mask = past > 0 and causal  # a materialised (1, 1, T, P + T) bool mask: is_causal cannot shift by P
+        fused = self.setup.attention == "sdpa" and p_drop == 0
+        if kvh != heads and (mask or hd > 256 or not fused):  # repeat_kv: (B, heads, S, hd) copies of k and v
+            k, v = _T(b * s * heads * hd * el, k.grad), _T(b * s * heads * hd * el, v.grad)
+        if fused:
             if not grad:
-                return self.new(d, False)
+                return self.new(heads * hd, False)
             # the fused kernel saves q, k, v (views of their storage), its output and the log-sum-exp (fp32);
             # its output is laid out (B, T, H, hd), so transpose(1, 2).contiguous() is free and the output
             # projection saves the same storage
-            out = self.new(d, True)
+            out = self.new(heads * hd, True)
             self.save(q, k, v, out, self.new(heads, False, 4))
+            if mask:
+                self.save(self.mask)
             return out
         # eager (math) path: softmax(q k^T * s + mask) v with matmuls on (B*H, T, hd) copies of q, k, v
-        t = self.setup.seq_len
         if k.grad:
-            self.save(self.new(d, False))                          # q copy
+            self.save(self.new(heads * hd, False))                     # q copy
         if q.grad:
-            self.save(self.new(d, False))                          # k^T copy
-        probs = _T(self.setup.batch * heads * t * t * self.elem, grad)
+            self.save(_T(b * s * heads * hd * el, False))              # k^T copy
+        probs = _T(b * heads * t * s * el, grad)
         if grad:
-            self.save(probs)                                       # softmax's result
+            self.save(probs)                                           # softmax's result
             if p_drop > 0:
-                self.save(_T(probs.nbytes / (self.elem if self.setup.device == "cuda" else 1), False))
+                self.save(_T(probs.nbytes / (el if self.setup.device == "cuda" else 1), False))
                 probs = _T(probs.nbytes, True)
         if v.grad:
             self.save(probs)
         if probs.grad:
-            self.save(self.new(d, False))                          # v copy
-        return self.new(d, grad)                                   # (B, T, C) copy of the output
+            self.save(_T(b * s * heads * hd * el, False))              # v copy
+        return self.new(heads * hd, grad)                              # (B, T, C) copy of the output
 
     def total(self) -> float:
         return float(sum(self.saved.values()))
 
 
 def _spec(mod: nn.Module) -> dict:
-    """What the activation model needs to know about one projection of a block."""
+    """What the activation model needs to know about one Linear (or Conv1D): does its weight or bias train,
+    and does it carry a LoRA branch or an adapter (whose parameters train even when the base is frozen)."""
     from bench.methods.adapters import WithAdapter
     from bench.methods.lora import LoraLayer
 
@@ -318,6 +409,8 @@ def _spec(mod: nn.Module) -> dict:
             spec["lora_dropout"] = getattr(mod.dropout, "p", 0.0)
         mod = mod.base
     spec["trainable"] = bool(mod.weight.requires_grad)
+    bias = getattr(mod, "bias", None)
+    spec["bias"] = bool(bias is not None and bias.requires_grad)
     return spec
 
 
@@ -325,25 +418,53 @@ def _norm_trainable(mod: nn.Module) -> bool:
     return any(p.requires_grad for p in mod.parameters())
 
 
+def _dims(c, fam: str) -> dict:
+    """Width d, layers, heads, key/value heads, head size, FFN width, vocabulary of a config."""
+    if fam == "gpt2":
+        d, heads, layers, ff = c.n_embd, c.n_head, c.n_layer, c.n_inner or 4 * c.n_embd
+    elif fam == "opt":
+        d, heads, layers, ff = c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.ffn_dim
+    else:
+        d, heads, layers, ff = c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.intermediate_size
+    kvh = getattr(c, "num_key_value_heads", None) or heads
+    hd = getattr(c, "head_dim", None) or d // heads
+    if heads % kvh:
+        raise BenchError(f"memory: {heads} attention heads are not a multiple of {kvh} key/value heads")
+    return dict(d=d, heads=heads, kvh=kvh, hd=hd, layers=layers, ff=int(ff), vocab=c.vocab_size)
+
+
 def activation_bytes(model: nn.Module, setup: Setup = Setup()) -> float:
-    """Bytes autograd saves for backward in one training step (batch x seq_len tokens, LM loss)."""
-    model = _base(model)
+    """Bytes autograd saves for backward in one training step (batch x seq_len tokens, LM loss); with
+    `setup.checkpointing`, the most that is saved at once (block inputs + one recomputed block)."""
+    return _activations(model, setup)[0]
+
+
+def _activations(model: nn.Module, setup: Setup) -> tuple[float, float]:
+    """(activation bytes, loss transient bytes): see `activation_bytes`; the transient is what the loss's
+    backward allocates on top of them (the fp32 gradients of the log-softmax's output and input)."""
+    model, wrap = _unwrap(model)
     fam = _family(model)
     c = model.config
-    b, t = setup.batch, setup.seq_len
-    tape = _Tape(setup, b * t)
-    ids = tape.new(1, False, 8)
+    k = _dims(c, fam)
+    d, heads, kvh, hd, ff, V = k["d"], k["heads"], k["kvh"], k["hd"], k["ff"], k["vocab"]
+    qw, kw = heads * hd, kvh * hd                          # widths of q and of k, v
+    b, t = setup.batch, setup.seq_len + wrap.prompt
+    tape = _Tape(setup, t)
+    tape.mask = _T(t * (t + wrap.prefix), False)           # prefix tuning: one (1, 1, T, P + T) bool mask
+    visited: set[int] = set()
+
+    def spec(mod):
+        visited.add(id(mod))
+        return _spec(mod)
+
+    prompt_grad = wrap.prompt > 0 or wrap.placeholder
     if fam == "gpt2":
-        d, heads, layers = c.n_embd, c.n_head, c.n_layer
-        ff = c.n_inner or 4 * d
         act = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu", "gelu": "gelu", "relu": "relu"}.get(
             c.activation_function, "gelu")
         emb_w, pos_w = model.transformer.wte.weight, model.transformer.wpe.weight
-        blocks = model.transformer.h
-        final_norm, rms = model.transformer.ln_f, False
+        blocks, final_norm, rms = model.transformer.h, model.transformer.ln_f, False
         p_resid, p_attn, p_emb = c.resid_pdrop, c.attn_pdrop, c.embd_pdrop
     elif fam == "opt":
-        d, heads, layers, ff = c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.ffn_dim
         if c.word_embed_proj_dim != d or not c.do_layer_norm_before:
             raise BenchError("memory: OPT configs need word_embed_proj_dim == hidden_size and pre-layer-norm")
         act = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_new"}.get(c.activation_function, "gelu")
@@ -351,81 +472,143 @@ def activation_bytes(model: nn.Module, setup: Setup = Setup()) -> float:
         emb_w, pos_w = dec.embed_tokens.weight, dec.embed_positions.weight
         blocks, final_norm, rms = dec.layers, dec.final_layer_norm, False
         p_resid, p_attn, p_emb = c.dropout, c.attention_dropout, 0.0  # OPT has no embedding dropout
-    else:
-        d, heads, layers, ff = c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.intermediate_size
-        if (getattr(c, "num_key_value_heads", None) or heads) != heads:
-            raise BenchError("memory: grouped-query attention is not modelled")
+    elif fam == "llama":
         act = "silu"
         emb_w, pos_w = model.model.embed_tokens.weight, None
         blocks, final_norm, rms = model.model.layers, model.model.norm, True
         p_resid, p_attn, p_emb = 0.0, c.attention_dropout, 0.0
-    ff = int(ff)
+    else:  # bert: post-layer-norm encoder, no causal mask
+        if not hasattr(model, "embeddings"):
+            raise BenchError(f"memory: model_type 'bert' is modelled as a bare encoder (BertModel), not "
+                             f"{type(model).__name__}")
+        act = {"gelu": "gelu", "gelu_new": "gelu_new", "relu": "relu"}.get(c.hidden_act, "gelu")
+        e = model.embeddings
+        emb_w, pos_w = e.word_embeddings.weight, e.position_embeddings.weight
+        blocks, final_norm, rms = model.encoder.layer, None, False
+        p_resid, p_attn, p_emb = c.hidden_dropout_prob, c.attention_probs_dropout_prob, c.hidden_dropout_prob
     # embeddings: the lookup saves its indices when the table trains
+    ids = tape.new(1, False, 8)
     if emb_w.requires_grad:
         tape.save(ids)
     if pos_w is not None and pos_w.requires_grad:
         tape.save(_T((b * t if fam == "opt" else t) * 8, False))  # position ids (GPT-2: shape (1, T))
-    h = tape.new(d, emb_w.requires_grad or (pos_w is not None and pos_w.requires_grad))
+    if wrap.placeholder:
+        tape.save(tape.new(1, False, 1))                        # masked_scatter's (B, T, 1) bool mask
+    h = tape.new(d, emb_w.requires_grad or (pos_w is not None and pos_w.requires_grad) or prompt_grad)
+    if fam == "bert":
+        h = tape.norm(h, d, _norm_trainable(model.embeddings.LayerNorm))
     h = tape.dropout(h, p_emb, d)
     cos_sin = tape.new(0, False)
     if fam == "llama":  # rotary cos and sin, (1, T, head_dim) each, computed once and shared by every layer
-        cos_sin = _T(2 * t * (d // heads) * tape.elem, False)
+        cos_sin = _T(2 * t * hd * tape.elem, False)
+    block_bytes, block_inputs = [], 0.0
     for blk in blocks:
+        before = tape.total()
+        block_inputs += h.nbytes
         if fam == "gpt2":
             x = tape.norm(h, d, _norm_trainable(blk.ln_1))
-            qkv = tape.linear(x, d, 3 * d, _spec(blk.attn.c_attn))
-            a = tape.attention(qkv, qkv, qkv, d, heads, p_attn)
-            a = tape.linear(a, d, d, _spec(blk.attn.c_proj))
+            qkv = tape.linear(x, d, 3 * d, spec(blk.attn.c_attn))
+            a = tape.attention(qkv, qkv, qkv, heads, hd, p_attn, past=wrap.prefix)
+            a = tape.linear(a, d, d, spec(blk.attn.c_proj))
             a = tape.dropout(a, p_resid, d)
             h = tape.new(d, h.grad or a.grad)
             x = tape.norm(h, d, _norm_trainable(blk.ln_2))
-            u = tape.linear(x, d, ff, _spec(blk.mlp.c_fc))
+            u = tape.linear(x, d, ff, spec(blk.mlp.c_fc))
             u = tape.act(u, act, ff)
-            u = tape.linear(u, ff, d, _spec(blk.mlp.c_proj))
+            u = tape.linear(u, ff, d, spec(blk.mlp.c_proj))
             u = tape.dropout(u, p_resid, d)
             h = tape.new(d, h.grad or u.grad)
         elif fam == "opt":
             at = blk.self_attn
             x = tape.norm(h, d, _norm_trainable(blk.self_attn_layer_norm))
-            q = tape.linear(x, d, d, _spec(at.q_proj))
-            q = tape.new(d, q.grad)                                       # q * scaling: a new tensor
-            k = tape.linear(x, d, d, _spec(at.k_proj))
-            v = tape.linear(x, d, d, _spec(at.v_proj))
-            a = tape.attention(q, k, v, d, heads, p_attn)
-            a = tape.linear(a, d, d, _spec(at.out_proj))
+            q = tape.linear(x, d, qw, spec(at.q_proj))
+            q = tape.new(qw, q.grad)                                      # q * scaling: a new tensor
+            kk = tape.linear(x, d, kw, spec(at.k_proj))
+            v = tape.linear(x, d, kw, spec(at.v_proj))
+            a = tape.attention(q, kk, v, heads, hd, p_attn, kvh, past=wrap.prefix)
+            a = tape.linear(a, qw, d, spec(at.out_proj))
             a = tape.dropout(a, p_resid, d)
             h = tape.new(d, h.grad or a.grad)
             x = tape.norm(h, d, _norm_trainable(blk.final_layer_norm))
-            u = tape.linear(x, d, ff, _spec(blk.fc1))
+            u = tape.linear(x, d, ff, spec(blk.fc1))
             u = tape.act(u, act, ff)
-            u = tape.linear(u, ff, d, _spec(blk.fc2))
+            u = tape.linear(u, ff, d, spec(blk.fc2))
             u = tape.dropout(u, p_resid, d)
             h = tape.new(d, h.grad or u.grad)
-        else:
+        elif fam == "llama":
             at, mlp = blk.self_attn, blk.mlp
             x = tape.norm(h, d, _norm_trainable(blk.input_layernorm), rms=True)
-            q = tape.linear(x, d, d, _spec(at.q_proj))
-            k = tape.linear(x, d, d, _spec(at.k_proj))
-            v = tape.linear(x, d, d, _spec(at.v_proj))
-            if q.grad or k.grad:
+            q = tape.linear(x, d, qw, spec(at.q_proj))
+            kk = tape.linear(x, d, kw, spec(at.k_proj))
+            v = tape.linear(x, d, kw, spec(at.v_proj))
+            if q.grad or kk.grad:
                 tape.save(cos_sin)                                        # q*cos + rotate_half(q)*sin
-            q, k = tape.new(d, q.grad), tape.new(d, k.grad)
-            a = tape.attention(q, k, v, d, heads, p_attn)
-            a = tape.linear(a, d, d, _spec(at.o_proj))
+            q, kk = tape.new(qw, q.grad), tape.new(kw, kk.grad)
+            a = tape.attention(q, kk, v, heads, hd, p_attn, kvh, past=wrap.prefix)
+            a = tape.linear(a, qw, d, spec(at.o_proj))
             h = tape.new(d, h.grad or a.grad)
             x = tape.norm(h, d, _norm_trainable(blk.post_attention_layernorm), rms=True)
-            g = tape.linear(x, d, ff, _spec(mlp.gate_proj))
+            g = tape.linear(x, d, ff, spec(mlp.gate_proj))
             g = tape.act(g, "silu", ff)
-            u = tape.linear(x, d, ff, _spec(mlp.up_proj))
+            u = tape.linear(x, d, ff, spec(mlp.up_proj))
             u = tape.mul(g, u, ff)
-            u = tape.linear(u, ff, d, _spec(mlp.down_proj))
+            u = tape.linear(u, ff, d, spec(mlp.down_proj))
             h = tape.new(d, h.grad or u.grad)
-    x = tape.norm(h, d, _norm_trainable(final_norm), rms=rms)
-    head = model.get_output_embeddings()
-    logits = tape.linear(x, d, c.vocab_size, {"trainable": head.weight.requires_grad})
-    if setup.loss and logits.grad:  # log_softmax saves its fp32 output; nll_loss saves the int64 targets
-        tape.save(tape.new(c.vocab_size, False, 4), tape.new(1, False, 8))
-    return tape.total()
+        else:  # bert: x = LN(x + dropout(dense(attn(x)))); x = LN(x + dropout(out(act(inter(x)))))
+            at = blk.attention
+            q = tape.linear(h, d, qw, spec(at.self.query))
+            kk = tape.linear(h, d, kw, spec(at.self.key))
+            v = tape.linear(h, d, kw, spec(at.self.value))
+            a = tape.attention(q, kk, v, heads, hd, p_attn, past=wrap.prefix, causal=False)
+            a = tape.linear(a, qw, d, spec(at.output.dense))
+            a = tape.dropout(a, p_resid, d)
+            h = tape.norm(tape.new(d, h.grad or a.grad), d, _norm_trainable(at.output.LayerNorm))
+            u = tape.linear(h, d, ff, spec(blk.intermediate.dense))
+            u = tape.act(u, act, ff)
+            u = tape.linear(u, ff, d, spec(blk.output.dense))
+            u = tape.dropout(u, p_resid, d)
+            h = tape.norm(tape.new(d, h.grad or u.grad), d, _norm_trainable(blk.output.LayerNorm))
+        block_bytes.append(tape.total() - before)
+    transient = 0.0
+    if fam == "bert":
+        pooler = getattr(model, "pooler", None)
+        if pooler is not None:  # dense(h[:, 0]) saves a view of h's storage; tanh saves its (B, d) output
+            first = tape.linear(h, d, d, spec(pooler.dense))
+            if first.grad:
+                tape.save(_T(b * d * tape.elem, False))
+        if h.grad:  # the loss (bench.memory.train_loss): mean of squares of the last hidden state saves it;
+            tape.save(h)  # its backward: mean's expanded gradient, h^1, 2 h^1 and their product, (B, T, d) each
+            transient = 4 * h.nbytes
+    else:
+        x = tape.norm(h, d, _norm_trainable(final_norm), rms=rms)
+        logits = tape.linear(x, d, V, spec(model.get_output_embeddings()))
+        if setup.loss and logits.grad:  # log_softmax saves its fp32 output; nll_loss saves the int64 targets
+            tape.save(tape.new(V, False, 4), tape.new(1, False, 8))
+            transient = b * t * V * 8  # log_softmax backward: the fp32 gradients of its output and its input
+    adapted = [n for n, m in model.named_modules() if _is_adapted(m) and id(m) not in visited]
+    if adapted:
+        raise BenchError(f"memory: {', '.join(adapted[:4])} carry LoRA/adapter parameters, but the {fam} activation "
+                         f"model does not walk them; adapt the blocks' projections or the LM head")
+    total = tape.total() + wrap.extra
+    if setup.checkpointing and block_bytes:  # each block keeps its input; backward recomputes one block at a time
+        total = total - sum(block_bytes) + block_inputs + max(block_bytes)
+    return total, transient
+
+
+def _is_adapted(mod: nn.Module) -> bool:
+    from bench.methods.adapters import WithAdapter
+    from bench.methods.lora import LoraLayer
+    return isinstance(mod, (WithAdapter, LoraLayer))
+
+
+def train_loss(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss one training step optimises, as the memory model assumes it: the LM loss of a causal LM
+    (labels = inputs), or for an encoder without an LM head (BertModel) the mean of squares of the last hidden
+    state (a stand-in for a sentence-embedding objective; it saves only that tensor)."""
+    if getattr(getattr(model, "config", None), "model_type", None) in ENCODERS:
+        out = model(input_ids=input_ids)
+        return out.last_hidden_state.pow(2).mean()
+    return model(input_ids=input_ids, labels=input_ids if labels is None else labels, use_cache=False).loss
 
 
 # ---------------------------------------------------------------------------------------------- measurement
@@ -528,3 +711,71 @@ def measure_step(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
     del opt, out
     return Measured(mem, float(peak), step_s, loss)
 
+
+
+@dataclass
+class Peak:
+    """A step's memory measured without the model's counting: `base` (bytes of the live parameters, buffers,
+    gradients and optimizer states before the step) + `step_peak` (the highest net allocation during the step,
+    from torch.profiler's memory events on CPU, or CUDA's max_memory_allocated)."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    step_peak: float
+
+    @property
+    def base(self) -> float:
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def total(self) -> float:
+        return self.base + self.step_peak
+
+
+def measure_peak(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "adamw", lr: float = 1e-4,
+                 checkpointing: bool = False) -> Peak:
+    """Peak memory of a steady-state training step: one warm-up step creates the optimizer state, gradients
+    stay allocated between steps (zero_grad(set_to_none=False), as with gradient accumulation), then the
+    second step (forward with `train_loss`, backward, optimizer step) is measured. CPU: torch.profiler
+    (profile_memory=True) allocation events summed in time order; CUDA: max_memory_allocated. The model is
+    changed by the steps."""
+    if optimizer not in OPTIMIZERS:
+        raise BenchError(f"memory: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise BenchError("memory: the model has no trainable parameters")
+    if optimizer == "adamw":
+        opt = torch.optim.AdamW(trainable, lr=lr, foreach=False)
+    else:
+        opt = torch.optim.SGD(trainable, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0, foreach=False)
+    base_model = _base(model)
+    if checkpointing:
+        base_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+
+    def step():
+        train_loss(model, input_ids).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+
+    step()
+    parts = (_unique_bytes(list(model.parameters()) + list(model.buffers())),
+             _unique_bytes(p.grad for p in trainable),
+             _unique_bytes(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)))
+    if input_ids.device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return Peak(*map(float, parts), float(torch.cuda.max_memory_allocated() - before))
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    cur = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):  # + bytes allocated, - bytes freed
+        cur += e.nbytes()
+        peak = max(peak, cur)
+    return Peak(*map(float, parts), float(peak))
