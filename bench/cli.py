@@ -18,7 +18,15 @@ from pathlib import Path
 
 from bench import BenchError
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+def _results_dir() -> Path:
+    """The repository's results/ when running from a checkout; ./results (current folder) when installed."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "results").is_dir():
+        return root / "results"
+    return Path.cwd() / "results"
+
+
+RESULTS_DIR = _results_dir()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Recompute every verdict from the stored results with the registry's rules and "
                                    "rewrite results/README.md (atomically).")
     r.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
+    r.add_argument("--compare", type=Path, default=None, metavar="FOLDER",
+                   help="instead of writing: compare a results folder from another run or machine (with "
+                        "<group>/results.csv inside) with --results: verdict changes, then the largest value moves "
+                        "measured in their regression bands")
 
     pt = sub.add_parser("pretrain", help="pretrain (or reuse) the embedded model ladder",
                         description="Build the synthetic world and tokenizer, pretrain each rung of a ladder into the "
@@ -80,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, default=None, help="output folder (default: results/<group> for the cpu "
                                                            "profile on the ladder, results/runs/<group>-<profile>[-model] otherwise)")
     rp.add_argument("--no-report", action="store_true", help="do not regenerate results/README.md")
+    rp.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", dest="sets",
+                    help="override one field of the group's settings for this profile (repeatable), e.g. "
+                         "--set ranks=1,2,4 --set methods=lora,prefix; values are parsed by the field's type "
+                         "(int, float, bool, str, comma-separated tuples); an unknown key lists the valid ones")
 
     rg = sub.add_parser("regress", help="rerun smoke profiles and compare with committed baselines",
                         description="For each group with a baseline in results/baselines/, run the smoke profile into "
@@ -87,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "its tolerance band or a verdict flips. --update rewrites the baselines instead.")
     rg.add_argument("--group", action="append", help="only this group (repeatable; default: all with a baseline)")
     rg.add_argument("--update", action="store_true", help="write new baselines from this run")
+    rg.add_argument("--other-float-path", action="store_true",
+                    help="run the check as on another CPU kind: ATen's scalar kernels, MKL capped at SSE4.2, two "
+                         "threads and a fresh rung cache (the smoke rungs are pretrained again); CI runs both")
+
+    from bench.fit import add_parser as add_memory_parser
+    add_memory_parser(sub, _formatter)
     return p
 
 
@@ -100,35 +122,84 @@ def default_out(group: str, profile: str, model: str | None) -> Path:
     return RESULTS_DIR / "runs" / "-".join([group, profile] + ([_slug(model)] if model else []))
 
 
+def check_out(out: Path) -> Path:
+    """Validate an output folder before any work: writable, and (if it exists) a result folder of this
+    suite or empty, since a run replaces the folder as a whole. BenchError otherwise."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {str(out)!r} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").exists():
+        raise BenchError(f"--out {str(out)!r} holds files that are not a result folder of this suite (a run "
+                         f"replaces the whole folder); choose a new or empty folder")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BenchError(f"--out {str(out)!r}: {str(parent)!r} is not a folder")
+    try:
+        parent = out.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+        if out.is_dir():
+            with tempfile.TemporaryFile(dir=out):
+                pass
+    except OSError as e:
+        raise BenchError(f"--out {str(out)!r} cannot be written ({e.strerror or type(e).__name__}); "
+                         f"choose a folder you can write") from None
+    return out
+
+
+def check_model(model: str | None) -> None:
+    """Cheap --model checks before any work (a missing folder); the full load happens in the run."""
+    if model is None:
+        return
+    from bench import ladder as L
+    if not model.strip():
+        raise BenchError("--model needs a rung name, a checkpoint folder or a hub id, got ''")
+    if model in L.SPECS or model in ("smallest", "largest"):
+        return
+    for part in model.split(","):   # int8 takes a comma list
+        path = Path(part).expanduser()
+        if (part.startswith((".", "/", "~")) or part.count("/") > 1) and not path.is_dir():
+            raise BenchError(f"model folder {part!r} does not exist (and it is not a ladder rung or a hub id)")
+
+
 def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path | None, model: str | None,
-              update_readme: bool = True) -> Path:
-    """Run one group into a staging folder, then move its files into `out`: a crash leaves `out` as it was."""
+              update_readme: bool = True, sets: list[str] | None = None) -> Path:
+    """Validate every input, run one group into a staging folder, then replace `out` with it as a whole:
+    a crash or a kill leaves `out` as it was (bench.fileio.publish). `sets`: --set key=value items."""
+    from bench.fileio import clean_stale, new_staging, publish
     from bench.profiles import get_profile, parse_seeds
     from bench.report import write_readme
-    from bench.repro import RunContext, load_group
+    from bench.repro import RunContext, load_group, parse_sets
 
     profile = get_profile(profile_name)          # validate cheap inputs before importing the group
     seeds = parse_seeds(seeds_text, profile)
+    check_model(model)
     module = load_group(group)
-    out = out or default_out(group, profile.name, model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    if model is not None and not getattr(module, "TAKES_MODEL", True):
+        raise BenchError(f"{group}: --model is not used by this group (it measures fixed configs); drop it")
+    overrides = parse_sets(module, group, profile.name, sets)
+    out = check_out(out or default_out(group, profile.name, model))
+    clean_stale(out)
+    staging = new_staging(out)
     try:
-        ctx = RunContext(profile=profile, seeds=seeds, out_dir=staging, model=model)
+        ctx = RunContext(profile=profile, seeds=seeds, out_dir=staging, model=model,
+                         options={"settings": overrides} if overrides else {})
         t0 = time.time()
         rec = module.run(ctx)
         rec.out_dir = staging
-        rec.save(extra_meta={"seeds": list(seeds), "model_arg": model})
+        rec.save(extra_meta={"seeds": list(seeds), "model_arg": model, **({"settings_set": overrides} if overrides
+                                                                                  else {})})
         module.report(staging)
-        out.mkdir(parents=True, exist_ok=True)
-        for f in sorted(staging.iterdir()):
-            os.replace(f, out / f.name)   # each file atomically; the staging folder is on the same disk
+        publish(staging, out)
         print(f"{group}: {len(rec.rows)} rows, {len(rec.timing_rows)} timing rows in {time.time() - t0:.0f} s -> {out}",
               file=sys.stderr)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if update_readme:
-        write_readme()
+        write_readme(None if RESULTS_DIR == Path(__file__).resolve().parent.parent / "results" else RESULTS_DIR)
     return out
 
 
@@ -142,8 +213,13 @@ def cmd_claims(args) -> int:
                             ("Group", f"{c.group} (tox -e repro-{c.group}; results/{c.group}/)"),
                             ("Measured", c.metric), ("Rule", c.rule or "-"), ("Paper scale", c.paper_note or "-")]:
             print(textwrap.fill(text, 100, initial_indent=f"{label + ':':13}", subsequent_indent=" " * 13))
-        for ch in c.checks:
-            print(f"{'':13}check: {ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
+        for kind, items in (("precondition", c.preconditions), ("check", c.checks)):
+            for ch in items:
+                part = f"[{ch.part}] " if ch.part else ""
+                print(f"{'':13}{kind}: {part}{ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
+        for h in c.history:
+            print(textwrap.fill(f"{h.date}: was '{h.old}'. Why changed: {h.reason}", 100,
+                                initial_indent=f"{'History:':13}", subsequent_indent=" " * 13))
         return 0
     print(f"{'ID':4} {'group':9} {'scales':17} title / published")
     for c in CLAIMS.values():
@@ -156,6 +232,15 @@ def cmd_claims(args) -> int:
 def cmd_report(args) -> int:
     from bench.report import write_readme
 
+    if args.compare is not None:
+        from bench.regress import compare_folders
+        if not args.compare.is_dir():
+            raise BenchError(f"--compare {str(args.compare)!r} is not a folder")
+        print("\n".join(compare_folders(args.compare, args.results)))
+        return 0
+
+    if not args.results.is_dir():
+        raise BenchError(f"--results {str(args.results)!r} is not a folder")
     path = write_readme(args.results)
     print(f"wrote {path}")
     return 0
@@ -165,37 +250,75 @@ def cmd_pretrain(args) -> int:
     from bench.ladder import pretrain_ladder
 
     out = args.out or (RESULTS_DIR / "ladder" if args.ladder == "cpu" else RESULTS_DIR / "runs" / f"ladder-{args.ladder}")
-    pretrain_ladder(args.ladder, force=args.force, out_dir=out)
+    from bench.fileio import clean_stale, new_staging, publish
+    out = check_out(out)
+    clean_stale(out)
+    staging = new_staging(out)
+    try:
+        pretrain_ladder(args.ladder, force=args.force, out_dir=staging)
+        publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return 0
 
 
 def cmd_repro(args) -> int:
-    run_group(args.group, args.profile, args.seeds, args.out, args.model, update_readme=not args.no_report)
+    run_group(args.group, args.profile, args.seeds, args.out, args.model, update_readme=not args.no_report,
+              sets=args.sets)
     return 0
+
+
+# Another float path on any x86 CPU kind: ATen's scalar kernels, MKL capped at SSE4.2, two threads, and a
+# fresh rung cache (so the smoke rungs are pretrained again with those floats), as on another machine.
+OTHER_FLOAT_PATH = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "BENCH_THREADS": "2"}
+
+
+def regress_other_float_path(args) -> int:
+    """Rerun `bench regress` in a child process under OTHER_FLOAT_PATH with an empty rung cache."""
+    import subprocess
+    argv = [sys.executable, "-m", "bench", "regress"] + [a for g in (args.group or []) for a in ("--group", g)]
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
+        env = {**os.environ, **OTHER_FLOAT_PATH, "BENCH_CACHE": cache}
+        print("regress under another float path: " + " ".join(f"{k}={v}" for k, v in OTHER_FLOAT_PATH.items())
+              + ", fresh rung cache", flush=True)
+        return subprocess.run(argv, env=env).returncode
 
 
 def cmd_regress(args) -> int:
     from bench import regress
     from bench.repro import REPRO_GROUPS, load_group
 
+    if args.other_float_path:
+        if args.update:
+            raise BenchError("--other-float-path checks against the baselines; it cannot --update them")
+        return regress_other_float_path(args)
     if args.group:
         groups = args.group
+        for g in groups:
+            load_group(g)
     elif args.update:
         groups = [g for g in REPRO_GROUPS if _implemented(g)]
     else:
-        groups = sorted(p.stem for p in regress.BASELINE_DIR.glob("*.csv"))
+        groups = sorted(p.name[:-len(".verdicts.json")] for p in regress.BASELINE_DIR.glob("*.verdicts.json"))
     if not groups:
         raise BenchError("no baselines in results/baselines/; create them with `python -m bench regress --update`")
     failures = []
     for group in groups:
         module = load_group(group)
+        if not args.update:
+            _, problem = regress.load_baseline(group)
+            if problem:   # a damaged baseline fails at once, before the run
+                print(f"{group}: baseline unusable")
+                failures.append(problem)
+                continue
         with tempfile.TemporaryDirectory(prefix=f"regress-{group}-") as tmp:
             run_dir = run_group(group, "smoke", None, Path(tmp) / group, None, update_readme=False)
             if args.update:
                 print(f"baseline written: {regress.write_baseline(group, run_dir, getattr(module, 'REGRESS', []))}")
                 continue
             problems = regress.compare(group, run_dir)
-        print(f"{group}: {'ok' if not problems else f'{len(problems)} regression(s)'}")
+            note = regress.base_model_note(group, run_dir)
+        print(f"{group}: {'ok' if not problems else f'{len(problems)} regression(s)'}" + (f" ({note})" if note else ""))
         failures += problems
     for line in failures:
         print("REGRESSION " + line)
@@ -206,8 +329,14 @@ def _implemented(group: str) -> bool:
     return (Path(__file__).resolve().parent.parent / "reproductions" / f"{group}.py").exists()
 
 
+def cmd_memory(args) -> int:
+    from bench.fit import cmd_memory as run_memory
+
+    return run_memory(args)
+
+
 COMMANDS = {"claims": cmd_claims, "report": cmd_report, "pretrain": cmd_pretrain, "repro": cmd_repro,
-            "regress": cmd_regress}
+            "regress": cmd_regress, "memory": cmd_memory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,3 +46,79 @@ def atomic_savefig(path: str | Path, fig) -> Path:
     """Save a matplotlib figure atomically (PNG), with fixed metadata so reruns give the same bytes."""
     return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight",
                                                      metadata={"Software": None}))
+
+
+# ---------------------------------------------------------------- result folders, replaced as a whole
+# A run writes into a hidden staging folder beside its result folder (`.<name>.staging-XXXX`, with the
+# writer's pid inside); when complete, the old folder is renamed aside (`.<name>.previous-XXXX`), the
+# staging folder renamed into place, and the old one removed. Two renames, so a reader sees the old folder
+# or the new one, never a mix. A kill between the renames leaves no folder; `clean_stale` puts the
+# previous one back. Staging folders of dead writers are removed by the next run.
+STAGING, PREVIOUS = ".staging-", ".previous-"
+PID_FILE = ".writer-pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _writer_alive(folder: Path) -> bool:
+    try:
+        return _alive(int((folder / PID_FILE).read_text().strip()))
+    except (OSError, ValueError):
+        return False
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove staging folders of `out` left by killed runs, and restore `out` from a previous copy when a
+    kill fell between the two renames. Returns what was removed or restored."""
+    import shutil
+    out = Path(out)
+    done = []
+    if not out.parent.is_dir():
+        return done
+    for p in sorted(out.parent.glob(f".{out.name}{STAGING}*")):
+        if p.is_dir() and not _writer_alive(p):
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(p)
+    for p in sorted(out.parent.glob(f".{out.name}{PREVIOUS}*")):
+        if not p.is_dir():
+            continue
+        if not out.exists():
+            os.rename(p, out)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+        done.append(p)
+    return done
+
+
+def new_staging(out: Path) -> Path:
+    """A fresh staging folder beside `out` (same disk, so the final rename is atomic), marked with our pid."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}{STAGING}", dir=out.parent))
+    (staging / PID_FILE).write_text(str(os.getpid()))
+    return staging
+
+
+def publish(staging: Path, out: Path) -> Path:
+    """Replace the folder `out` by the complete folder `staging` as a whole (see above)."""
+    import shutil
+    staging, out = Path(staging), Path(out)
+    (staging / PID_FILE).unlink(missing_ok=True)
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions
+    previous = None
+    if out.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".{out.name}{PREVIOUS}", dir=out.parent))
+        os.rmdir(previous)
+        os.rename(out, previous)
+    os.rename(staging, out)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+    return out

@@ -50,5 +50,9 @@ def parse_seeds(text: str | None, profile: Profile) -> tuple[int, ...]:
     if not parts or any(p < 0 for p in parts):
         raise BenchError(f"--seeds takes a count (3) or a comma list (0,1,2), got {text!r}")
     if len(parts) == 1 and "," not in text:
+        if parts[0] < 1:
+            raise BenchError(f"--seeds {text}: a seed count must be at least 1 (for seed 0 alone write --seeds 0,)")
         return tuple(range(parts[0]))
+    if len(set(parts)) != len(parts):
+        raise BenchError(f"--seeds {text}: repeated seed")
     return tuple(parts)

@@ -3,7 +3,8 @@
 A reproduction group is a module `reproductions/<group>.py` with:
     GROUP   = "lora"                       # results/<group>/, tox -e repro-<group>
     CLAIMS  = ("L1", "L2", ...)            # claim IDs it measures (bench.claims)
-    REGRESS = [("metric_glob", atol, rtol), ...]   # tolerance bands for `bench regress` (smoke profile)
+    REGRESS = [("metric_glob", atol, rtol[, "reason"]), ...]   # bands for `bench regress` (smoke profile)
+    TAKES_MODEL = False                    # optional: the group measures fixed configs and refuses --model
     def run(ctx: RunContext) -> Recorder   # measure; rows go through bench.schema.Recorder
     def report(out_dir: Path) -> None      # write report.md and PNGs from the stored CSVs
 The CLI calls run(), saves the Recorder atomically, calls report(), then regenerates results/README.md.
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,7 +25,16 @@ from bench import BenchError
 from bench.profiles import Profile
 from bench.schema import Recorder
 
-REPRO_GROUPS = ("lora", "rslora", "precision", "int8", "scale", "methods")
+BENCHMARK_GROUPS = ("methods",)      # groups that measure no claim (supporting benchmarks)
+
+
+def _groups() -> tuple[str, ...]:
+    """Every group named by the claims registry, in the registry's order, then the benchmark-only groups."""
+    from bench.claims import CLAIMS
+    return tuple(dict.fromkeys([c.group for c in CLAIMS.values()] + list(BENCHMARK_GROUPS)))
+
+
+REPRO_GROUPS = _groups()
 
 
 @dataclass
@@ -53,6 +65,91 @@ def load_group(group: str):
         if e.name == f"reproductions.{group}":
             raise BenchError(f"reproduction group {group!r} is not implemented yet") from None
         raise
+
+
+def group_settings(module) -> dict:
+    """A group's settings table, profile name -> settings dataclass: the module's SETTINGS, else its one
+    `*_PROFILES` dict of dataclasses (int8's INT8_PROFILES, precision's M3_PROFILES); {} when it has none."""
+    table = getattr(module, "SETTINGS", None)
+    if not isinstance(table, dict):
+        tables = [v for k, v in vars(module).items() if k.endswith("_PROFILES") and isinstance(v, dict)]
+        table = tables[0] if len(tables) == 1 else None
+    if not isinstance(table, dict) or not all(is_dataclass(v) for v in table.values()):
+        return {}
+    return table
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _parse_value(text: str, hint, where: str):
+    """`text` as a value of type `hint`: int, float, bool, str, None (in an Optional), or a tuple of those
+    (comma-separated). BenchError naming `where` otherwise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if text.strip().lower() == "none" and type(None) in args:
+            return None
+        errors = []
+        for a in (a for a in args if a is not type(None)):
+            try:
+                return _parse_value(text, a, where)
+            except BenchError as e:
+                errors.append(str(e))
+        raise BenchError(errors[0] if errors else f"{where}: cannot parse {text!r}")
+    if origin is tuple:
+        item = args[0] if args else str
+        if len(args) > 1 and args[1] is not Ellipsis:
+            raise BenchError(f"{where}: a fixed-length tuple setting cannot be set with --set")
+        if typing.get_origin(item) is not None or item not in _SCALARS:
+            raise BenchError(f"{where}: a tuple of {getattr(item, '__name__', item)} cannot be set with --set")
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return tuple(_parse_value(p, item, where) for p in parts)
+    if hint is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise BenchError(f"{where}: expected true or false, got {text!r}")
+    if hint in (int, float):
+        try:
+            return hint(text.strip())
+        except ValueError:
+            raise BenchError(f"{where}: expected {hint.__name__}, got {text!r}") from None
+    if hint is str:
+        return text
+    raise BenchError(f"{where}: a setting of type {getattr(hint, '__name__', hint)} cannot be set with --set")
+
+
+def parse_sets(module, group: str, profile: str, sets: list[str] | None) -> dict:
+    """`--set key=value` items parsed against the group's settings dataclass (see group_settings) into
+    {field: value}, for ctx.options["settings"]. BenchError (one line, naming the allowed keys) on a bad item."""
+    if not sets:
+        return {}
+    table = group_settings(module)
+    if profile not in table:
+        raise BenchError(f"{group}: has no settings that --set can change")
+    cls = type(table[profile])
+    hints = typing.get_type_hints(cls)
+    allowed = sorted(f.name for f in fields(cls) if _settable(hints[f.name]))
+    out = {}
+    for item in sets:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise BenchError(f"--set takes key=value, got {item!r}; keys for {group}: {', '.join(allowed)}")
+        if key not in hints:
+            raise BenchError(f"--set {key}: {group} has no setting {key!r}; keys: {', '.join(allowed)}")
+        out[key] = _parse_value(text, hints[key], f"--set {key}")
+    return out
+
+
+def _settable(hint) -> bool:
+    try:
+        _parse_value("1", hint, "")
+        return True
+    except BenchError as e:
+        return "cannot be set" not in str(e)
 
 
 def settings_with_overrides(ctx: RunContext, settings: dict, group: str):

@@ -41,13 +41,15 @@ from bench.numerics.int8_linear import METHODS, Int8Linear, quantize_model, stor
 from bench.numerics.outliers import outlier_census, plant_outliers
 from bench import BenchError
 from bench.numerics.toy import harness_threads, num_threads, perplexity
-from bench.repro import RunContext
+from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder, read_meta, read_results
 
 GROUP = "int8"
 CLAIMS = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6")
 REGRESS = [
     ("q1_*", 0.0, 1e-9), ("q2_*", 0.0, 1e-9), ("q3_definition_max_rel_diff", 1e-6, 0.0),
+    ("q3_rel_err", 0.0, 1e-3, "float matmul reference: its reduction order differs between CPU kinds (moved 1e-4 "
+                              "relative under bench regress --other-float-path); a quantizer fault moves it > 10%"),
     ("q3_err*", 0.0, 0.05), ("bnb_*", 0.0, 0.05), ("int8_ppl*", 0.0, 0.03), ("planted_*", 0.0, 0.03),
     ("fp32_ppl", 0.0, 0.03), ("census_*", 0.5, 0.1), ("plant_fp32_max_abs_diff", 1e-4, 0.0),
     ("int8_weight_ratio*", 0.0, 1e-9), ("int8_storage*", 0.0, 0.0), ("*_bytes", 0.0, 1e-9),
@@ -347,14 +349,14 @@ def model_rows(rec: Recorder, entries, seed: int, cfg: Int8Config, data_name: st
                     params=p, **kw)
             for source in ("hidden", "linear_inputs"):
                 c = outlier_census(m, batches, source=source)
-                cp = {**p, "source": source, "n_layers": c.n_layers, "n_positions": c.n_positions,
-                      "outlier_dims": c.outlier_dims}
+                cp = {**p, "source": source, "n_layers": c.n_layers, "n_positions": c.n_positions}
+                found = {"outlier_dims": c.outlier_dims}   # what the census found: measured, not identity
                 for k, v in c.row().items():
                     rec.add("Q5", f"census_{k}", v, unit="share" if "share" in k or "affected" in k else "value",
-                            params=cp, **kw)
+                            params=cp, info=found, **kw)
                 if variant:
                     rec.add("Q5", "census_n_outlier_dims_found_minus_planted", len(c.outlier_dims) - len(PLANT_DIMS),
-                            unit="count", params=cp, **kw)
+                            unit="count", params=cp, info=found, **kw)
         # supporting (not judged): the error where the planted dims enter, block 0's MLP input projection
         ref_fc = _fc_out(model, ids) if gpt2 else None
         for variant, m in (variants if gpt2 else ()):
@@ -407,7 +409,7 @@ def bloom_q6(rec: Recorder) -> None:
 # ---------------------------------------------------------------- the harness
 def run(ctx: RunContext) -> Recorder:
     rec = ctx.recorder(GROUP, CLAIMS)
-    cfg = INT8_PROFILES[ctx.profile.name]
+    cfg = settings_with_overrides(ctx, INT8_PROFILES, GROUP)
     specs = entry_specs(ctx)
     worked_examples(rec)
     vectorwise_checks(rec, [(64, 256, 128), (16, 1024, 512)])

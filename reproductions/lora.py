@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import BenchError
-from bench.repro import RunContext
+from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder
 
 GROUP = "lora"
@@ -783,7 +783,7 @@ def planted_runs(rec: Recorder, env: dict, results: list[dict], jobs: list) -> d
     data = f"planted-rank{k}-{s.l6_target}"
     kl0 = env["kl0"]
     rec.add("L6", "l6_kl_base", kl0, unit="nats/token", model=name, data=data, scale="toy",
-            params={"k": k, "plant_scale": round(env["plant_scale"], 4), "target_kl": s.l6_target_kl})
+            params={"k": k, "target_kl": s.l6_target_kl}, info={"plant_scale": round(env["plant_scale"], 4)})
     kls: dict[tuple[str, int], list[float]] = {}
     for (_, method, r, seed), res in zip(jobs, results):
         kls.setdefault((method, r), []).append(res["kl"])
@@ -848,7 +848,7 @@ def run(ctx: RunContext) -> Recorder:
     import os
 
     from bench.train import num_threads
-    s = SETTINGS[ctx.profile.name]
+    s = settings_with_overrides(ctx, SETTINGS, GROUP)
     threads = int(os.environ["BENCH_THREADS"]) if os.environ.get("BENCH_THREADS") else s.threads
     with num_threads(threads):
         rec = _run(ctx, s)

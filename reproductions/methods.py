@@ -11,7 +11,11 @@ medians over rounds, on GPT-2 configs with random weights:
 3. inference latency (eval, no_grad forward) of the base model, unmerged LoRA and merged LoRA
    (merge_and_unload): merged/base target within 3% (L5: merging removes the overhead), unmerged/base is
    the overhead that merging removes.
-The two targets (ours/peft step, merged/base forward) are judged on a second measurement: the two sides
+4. multi-task serving (bench.methods.multitask): a batch mixing K tasks, each row with its own LoRA adapter
+   (multi_lora) or soft prompt (prompt_bank), vs a single-task batch of the same size through the plain
+   single-adapter model (LoRA: bench.methods.lora; prompt: bench.methods.prompt): throughput ratio
+   single time / mixed time, target >= 0.95, rows interleaved by task (the hardest order), ABBA pairs.
+The targets (ours/peft step, merged/base forward, mixed/single throughput) are judged on a second measurement: the two sides
 alternately in ABBA pairs (`pair_rounds` pairs), ratio of the medians, with the per-pair ratios' quartiles
 beside it. In the round-robin one variant always follows the same other, and a GPT-2-small step varies by
 ~8% round to round here, more than the 5% margin; the round-robin ratio is kept as a second row.
@@ -36,15 +40,17 @@ from pathlib import Path
 import torch
 
 from bench import envinfo
-from bench.repro import RunContext
+from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder, read_meta, read_results
 
 GROUP = "methods"
 CLAIMS = ()
+TAKES_MODEL = False   # fixed configs: `--model` is refused before any work (bench.cli.run_group)
 REGRESS = []
 
 TARGET_OURS_OVER_PEFT = 1.05      # our LoRA step / peft's
 TARGET_MERGED_OVER_BASE = 1.03    # merged LoRA forward / base forward
+TARGET_MIXED_THROUGHPUT = 0.95    # mixed-task batch throughput / single-task batch throughput (same size)
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ class Settings:
     rounds: int           # training-step rounds (after one warm-up step per variant)
     infer_rounds: int     # inference rounds per shape
     infer_shapes: tuple[tuple[int, int], ...]   # (batch, seq) of the latency measurement
-    pair_rounds: int = 2  # ABBA pairs for the two targets (ours vs peft step; merged vs base forward)
+    pair_rounds: int = 2  # ABBA pairs for the targets (ours vs peft step; merged vs base forward; mixed vs single)
+    mixed_tasks: int = 4  # K tasks in the mixed-task batch (part 4); 0 skips it
 
 
 SETTINGS = {
@@ -269,13 +276,11 @@ def run(ctx: RunContext) -> Recorder:
     from bench.methods import merge_and_unload, trainable_parameters
     from bench.methods.lora import lora_layers
 
-    s = SETTINGS[ctx.profile.name]
+    s = settings_with_overrides(ctx, SETTINGS, GROUP)
     rec = ctx.recorder(GROUP, CLAIMS)
     rec.threads = torch.get_num_threads()        # timed with torch's default (all cores), not the suite's 1
     rec.notes["load_average_1m_at_start"] = envinfo.load_average()
     rec.notes["torch_threads"] = torch.get_num_threads()
-    if ctx.model:
-        rec.notes["model_option_ignored"] = f"--model {ctx.model}: this group benchmarks fixed GPT-2 configs"
     seed = ctx.seeds[0]
     dev = envinfo.device()
     have_peft = importlib.util.find_spec("peft") is not None
@@ -403,11 +408,62 @@ def run(ctx: RunContext) -> Recorder:
                                  **{k: v for k, v in st.items() if k != "ratio"}})
             rec.add("-", "forward_latency_merged_over_base_paired", st["ratio"], unit="ratio", method="lora_merged",
                     scale="toy", params=tp, timing=True, **common)
-        del base, unmerged, merged, models
+        del unmerged, merged, models
         _trim()
         lap(f"{spec.name}:inference")
+
+        # 4. multi-task serving: a batch mixing K tasks vs a single-task batch of the same size
+        if s.mixed_tasks > 0:
+            mixed_serving(rec, base, spec, s, seed, dev, common)
+            lap(f"{spec.name}:mixed")
+        del base
+        _trim()
     rec.notes["load_average_1m_at_end"] = envinfo.load_average()
     return rec
+
+
+def mixed_serving(rec: Recorder, base, spec: ModelSpec, s: Settings, seed: int, dev, common: dict) -> None:
+    """Part 4: throughput of a mixed-task batch (K adapters / prompts, rows interleaved) over a single-task
+    batch of the same (batch, seq) through the single adapter's / prompt's own model, in ABBA pairs."""
+    from bench.methods import apply, make_config, multi_lora, prompt_bank
+    from bench.methods.lora import lora_layers
+
+    K = s.mixed_tasks
+    g = torch.Generator().manual_seed(seed + 2)
+    ids = torch.randint(1, spec.vocab, (s.batch, s.seq), generator=g).to(dev)
+    task_ids = (torch.arange(s.batch) % K).to(dev)                     # interleaved: 0, 1, ..., K-1, 0, ...
+    loras = []
+    for _ in range(K):
+        m = apply(_sharing_copy(base), make_config("lora", **METHOD_KWARGS["lora"])).eval()
+        with torch.no_grad():
+            for _, layer in lora_layers(m):
+                layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=g) * 0.02)
+        loras.append(m)
+    prompts = [apply(_sharing_copy(base), make_config("prompt")).eval() for _ in range(K)]
+    cases = {
+        "lora": (multi_lora(_sharing_copy(base), {str(k): m for k, m in enumerate(loras)}), loras),
+        "prompt": (prompt_bank(_sharing_copy(base), {str(k): m for k, m in enumerate(prompts)}), prompts),
+    }
+    for method, (mixed, singles) in cases.items():
+        with torch.no_grad():
+            out = mixed(input_ids=ids, task_ids=task_ids).logits          # also the warm-up of both sides
+            singles[0](input_ids=ids)
+            diff = max(float((out[b] - singles[int(task_ids[b])](input_ids=ids[b:b + 1]).logits[0]).abs().max())
+                       for b in range(s.batch))
+            st = _pair_stats(*_paired(lambda: singles[0](input_ids=ids), lambda: mixed(input_ids=ids, task_ids=task_ids),
+                                      s.pair_rounds))
+        kw = {"batch": s.batch, "seq": s.seq, "n_embd": spec.n_embd, "n_layer": spec.n_layer, "K": K,
+              "order": "interleaved", "method_kwargs": METHOD_KWARGS[method]}
+        if method == "lora":
+            kw["layout"] = "stacked" if next(m for m in mixed.modules() if hasattr(m, "stacked")).stacked else "grouped"
+        rec.add("-", "mixed_batch_vs_single_rows_max_abs_diff", diff, unit="logit", method=method, scale="toy",
+                params={**kw, "supports": "P4"}, **common)
+        tp = _timing_params({**kw, "protocol": "ABBA pairs", "supports": "P4", "target": TARGET_MIXED_THROUGHPUT,
+                             **{k: v for k, v in st.items() if k != "ratio"}})
+        # st compares single time / mixed time: > 1 means the mixed batch is faster
+        rec.add("-", "mixed_batch_throughput_over_single_task", st["ratio"], unit="ratio", method=method, scale="toy",
+                params=tp, timing=True, **common)
+    del cases, loras, prompts
 
 
 # ---- report --------------------------------------------------------------------------------------------------
@@ -508,4 +564,19 @@ def report(out_dir: Path) -> None:
                       _md_table(["batch x seq", "base s", "unmerged / base", "merged / base",
                                  "merged / base (ABBA pairs)", "pair ratio quartiles",
                                  "max |merged - unmerged|"], rows), ""]
+        mix = _pick(tim, "mixed_batch_throughput_over_single_task", model=model)
+        if len(mix):
+            rows = []
+            for m in mix["method"]:
+                q = _params(tim, "mixed_batch_throughput_over_single_task", model=model, method=m)
+                r = _value(tim, "mixed_batch_throughput_over_single_task", model=model, method=m)
+                rows.append([m, q.get("K", "?"), f"{q.get('batch', '?')} x {q.get('seq', '?')}", q.get("layout", "-"),
+                             r, "meets" if r >= TARGET_MIXED_THROUGHPUT else "misses",
+                             f"{q.get('pair_ratio_q25', '?')}-{q.get('pair_ratio_q75', '?')}",
+                             _value(res, "mixed_batch_vs_single_rows_max_abs_diff", model=model, method=m)])
+            parts += [f"Multi-task serving (bench.methods.multitask): throughput of a batch mixing K tasks (rows "
+                      f"interleaved) over a single-task batch of the same size, ABBA pairs; target >= "
+                      f"{TARGET_MIXED_THROUGHPUT}:", "",
+                      _md_table(["method", "K", "batch x seq", "layout", "mixed / single throughput", "target",
+                                 "pair ratio quartiles", "max |mixed - row alone|"], rows), ""]
     atomic_write_text(out_dir / "report.md", "\n".join(parts) + "\n")

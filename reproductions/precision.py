@@ -24,11 +24,12 @@ import torch
 
 from bench.numerics import accounting, formats
 from bench.numerics.toy import MarkovData, ToyLMConfig, harness_threads, lm_loss, markov_batches, num_threads, tiny_gpt2
-from bench.repro import RunContext
+from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder, read_results, read_meta
 
 GROUP = "precision"
 CLAIMS = ("M1", "M2", "M3")
+TAKES_MODEL = False   # fixed configs: `--model` is refused before any work (bench.cli.run_group)
 REGRESS = [
     ("format_*", 0.0, 1e-9), ("fp16_overflows", 0.0, 0.0), ("update_survives", 0.0, 0.0),
     ("bloom_*", 0.0, 1e-9), ("finetune_*", 0.0, 1e-9),
@@ -254,7 +255,7 @@ def run(ctx: RunContext) -> Recorder:
     rec = ctx.recorder(GROUP, CLAIMS)
     format_rows(rec)
     bloom_rows(rec)
-    cfg = M3_PROFILES[ctx.profile.name]
+    cfg = settings_with_overrides(ctx, M3_PROFILES, GROUP)
     device = "cuda" if ctx.profile.name == "gpu" and torch.cuda.is_available() else "cpu"
     rec.notes["m3_device"] = device
     rec.notes["m3_config"] = repr(cfg)

@@ -225,8 +225,9 @@ def per_rank(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out.sort_values(["lr", "method", "r"]).reset_index(drop=True)
 
 
-def derive(runs: pd.DataFrame) -> list[tuple[str, float, dict]]:
-    """The metrics the verdict decides on, per learning rate: [(metric, value, params)].
+def derive(runs: pd.DataFrame) -> list[tuple[str, float, dict, dict]]:
+    """The metrics the verdict decides on, per learning rate: [(metric, value, params, info)] (info: what was
+    measured along the way, such as the spread a ratio divides by; never part of a row's identity).
 
     runs: one row per (lr, method, r, seed, metric) with the per-run values. Definitions:
     - {m}_final_loss_slope_vs_log2_rank: OLS slope of the seed-mean final held-out loss on log2(r)
@@ -251,27 +252,27 @@ def derive(runs: pd.DataFrame) -> list[tuple[str, float, dict]]:
             pr = per_rank(d, loss)
             for m in METHODS:
                 pm = pr[pr["method"] == m]
-                out.append((f"{m}_{tag}_slope_vs_log2_rank", _fit_slope(np.log2(pm["r"]), pm["mean"]), p))
+                out.append((f"{m}_{tag}_slope_vs_log2_rank", _fit_slope(np.log2(pm["r"]), pm["mean"]), p, {}))
             at_top = pr[pr["r"] == top].set_index("method")
             if not {"lora", "rslora"} <= set(at_top.index):
                 continue
             diff = at_top.loc["rslora", "mean"] - at_top.loc["lora", "mean"]
-            out.append((f"rslora_minus_lora_{tag}_top_rank", float(diff), p))
+            out.append((f"rslora_minus_lora_{tag}_top_rank", float(diff), p, {}))
             if tag == "final_loss":
                 spread = max(at_top.loc["rslora", "sd"], at_top.loc["lora", "sd"])
                 ratio = diff / spread if spread > 0 else math.nan
-                out.append(("rslora_minus_lora_final_loss_top_rank_over_spread", float(ratio), {**p, "spread": spread}))
+                out.append(("rslora_minus_lora_final_loss_top_rank_over_spread", float(ratio), p, {"spread": spread}))
         for norm, name in (("mean_param_grad_norm", "param_gradnorm"), ("mean_update_grad_norm", "update_gradnorm"),
                            ("mean_update_step_norm", "update_step")):
             pr = per_rank(d, norm)
             for m in METHODS:
                 pm = pr[pr["method"] == m]
                 y = np.log(pm["mean"].where(pm["mean"] > 0))
-                out.append((f"{m}_{name}_slope_vs_log_rank", _fit_slope(np.log(pm["r"]), y), p))
+                out.append((f"{m}_{name}_slope_vs_log_rank", _fit_slope(np.log(pm["r"]), y), p, {}))
     return out
 
 
-def cross_lr(runs: pd.DataFrame, main_lr: float) -> list[tuple[str, float, dict]]:
+def cross_lr(runs: pd.DataFrame, main_lr: float) -> list[tuple[str, float, dict, dict]]:
     """Is rsLoRA's edge only a larger effective learning rate? At the largest rank: rsLoRA at the main lr minus
     the best LoRA over every lr run (seed means of the final held-out loss). Reported, not decided."""
     top = runs["r"].max()
@@ -282,9 +283,9 @@ def cross_lr(runs: pd.DataFrame, main_lr: float) -> list[tuple[str, float, dict]
         return []
     best = lo.loc[lo["mean"].idxmin()] if lo["mean"].notna().all() else None
     value = float(rs.iloc[0] - best["mean"]) if best is not None else math.nan
-    p = {"top_rank": int(top), "lr": float(main_lr), "best_lora_lr": float(best["lr"]) if best is not None else None,
-         "lrs": ",".join(f"{x:g}" for x in sorted(runs["lr"].unique()))}
-    return [("rslora_main_lr_minus_best_lora_any_lr_top_rank", value, p)]
+    p = {"top_rank": int(top), "lr": float(main_lr), "lrs": ",".join(f"{x:g}" for x in sorted(runs["lr"].unique()))}
+    info = {"best_lora_lr": float(best["lr"]) if best is not None else None}
+    return [("rslora_main_lr_minus_best_lora_any_lr_top_rank", value, p, info)]
 
 
 # ============================================================================================ run
@@ -383,11 +384,12 @@ def run(ctx: RunContext) -> Recorder:
                 params={**p, "threads": threads or torch.get_num_threads()}, timing=True)
 
     runs = pd.DataFrame(per_run)
-    for metric, value, p in derive(runs) + cross_lr(runs, s.lrs[0]):
-        role = "cross" if "best_lora_lr" in p else "main" if p["lr"] == s.lrs[0] else "second"
+    for metric, value, p, info in derive(runs) + cross_lr(runs, s.lrs[0]):
+        role = "cross" if "best_lora_lr" in info else "main" if p["lr"] == s.lrs[0] else "second"
         unit = ("ratio" if metric.endswith("over_spread") else "nats/token per doubling" if "log2" in metric
                 else "power of r" if metric.endswith("log_rank") else "nats/token")
-        rec.add("L7", metric, value, unit=unit, model=name, data=data, method="-", params={**p, "lr_role": role})
+        rec.add("L7", metric, value, unit=unit, model=name, data=data, method="-", params={**p, "lr_role": role},
+                info=info)
     curve_df = pd.DataFrame(curves, columns=CURVE_COLUMNS)
     base_rows = pd.DataFrame([{"method": "base", "r": 0, "seed": -1, "lr": 0.0, "step": 0, "heldout_loss": base_loss}],
                              columns=CURVE_COLUMNS)
@@ -515,7 +517,7 @@ def write_report(out: Path) -> Path:
             L.append(f"| {metric} | " + " | ".join(_fmt(v.iloc[0]) if len(v) else "-" for v in vals) + " |")
     cross = df[df["metric"] == "rslora_main_lr_minus_best_lora_any_lr_top_rank"]
     if not cross.empty:
-        cp = json.loads(cross["params"].iloc[0])
+        cp = json.loads(cross["params"].iloc[0]) | json.loads(cross["info"].iloc[0] or "{}")
         L += ["", f"Across learning rates, at r = {cp['top_rank']}: rsLoRA at the main lr minus the best LoRA at any lr "
               f"tried ({cp['lrs']}; best LoRA lr {cp['best_lora_lr']}) = {_fmt(cross['value'].iloc[0], 3)} nats/token "
               "(< 0: LoRA does not catch up by a larger learning rate within this range). Note that alpha/sqrt(r) is "

@@ -30,8 +30,11 @@ replaces the world's data-to-text task via ctx.options["d2t_data"] or $BENCH_SCA
 Beside the sweep: P2's low-data run (prefix vs full FT on d2t with 50/100/200/500 training rows, largest rung,
 Li & Liang Sec. 6.3); P3's ablations at two rungs (prompt length 1/5/20/100 with class-label init; init random
 uniform / sampled vocabulary / class labels at length 20); P4: one forward pass over a batch mixing tasks, each
-example with its own soft prompt (and, separately, its own LoRA adapter: `MixedLoraLayer`), equals each task's
-own model to 1e-5, and its throughput vs one batch per task (timings.csv).
+example with its own soft prompt (and, separately, its own LoRA adapter; bench.methods.multitask's prompt_bank and
+multi_lora), equals each task's own model to 1e-5, and its throughput vs one batch per task (timings.csv). That
+throughput ratio mostly measures padding: the mixed batch pads every row to the longest row of any task (d2t), the
+per-task batches only to their own task's longest; the cost of the mixing itself is measured in the methods benchmark
+(mixed_batch_throughput_over_single_task, same rows and length on both sides).
 
 Rows: per run (claim "-", the sweep serves several claims), then derived metrics per claim (`derive`), which
 the registry's Checks decide on. Sizes: Settings docs. Every ladder row is scale "toy"; rows from a user
@@ -85,8 +88,12 @@ REGRESS = [
     ("trainable_params", 0.0, 0.0), ("stored_params", 0.0, 0.0), ("*_pct", 1e-9, 1e-9), ("rung_params", 0.0, 0.0),
     ("knowledge_chance", 1e-9, 0.0), ("diverged", 0.0, 0.0), ("p4_serving_params_ratio", 1e-9, 1e-9),
     ("p4_*_max_abs_diff", 1e-5, 0.0),
-    ("accuracy", 0.05, 0.0), ("bleu", 0.05, 0.1), ("exact_match", 0.05, 0.0), ("attribute_match", 0.05, 0.05),
-    ("lr_search_*", 0.05, 0.05), ("final_train_loss", 0.05, 0.05),
+    ("accuracy", 0.05, 0.0),
+    ("bleu", 0.15, 0.1, "widened from atol 0.05 (2026-11-30): smoke BLEU of prefix tuning after 20 steps on 3 rows per "
+                        "person flips a few tokens with the floats: moved 0 -> 0.059 under --other-float-path; 2.5x margin"),
+    ("exact_match", 0.05, 0.0), ("attribute_match", 0.05, 0.05), ("lr_search_*", 0.05, 0.05),
+    ("final_train_loss", 0.15, 0.05, "widened from atol 0.05 (2026-11-30): prefix d2t loss after 20 smoke steps moved "
+                                     "3.58 -> 3.42 under --other-float-path; 2x margin"),
     ("p*_minus_*", 0.08, 0.2), ("a1_*", 0.1, 0.5), ("p3_gap*", 0.08, 0.5), ("*over_spread", 1.0, 0.5),
     ("*spearman*", 2.0, 0.0),
 ]
@@ -471,64 +478,6 @@ def choose(points: list[dict], task: str) -> float:
 
 # ============================================================================================ P4: mixed-task batches
 
-@torch.no_grad()
-def mixed_prompt_logits(base, prompts: torch.Tensor, task_ids: torch.Tensor, input_ids, attention_mask):
-    """One forward pass, each example with its own soft prompt. prompts (K, n, d), task_ids (B,), input_ids and
-    attention_mask (B, T); returns logits (B, T, V) of the original positions."""
-    emb = base.get_input_embeddings()(input_ids)                          # (B, T, d)
-    P = prompts[task_ids].to(emb.dtype)                                   # (B, n, d)
-    n, B = P.shape[1], input_ids.shape[0]
-    x = torch.cat([P, emb], dim=1)                                        # (B, n+T, d)
-    mask = torch.cat([attention_mask.new_ones(B, n), attention_mask], dim=1)
-    return base(inputs_embeds=x, attention_mask=mask).logits[:, n:]       # (B, T, V)
-
-
-class MixedLoraLayer(nn.Module):
-    """A frozen Linear/Conv1D plus K LoRA adapters; example b uses adapter task_ids[b]:
-        y_b = base(x_b) + s * B_k A_k x_b,  k = task_ids[b].
-    `task_ids` (B,) is set on the layer before the forward pass (`set_task_ids`)."""
-
-    def __init__(self, base: nn.Module, A: torch.Tensor, B: torch.Tensor, scaling: float):
-        super().__init__()
-        self.base = base
-        self.register_buffer("A", A)                                      # (K, r, in)
-        self.register_buffer("B", B)                                      # (K, out, r)
-        self.scaling = scaling
-        self.task_ids: torch.Tensor | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:                   # x (B, T, in)
-        if self.task_ids is None or self.task_ids.shape[0] != x.shape[0]:
-            raise BenchError("MixedLoraLayer: call set_task_ids(model, ids) with one id per example first")
-        h = torch.einsum("bti,bri->btr", x, self.A[self.task_ids]) * self.scaling   # (B, T, r)
-        return self.base(x) + torch.einsum("btr,bor->bto", h, self.B[self.task_ids])
-
-
-def mixed_lora_model(base, lora_models) -> nn.Module:
-    """A copy of `base` whose LoRA targets hold the adapters of all `lora_models` (same targets, r and scaling)."""
-    from bench.methods.lora import lora_layers
-    per_task = [dict(lora_layers(m)) for m in lora_models]
-    names = list(per_task[0])
-    if not names or any(list(p) != names for p in per_task):
-        raise BenchError("mixed LoRA: every task's model needs LoRA on the same modules")
-    model = copy.deepcopy(base).eval()
-    for name in names:
-        layers = [p[name] for p in per_task]
-        if len({(m.r, m.scaling) for m in layers}) != 1:
-            raise BenchError(f"mixed LoRA: {name} has different ranks or scalings across tasks")
-        A = torch.stack([m.lora_A.weight.detach() for m in layers])       # (K, r, in)
-        B = torch.stack([m.lora_B.weight.detach() for m in layers])       # (K, out, r)
-        parent, _, child = name.rpartition(".")
-        owner = model.get_submodule(parent) if parent else model
-        setattr(owner, child, MixedLoraLayer(getattr(owner, child), A, B, layers[0].scaling))
-    return model
-
-
-def set_task_ids(model, task_ids: torch.Tensor) -> None:
-    for m in model.modules():
-        if isinstance(m, MixedLoraLayer):
-            m.task_ids = task_ids
-
-
 def pad(rows: list[list[int]], pad_id: int = 0, T: int | None = None):
     """Right-pad token lists to T (default: the longest): (input_ids, attention_mask), each (B, T)."""
     T = T or max(len(r) for r in rows)
@@ -555,7 +504,7 @@ def p4_equivalence(base, task_rows: list[list[list[int]]], prompts: torch.Tensor
     `lora_models`: each task's LoRA model is. Each task alone is padded to the mixed batch's length, so that only
     the mixing differs (a different padded length changes float summation order, not the function).
     Returns max_abs_diff and the pieces for timing."""
-    from bench.methods import apply, make_config
+    from bench.methods import apply, make_config, multi_lora, prompt_bank
     K = len(task_rows)
     order = [(k, i) for i in range(max(len(r) for r in task_rows)) for k in range(K) if i < len(task_rows[k])]
     ids, mask = pad([task_rows[k][i] for k, i in order])
@@ -566,13 +515,11 @@ def p4_equivalence(base, task_rows: list[list[list[int]]], prompts: torch.Tensor
             m = apply(base, make_config("prompt", num_virtual_tokens=prompts.shape[1], init="random"))
             m.prompt.data.copy_(prompts[k])
             refs.append(m.eval())
-        mixed = lambda: mixed_prompt_logits(base, prompts, task_ids, ids, mask)  # noqa: E731
+        mm = prompt_bank(copy.deepcopy(base), {str(k): prompts[k] for k in range(K)})
     else:
-        refs, mm = [m.eval() for m in lora_models], mixed_lora_model(base, lora_models)
-
-        def mixed():
-            set_task_ids(mm, task_ids)
-            return mm(input_ids=ids, attention_mask=mask).logits
+        refs = [m.eval() for m in lora_models]
+        mm = multi_lora(copy.deepcopy(base), {str(k): m for k, m in enumerate(lora_models)})
+    mixed = lambda: mm(input_ids=ids, attention_mask=mask, task_ids=task_ids).logits  # noqa: E731
     out = mixed()
     worst = 0.0
     alone = []
@@ -859,6 +806,10 @@ class RowBuffer:
             rec.add(*args, **kwargs)
 
 
+# Keys of derive()'s params that are measured (a seed spread, the hand-written prompt's score): row info.
+DERIVED_MEASURED = ("spread", "handwritten")
+
+
 class Job(NamedTuple):
     """One unit of work. zeroshot: the hand-written prompt / frozen model on (rung, task); search: one lr grid
     point, returns validation scores; fit: train, score and record one run (keep: also return the trained
@@ -1078,12 +1029,13 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
             best = choose(points, t)
             chosen[(m, t)] = best
             for pt in points:
-                p = {"phase": "search", "task": t, "lr": pt["lr"], "selected": pt["lr"] == best, "steps": steps,
+                p = {"phase": "search", "task": t, "lr": pt["lr"], "steps": steps,
                      "batch": batch, "seed": seeds[0], "grid": ",".join(f"{x:g}" for x in grid(s, m))}
                 for metric in ("val_accuracy", "val_loss"):
                     if metric in pt:
                         rec.add("-", f"lr_search_{metric}", pt[metric], unit="accuracy" if "acc" in metric else "nats/token",
-                                model=search_rung, data=rc.names[t], method=m, seed=seeds[0], scale=rc.scale, params=p)
+                                model=search_rung, data=rc.names[t], method=m, seed=seeds[0], scale=rc.scale, params=p,
+                                info={"selected": pt["lr"] == best})
         del rc
 
     # ---- 2. the sweep, rung by rung (+ low data on the largest, ablations); rows kept in this order
@@ -1162,7 +1114,9 @@ def _run(ctx, s: Settings, seeds, names, sizes, abl_rungs, search_rung, rec: Rec
     for claim, metric, value, p, model in derive(runs_frame(rec.frame())):
         unit = ("rank correlation" if "spearman" in metric else "ratio" if "over_" in metric
                 else "%" if metric.endswith("_pct") else "metric points (0-1)")
-        rec.add(claim, metric, value, unit=unit, model=model, data=p.get("task", "-"), method="-", scale=scale, params=p)
+        info = {k: p.pop(k) for k in DERIVED_MEASURED if k in p}
+        rec.add(claim, metric, value, unit=unit, model=model, data=p.get("task", "-"), method="-", scale=scale,
+                params=p, info=info)
     rec.notes.update({"lr_search": search_notes, "chosen_lrs": {f"{m}/{t}": v for (m, t), v in chosen.items()},
                       "notes": notes})
 
@@ -1227,11 +1181,12 @@ def _one(rec: Recorder, rc: Rung, task: str, method: str, kw: dict, rows, steps:
     stored = stored_params(model, method, rc.params)
     diverged = res.diverged_at is not None
     scores = score(rc, task, model) if not diverged else {METRIC[task]: math.nan}
-    p = {**extra, "task": task, "lr": lr, "steps": steps, "batch": batch, "rung_params": rc.params,
+    p = {**extra, "task": task, "steps": steps, "batch": batch, "rung_params": rc.params,
          "n_train": len(rows), **describe(kw)}
+    info = {"lr": lr}   # the searched lr is a measured choice: never part of the row's identity
     add = lambda metric, value, unit, sc=rc.scale: rec.add(claim, metric, value, unit=unit, model=rc.name,  # noqa: E731
                                                             data=rc.names[task], method=method, seed=seed,
-                                                            scale=sc, params=p)
+                                                            scale=sc, params=p, info=info)
     for k, v in scores.items():
         add(k, v, "accuracy" if k == "accuracy" else "0-1")
     add("final_train_loss", res.final.get("final_loss", math.nan) if not diverged else math.nan, "nats/token")
@@ -1325,7 +1280,8 @@ def write_report(out: Path) -> Path:
     srch = df[df["metric"].str.startswith("lr_search_")].copy()
     if not srch.empty:
         p = srch["params"].map(json.loads)
-        srch["task"], srch["lr"], srch["sel"] = p.map(lambda x: x["task"]), p.map(lambda x: x["lr"]), p.map(lambda x: x["selected"])
+        srch["task"], srch["lr"] = p.map(lambda x: x["task"]), p.map(lambda x: x["lr"])
+        srch["sel"] = srch["info"].map(lambda x: bool(json.loads(x or "{}").get("selected")))
         L += ["## Learning-rate search", "",
               f"On `{meta.get('search_rung')}`, seed {meta.get('seeds', [0])[0]}, selected on validation people "
               "(knowledge: accuracy, ties by loss; d2t: loss). Cache: " +

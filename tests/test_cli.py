@@ -32,6 +32,18 @@ def test_claims_shows_one(capsys):
     (["repro", "nope"], "unknown reproduction group"),
     (["repro", "lora", "--profile", "huge"], "unknown profile"),
     (["repro", "lora", "--seeds", "a,b"], "--seeds"),
+    (["repro", "methods", "--profile", "smoke", "--seeds", "0"], "at least 1"),
+    (["repro", "precision", "--profile", "smoke", "--seeds", "0"], "at least 1"),
+    (["repro", "int8", "--profile", "smoke", "--seeds", "1,1"], "repeated seed"),
+    (["repro", "lora", "--profile", "smoke", "--model", "./no/such/folder"], "does not exist"),
+    (["repro", "lora", "--profile", "smoke", "--out", "/proc/version/x"], "--out"),
+    (["repro", "lora", "--profile", "smoke", "--out", "/proc/bench-out"], "cannot be written"),
+    (["regress", "--group", "nope"], "unknown reproduction group"),
+    (["regress", "--update", "--other-float-path"], "cannot --update"),
+    (["report", "--compare", "/no/such/folder"], "is not a folder"),
+    (["report", "--results", "/no/such/folder"], "is not a folder"),
+    (["repro", "precision", "--profile", "smoke", "--model", "smoke-a"], "--model is not used"),
+    (["pretrain", "--ladder", "smoke", "--out", "/proc/bench-out"], "cannot be written"),
 ])
 def test_bad_input_gives_one_error_line_and_exit_2(argv, needle, capsys):
     assert main(argv) == 2
@@ -54,6 +66,7 @@ def test_failed_run_leaves_earlier_results_intact(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "results.csv").write_text("earlier\n")
+    (out / "meta.json").write_text("{}\n")
 
     def run(ctx):
         rec = ctx.recorder("demo", [])
@@ -66,3 +79,51 @@ def test_failed_run_leaves_earlier_results_intact(tmp_path, monkeypatch):
         run_group("lora", "smoke", None, out, None, update_readme=False)
     assert (out / "results.csv").read_text() == "earlier\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging folder left
+
+
+def test_out_holding_foreign_files_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    assert main(["repro", "precision", "--profile", "smoke", "--out", str(tmp_path), "--no-report"]) == 2
+    assert "not a result folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def _fake_group(monkeypatch, run):
+    import types
+
+    import bench.repro as repro
+    fake = types.SimpleNamespace(run=run, report=lambda d: (Path(d) / "report.md").write_text("new\n"), REGRESS=[])
+    monkeypatch.setattr(repro, "load_group", lambda g: fake)
+
+
+def test_a_run_replaces_the_folder_as_a_whole_and_cleans_stale_staging(tmp_path, monkeypatch):
+    from bench.cli import run_group
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    for name in ("results.csv", "meta.json", "old_plot.png"):
+        (out / name).write_text("old\n")
+    dead = tmp_path / ".demo.staging-dead1"      # left by a killed run: no live writer
+    dead.mkdir()
+    (dead / ".writer-pid").write_text("999999999")
+
+    def run(ctx):
+        rec = ctx.recorder("demo", [])
+        rec.add("-", "m", 1.0)
+        return rec
+
+    _fake_group(monkeypatch, run)
+    run_group("lora", "smoke", None, out, None, update_readme=False)
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "report.md", "results.csv", "timings.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]   # stale staging removed, nothing left over
+
+
+def test_a_kill_between_the_two_renames_is_repaired_by_the_next_run(tmp_path):
+    from bench.fileio import clean_stale
+
+    out = tmp_path / "demo"
+    previous = tmp_path / ".demo.previous-abc"
+    previous.mkdir()
+    (previous / "meta.json").write_text("old\n")
+    clean_stale(out)
+    assert (out / "meta.json").read_text() == "old\n" and not previous.exists()

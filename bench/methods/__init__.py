@@ -31,6 +31,7 @@ from bench import BenchError
 from bench.methods import adapters, full, lora, prefix, prompt, ptuning, selective
 from bench.methods.common import MethodConfig, need
 from bench.methods.lora import merge, merge_and_unload, unmerge
+from bench.methods.multitask import multi_lora, prompt_bank  # noqa: F401  (multi-task serving, see its doc)
 from bench.methods.wrapper import MethodWrapper
 
 METHODS: dict[str, type[MethodConfig]] = {c.name: c for c in (

@@ -76,3 +76,22 @@ def test_abba_pairs_alternate_and_their_stats():
     st = R._pair_stats([2.0, 2.2, 1.8, 2.0], [1.0, 1.0, 1.0, 2.0])
     assert st["ratio"] == 2.0 / 1.0 and st["pairs"] == 4 and st["pair_ratio_q25"] <= st["median_of_pair_ratios"]
     assert st["median_of_pair_ratios"] == 1.9
+
+
+def test_mixed_serving_rows_and_report(tmp_path):
+    """Part 4: the mixed-task batch equals each row alone, and its throughput ratio row (target 0.95) is reported."""
+    spec = R.ModelSpec("gpt2-tiny", 32, 2, 2, 256)
+    s = R.SETTINGS["smoke"]
+    assert s.mixed_tasks >= 2 and R.TARGET_MIXED_THROUGHPUT == 0.95
+    rec = Recorder(group="methods", profile="smoke", out_dir=tmp_path)
+    common = dict(model=spec.name, seed=0, data="random-tokens")
+    R.mixed_serving(rec, R._build(spec, s.seq, 0).eval(), spec, s, 0, "cpu", common)
+    res, tim = rec.frame(), rec.frame(timing=True)
+    diffs = res[res["metric"] == "mixed_batch_vs_single_rows_max_abs_diff"]
+    assert set(diffs["method"]) == {"lora", "prompt"} and (diffs["value"] <= 1e-5).all()
+    ratio = tim[tim["metric"] == "mixed_batch_throughput_over_single_task"]
+    assert set(ratio["method"]) == {"lora", "prompt"} and (ratio["value"] > 0).all()
+    rec.save()
+    R.report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "Multi-task serving" in text and "| lora | 4 | 2 x 16 | stacked |" in text
