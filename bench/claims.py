@@ -6,10 +6,19 @@ by `bench.report.verdict`, never typed by hand. Scale words (see `../shared/clai
 - exact: arithmetic or deterministic code, pass/fail;
 - toy: a trend on the embedded ladder (2-core CPU), seeds and spread, scale stated;
 - paper: needs the paper's checkpoints and a GPU (`--model`); here "not run (needs paper scale)".
+
+Outcomes (issue 13): reproduced / not reproduced / inconclusive (a precondition failed, was not measured
+yet, or the effect is below what the run can resolve) / not run. A claim's checks carry a `part` name:
+separable parts get their own sub-verdicts. `preconditions` are decided first (all of a claim's, or
+those of one part); one that fails or is missing makes its part inconclusive and says why. `Effect`
+checks decide from per-run rows with a 95% interval (`bench.stats`): "beats" = the interval above an
+effect-size floor, "matches/within" = the interval inside a band. A rule changed after a run keeps the
+old text, the date and the reason in `history` (`python -m bench claims ID` shows it).
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 
@@ -36,6 +45,10 @@ class Check:
     atol: float = 0.0
     rtol: float = 0.0
     note: str = ""
+    part: str = ""              # sub-verdict this check decides ("" = the claim's only part)
+    missing: str = ""           # outcome when no rows match: "" = inconclusive (not measured yet), or "paper"
+    resolution: float = 0.0     # ordering ops: a value failing by less than this is inconclusive
+    source: str = "results"     # "timings": rows of timings.csv (wall-clock, recorded by the harness)
 
     def __post_init__(self):
         if self.op not in (*OPS, "~="):
@@ -60,12 +73,76 @@ class Claim:
     checks: tuple[Check, ...] = field(default_factory=tuple)
     rule: str = ""       # the decision rule in words (the checks are its machine form)
     paper_note: str = "" # what the paper-scale part needs
+    preconditions: tuple = ()   # Checks/Effects decided first; a failed or missing one -> inconclusive
+    history: tuple = ()         # Change records: rules as they were before, with date and reason
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A difference of seed means with its 95% interval (`bench.stats.diff_interval`), decided by a test.
+
+    Rows with `metric` matching `a` (and `b`) are averaged per seed; a - b (or a - ref without b) gets an
+    interval from the seed spread plus, for proportions, the binomial error of `items` test items (or the
+    rows' info/params "n_test" where recorded). `by` splits the rows (e.g. "model": one interval per rung);
+    `rungs` picks which: every, smallest, largest, lower (the smaller half by params.rung_params or name).
+    test: above (lo > bound), below (hi < bound), within (inside [-bound, bound]) -- see bench.stats.
+    `claim_rows` names the claim column of the rows (per-run rows are recorded under "-").
+    """
+
+    metric: str
+    a: tuple[tuple[str, object], ...]
+    test: str
+    bound: float
+    b: tuple[tuple[str, object], ...] | None = None
+    ref: float = 0.0
+    by: str = ""
+    rungs: str = "every"
+    items: int = 0
+    log: bool = False           # compare log(values): ratios (e.g. training-loss ratio within a factor)
+    metric_b: str = ""          # b's metric when it differs (e.g. a zero-shot accuracy recorded apart)
+    replicate: str = "seed"     # the column whose values are the replicates (one evaluation per "model": rungs)
+    claim_rows: str = ""        # "" = the claim's own ID
+    part: str = ""
+    note: str = ""
+    missing: str = ""
+
+    def __post_init__(self):
+        if self.test not in ("above", "below", "within"):
+            raise ValueError(f"unknown test {self.test!r}")
+
+    def describe(self) -> str:
+        arms = f"{_w(self.a)} - " + (_w(self.b) if self.b is not None else f"{self.ref:g}")
+        fn = "log " if self.log else ""
+        return (f"{fn}{self.metric}: {arms}{' per ' + self.by if self.by else ''} ({self.rungs}), 95% CI {self.test} "
+                f"{self.bound:g}" + (f", {self.items} test items" if self.items else ""))
+
+
+def _w(where) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in where) + "}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A rule as it stood before a change: its text, the date of the change and why."""
+
+    date: str
+    old: str
+    reason: str
 
 
 def W(**kw) -> tuple[tuple[str, object], ...]:
     """`where` filters as keyword arguments: W(model="gpt3-175b", **{"params.r": 1})."""
     return tuple(sorted(kw.items()))
 
+
+def R(**kw) -> tuple[tuple[str, object], ...]:
+    """`where` for per-run rows under any claim (the harnesses record them under "-" or the claim's ID)."""
+    return W(claim="*", **kw)
+
+
+DATE = "2026-11-30"   # issue 13: verdicts a skeptic accepts
+KNOWLEDGE_ITEMS = 400  # knowledge test items: stored accuracies are multiples of 1/400 (harness: record n_test)
+LOSS_FACTOR = math.log(3)  # "converged alike": seed-mean training losses within a factor of 3
 
 CLAIMS: dict[str, Claim] = {}
 
@@ -88,15 +165,32 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="knowledge-task accuracy of P-tuning vs the hand-written prompt (frozen model), per rung",
     checks=(
-        Check("p1_ptuning_minus_handwritten", ">", 0.0, W(**{"params.task": "knowledge"}), agg="min",
-              note="seed-mean accuracy, every rung; the hand-written prompt needs no training (one value)"),
-        Check("p1_ptuning_minus_prompt", ">", 0.0, W(**{"params.task": "knowledge", "params.half": "lower"}),
-              note="mean over the smaller half of the rungs; both prompts 20 tokens"),
+        Effect("accuracy", R(method="ptuning", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.03,
+               b=R(method="prompt_design", **{"params.task": "knowledge", "params.phase": "zeroshot"}), by="model",
+               items=KNOWLEDGE_ITEMS, part="vs hand-written",
+               note="every rung: P-tuning minus the hand-written prompt, floor = the lecture's 3 points"),
+        Effect("accuracy", R(method="ptuning", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0, b=R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
+               rungs="lower", items=KNOWLEDGE_ITEMS, part="vs prompt tuning",
+               note="smaller half of the rungs: P-tuning minus prompt tuning (no published size: floor 0)"),
     ),
-    rule="Toy, >= 3 seeds, knowledge task (attribute questions about people never seen in fine-tuning). On every "
-         "rung P-tuning's seed-mean accuracy (frozen LM, 20 continuous tokens from the paper's LSTM encoder) is above "
-         "the hand-written discrete prompt's (zero-shot, no training), and on the smaller half of the rungs (by "
-         "parameters) it is above plain prompt tuning of the same length (mean of the per-rung differences > 0).",
+    preconditions=(
+        Effect("final_train_loss", R(method="ptuning", **{"params.task": "knowledge", "params.phase": "main"}), "within", LOSS_FACTOR, b=R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}),
+               by="model", log=True, part="vs prompt tuning",
+               note="P-tuning and prompt tuning trained alike (final training losses within 3x): else underfit, not worse"),
+    ),
+    history=(Change(DATE, "min over rungs of (P-tuning - hand-written) > 0; mean over the smaller half of (P-tuning - "
+                          "prompt tuning) > 0; seed means, no interval",
+                    "issue 13: a difference of 0.007 passed with no uncertainty; the lecture's 3 points are the floor, "
+                    "decided on a 95% interval (seeds + 400 test items); convergence is a precondition"),),
+    rule="Toy, >= 3 seeds, knowledge task (attribute questions about people never seen in fine-tuning); each "
+         "difference of seed-mean accuracies gets a 95% interval from the seeds plus the binomial error of the 400 "
+         "test items. Part 'vs hand-written': on every rung P-tuning (frozen LM, 20 continuous tokens from the "
+         "paper's LSTM encoder) minus the hand-written discrete prompt (zero-shot, no training) has its interval "
+         "above +3 points (0.03, the lecture's floor; the paper's LAMA gain is about +20). Part 'vs prompt tuning': "
+         "on each rung of the smaller half (by parameters) P-tuning minus plain prompt tuning of the same length has "
+         "its interval above 0 (no published size); this part is inconclusive unless the two trained alike, i.e. the "
+         "interval of the log ratio of their final training losses lies within a factor of 3 on every rung (else "
+         "underfit, not worse). An interval straddling its floor is inconclusive.",
     paper_note="LAMA with BERT/GPT-2/Megatron checkpoints: --model <hub id> on a GPU.",
 ))
 register(Claim(
@@ -109,16 +203,32 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="data-to-text BLEU of prefix tuning vs full FT at the largest rung; low-data comparison",
     checks=(
-        Check("p2_prefix_minus_full_over_spread", ">=", -1.0, W(**{"params.task": "d2t"}),
-              note="largest rung: (prefix - full FT) BLEU / max of their seed sds; >= -1 means within the spread or better"),
-        Check("p2_lowdata_prefix_minus_full_mean", ">", 0.0,
-              note="mean over 50/100/200/500 training rows of the seed-mean BLEU difference (paper: +2.9)"),
+        Effect("bleu", R(method="prefix", **{"params.task": "d2t", "params.phase": "main"}), "above", -0.02, b=R(method="full", **{"params.task": "d2t", "params.phase": "main"}), by="model", rungs="largest",
+               part="largest rung", note="non-inferiority: prefix - full FT > -2 BLEU points (paper: +1.5 for prefix)"),
+        Effect("bleu", R(method="prefix", **{"params.phase": "lowdata"}), "above", 0.0,
+               b=R(method="full", **{"params.phase": "lowdata"}), part="low data",
+               note="50-500 training rows, per-seed mean over sizes (paper: +2.9 BLEU)"),
     ),
-    rule="Toy, >= 3 seeds, data-to-text (table -> sentence, BLEU of greedy output on people never fine-tuned on). At "
-         "the largest rung prefix tuning (length 10, MLP reparameterisation, folded) is within one seed spread of full "
-         "fine-tuning or better: (prefix - full) / max(sd_prefix, sd_full) >= -1. In the low-data run (largest rung, "
-         "50, 100, 200, 500 training rows, same steps and learning rates) prefix tuning's BLEU is above full FT's on "
-         "average over the sizes. The prefix's share of the parameters is reported next to the paper's ~0.1%.",
+    preconditions=(
+        Effect("final_train_loss", R(method="prefix", **{"params.task": "d2t", "params.phase": "main"}), "within", LOSS_FACTOR, b=R(method="full", **{"params.task": "d2t", "params.phase": "main"}),
+               by="model", rungs="largest", log=True, part="largest rung",
+               note="prefix tuning and full FT trained alike (final training losses within 3x): else underfit, not worse"),
+        Effect("final_train_loss", R(method="prefix", **{"params.phase": "lowdata"}), "within", LOSS_FACTOR,
+               b=R(method="full", **{"params.phase": "lowdata"}), log=True, part="low data",
+               note="the same in the low-data run"),
+    ),
+    history=(Change(DATE, "(prefix - full) / max(sd_prefix, sd_full) >= -1 at the largest rung; low-data mean difference > 0",
+                    "issue 13: spread from the larger of two 3-seed sds; methods compared at training losses 17x apart "
+                    "(underfit, not worse) -- now a 95% interval with a 2-point margin and a convergence precondition"),),
+    rule="Toy, >= 3 seeds, data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
+         "fine-tuned on); differences of seed means with 95% intervals from the seeds. Part 'largest rung': prefix "
+         "tuning (length 10, MLP reparameterisation, folded) minus full fine-tuning has its interval above -0.02 "
+         "(non-inferiority: at most 2 BLEU points worse; the paper has +1.5 for prefix). Part 'low data' (largest "
+         "rung, 50, 100, 200, 500 training rows, same steps and learning rates, per-seed mean over the sizes): "
+         "prefix minus full FT has its interval above 0 (the paper: +2.9 BLEU). Each part is inconclusive unless "
+         "prefix tuning and full FT trained alike in that run: the interval of the log ratio of their final training "
+         "losses within a factor of 3 (else underfit, not worse). The prefix's share of the parameters is reported "
+         "next to the paper's ~0.1%, not decided.",
     paper_note="E2E with GPT-2 Medium/Large: --model gpt2-medium on a GPU.",
 ))
 register(Claim(
@@ -132,24 +242,36 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="gap (full FT minus prompt tuning) vs parameters over the ladder; length and init ablations",
     checks=(
-        Check("p3_gap_spearman_vs_log_params", "<", 0.0, W(**{"params.task": "knowledge"}),
+        Check("p3_gap_spearman_vs_log_params", "<", 0.0, W(**{"params.task": "knowledge"}), part="gap closes",
               note="Spearman rank correlation of the gap (seed means) with log parameters over the rungs"),
-        Check("p3_gap_drop_over_spread", ">", 1.0, W(**{"params.task": "knowledge"}),
-              note="(gap smallest - gap largest) / seed spread of the gap (sqrt(sd_full^2 + sd_prompt^2), max of the two rungs)"),
-        Check("p3_gap_smallest_rung", ">", 0.0, W(**{"params.task": "knowledge"}),
-              note="there is a gap to close: full FT ahead at the smallest rung"),
-        Check("p3_ablation_len20_minus_len1", ">", 0.0, W(**{"params.role": "smaller"}),
-              note="Fig. 3a: more than one token matters on small models"),
-        Check("p3_ablation_labels_minus_random", ">", 0.0, W(**{"params.role": "smaller"}),
-              note="Fig. 3b: class-label init beats random uniform on small models"),
+        Check("p3_gap_drop_over_spread", ">", 1.0, W(**{"params.task": "knowledge"}), part="gap closes",
+              note="(gap smallest - gap largest) / seed spread of the gap"),
+        Effect("accuracy", R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0,
+               b=R(method="prompt", **{"params.phase": "ablation", "params.num_virtual_tokens": 1}), by="model",
+               rungs="smallest", items=KNOWLEDGE_ITEMS, part="length ablation",
+               note="Fig. 3a: 20 tokens minus 1 token on the smallest rung"),
+        Effect("accuracy", R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0,
+               b=R(method="prompt", **{"params.phase": "ablation", "params.init": "random"}), by="model",
+               rungs="smallest", items=KNOWLEDGE_ITEMS, part="init ablation",
+               note="Fig. 3b: class-label init minus random uniform on the smallest rung"),
     ),
-    rule="Toy, >= 3 seeds, knowledge task (the SuperGLUE analogue). The gap = full FT minus prompt tuning (length 20, "
-         "class-label init) in seed-mean accuracy per rung. It shrinks as the rung grows: negative Spearman correlation "
-         "with log parameters, and the largest rung's gap is below the smallest's by more than the seed spread; full "
-         "FT is ahead at the smallest rung (otherwise nothing closes). Ablations on the smallest rung: length 20 beats "
-         "length 1 and class-label init beats random uniform (mean accuracy). The same numbers on the second ablation rung "
-         "(the middle one), the sampled-vocabulary init, lengths 5 and 100 and the data-to-text gap are reported, not "
-         "decided.",
+    preconditions=(
+        Effect("accuracy", R(method="full", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0, b=R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
+               rungs="smallest", items=KNOWLEDGE_ITEMS, part="gap closes",
+               note="a gap to close: full FT ahead of prompt tuning at the smallest rung"),
+    ),
+    history=(Change(DATE, "p3_gap_smallest_rung > 0 as a check; ablations: mean difference > 0",
+                    "issue 13: a failed 'gap to close' read as 'not reproduced' (it makes the closing part "
+                    "inconclusive); ablations passed on 0.018 with no uncertainty"),),
+    rule="Toy, >= 3 seeds, knowledge task (the SuperGLUE analogue). The gap = full FT minus prompt tuning (length "
+         "20, class-label init) in seed-mean accuracy per rung. Part 'gap closes' (point values, no interval): the "
+         "gap's Spearman correlation with log parameters over the rungs is negative, and the smallest rung's gap "
+         "exceeds the largest's by more than the gap's seed spread; it is inconclusive unless there is a gap to "
+         "close: full FT minus prompt tuning at the smallest rung with its 95% interval (seeds + binomial error of "
+         "the 400 test items) above 0. Ablations on the smallest rung, each its own part decided on the same kind of "
+         "interval, above 0: length 20 minus length 1 (Fig. 3a) and class-label init minus random uniform (Fig. 3b). "
+         "The same numbers on the second ablation rung (the middle one), the sampled-vocabulary init, lengths 5 and "
+         "100 and the data-to-text gap are reported, not decided.",
     paper_note="SuperGLUE with T5.1.1 Small..XXL: --model on a GPU.",
 ))
 register(Claim(
@@ -160,18 +282,26 @@ register(Claim(
     scales=("exact", "toy"), group="scale",
     metric="max |mixed-batch output - per-task output|; throughput of the mixed batch vs one batch per task",
     checks=(
-        Check("p4_prompt_mixed_max_abs_diff", "<=", 1e-5, agg="max",
+        Check("p4_prompt_mixed_max_abs_diff", "<=", 1e-5, agg="max", part="same outputs",
               note="logits, every real position: mixed batch with one soft prompt per example vs each task alone"),
-        Check("p4_lora_mixed_max_abs_diff", "<=", 1e-5, agg="max",
+        Check("p4_lora_mixed_max_abs_diff", "<=", 1e-5, agg="max", part="same outputs",
               note="the same with one LoRA adapter per example (per-example adapter selection)"),
-        Check("p4_serving_params_ratio", "<", 1.0, agg="max",
+        Check("p4_serving_params_ratio", "<", 1.0, agg="max", part="serving parameters",
               note="(1 frozen model + K task parts) / (K tuned models)"),
+        Check("p4_mixed_examples_per_s_over_per_task", ">=", 1.0, agg="min", resolution=0.2, source="timings",
+              part="throughput", note="mixed batch's examples/s over one batch per task (timings.csv, 2-core CPU); "
+                                      "within 20% below 1: inconclusive (wall-clock noise)"),
     ),
-    rule="Exact: one forward pass over a batch mixing examples of different tasks, each with its own soft prompt (and, "
-         "separately, its own LoRA adapter), gives the same logits as running each task alone through its own "
-         "model, to 1e-5, on the largest rung with the prompts and adapters trained in the sweep; serving K tasks "
-         "this way holds fewer parameters than K tuned models. Toy: the mixed batch's wall time vs one batch per "
-         "task is recorded in timings.csv and reported, not decided (a shared 2-core machine).",
+    history=(Change(DATE, "throughput recorded in timings.csv, not decided",
+                    "issue 13: the verdict left out the measured throughput (0.54x): now its own part"),),
+    rule="Exact, part 'same outputs': one forward pass over a batch mixing examples of different tasks, each with "
+         "its own soft prompt (and, separately, its own LoRA adapter), gives the same logits at every real position "
+         "as running each task alone, to 1e-5 (max over runs), on the largest rung with the prompts and adapters "
+         "trained in the sweep. Part 'serving parameters': serving K tasks this way holds fewer parameters than K "
+         "tuned models ((1 frozen model + K task parts) / (K tuned models) < 1). Toy, part 'throughput' "
+         "(timings.csv, shared 2-core CPU): the mixed batch's examples per second over one batch per task is >= 1 in "
+         "every run (min); a ratio less than 0.2 below 1 is inconclusive (wall-clock noise), one below 0.8 is not "
+         "reproduced.",
 ))
 
 # ---------------------------------------------------------------- additive approaches
@@ -184,15 +314,35 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="downstream metric of adapters vs full FT per rung, with trainable %",
     checks=(
-        Check("a1_full_minus_adapters_over_margin", "<=", 1.0, agg="max",
-              note="largest rung, each task: (full - adapters) / max(0.02, seed spread)"),
-        Check("a1_adapters_stored_pct", "<=", 5.0, note="adapters + layer norms, % of the model (paper: 3.6%, 2.1% at size 64)"),
+        Effect("accuracy", R(method="full", **{"params.task": "knowledge", "params.phase": "main"}), "within", 0.004,
+               b=R(method="adapters", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
+               rungs="largest", items=KNOWLEDGE_ITEMS, part="knowledge",
+               note="equivalence: full - adapters inside +-0.4 points (the paper's number)"),
+        Effect("bleu", R(method="full", **{"params.task": "d2t", "params.phase": "main"}), "within", 0.004,
+               b=R(method="adapters", **{"params.task": "d2t", "params.phase": "main"}), by="model",
+               rungs="largest", part="data-to-text", note="the same on BLEU (0-1 scale)"),
+        Check("a1_adapters_stored_pct", ">=", 1.0, part="parameter share", note="paper: 2.1-3.6%"),
+        Check("a1_adapters_stored_pct", "<=", 5.0, part="parameter share", note="two-sided around the paper's 2.1-3.6%"),
     ),
-    rule="Toy, >= 3 seeds, both tasks (knowledge accuracy, data-to-text BLEU, 0-1 scale). At the largest rung "
-         "adapters (size d/16, near-identity init, layer norms trained) trail full fine-tuning by no more than the "
-         "margin: 2 points (0.02), or the seed spread max(sd_full, sd_adapters) when that is larger (the paper's "
-         "0.4 points is below this scale's noise); and they store <= 5% of the model's parameters (reported next to "
-         "the paper's 3.6%).",
+    preconditions=(
+        Effect("final_train_loss", R(method="adapters", **{"params.task": "d2t", "params.phase": "main"}), "within",
+               LOSS_FACTOR, b=R(method="full", **{"params.task": "d2t", "params.phase": "main"}), by="model",
+               rungs="largest", log=True, part="data-to-text",
+               note="adapters and full FT trained alike (final training losses within 3x)"),
+        Effect("final_train_loss", R(method="adapters", **{"params.task": "knowledge", "params.phase": "main"}), "within",
+               LOSS_FACTOR, b=R(method="full", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
+               rungs="largest", log=True, part="knowledge", note="the same on the knowledge task"),
+    ),
+    history=(Change(DATE, "max over tasks of (full - adapters) / max(0.02, seed spread) <= 1; stored % <= 5",
+                    "issue 13: a 2-point margin is 5x the paper's 0.4 points; the share check passed trivially"),),
+    rule="Toy, >= 3 seeds, at the largest rung, adapters (size d/16, near-identity init, layer norms trained) vs "
+         "full fine-tuning; differences of seed means with 95% intervals from the seeds (plus, for accuracy, the "
+         "binomial error of the 400 test items). Part 'knowledge': full FT minus adapters in accuracy has its "
+         "interval inside +-0.4 points (+-0.004, the paper's number; an equivalence test, so adapters ahead by more "
+         "than that do not pass either). Part 'data-to-text': the same +-0.004 band on BLEU (0-1 scale). Each task's "
+         "part is inconclusive unless adapters and full FT trained alike on it (interval of the log ratio of final "
+         "training losses within a factor of 3). Part 'parameter share': adapters store between 1% and 5% of the "
+         "model's parameters (the paper: 2.1-3.6%).",
     paper_note="GLUE with BERT-Large: --model bert-large-uncased on a GPU.",
 ))
 register(Claim(
@@ -203,23 +353,28 @@ register(Claim(
     scales=("exact", "toy"), group="lora",
     metric="training memory by part (weights, grads, optimizer, activations), full FT vs adapters vs LoRA",
     checks=(
-        # accounting (bench.memory on meta-device configs): LLaMA-7B, LoRA r = 8 on q,v, mixed-precision Adam
         Check("memory_ratio_vs_full", "<=", 0.01, W(model="llama-7b", method="lora", **{"params.part": "states", "params.source": "model", "params.precision": "mixed"}),
-              note="gradients + optimizer states of LoRA <= 1% of full FT's"),
+              part="accounting", note="gradients + optimizer states of LoRA <= 1% of full FT's"),
         Check("memory_ratio_vs_full", ">=", 1.0, W(model="llama-7b", method="lora", **{"params.part": "weights", "params.source": "model", "params.precision": "mixed"}),
-              note="the frozen weights still sit in memory"),
-        # measured on a ladder rung (live tensors after one AdamW step, fp32)
-        Check("memory_ratio_vs_full", "<=", 0.05, W(scale="toy", method="lora", **{"params.r": 8, "params.part": "states", "params.source": "measured"}), agg="max"),
+              part="accounting", note="the frozen weights still sit in memory"),
+        Check("memory_ratio_vs_full", "<=", 0.05, W(scale="toy", method="lora", **{"params.r": 8, "params.part": "states", "params.source": "measured"}), agg="max",
+              part="measured"),
         Check("memory_ratio_vs_full", "<=", 0.25, W(scale="toy", method="adapters", **{"params.part": "states", "params.source": "measured"}), agg="max",
-              note="adapters also train the layer norms"),
-        Check("memory_ratio_vs_full", ">=", 1.0, W(scale="toy", method="lora", **{"params.r": 8, "params.part": "weights", "params.source": "measured"}), agg="min"),
-        # the memory model agrees with the measurement (full FT, every LoRA rank, adapters)
-        Check("memory_model_over_measured", ">=", 0.9, W(scale="toy", **{"params.part": "total"}), agg="min"),
-        Check("memory_model_over_measured", "<=", 1.1, W(scale="toy", **{"params.part": "total"}), agg="max"),
+              part="measured", note="adapters also train the layer norms"),
+        Check("memory_ratio_vs_full", ">=", 1.0, W(scale="toy", method="lora", **{"params.r": 8, "params.part": "weights", "params.source": "measured"}), agg="min",
+              part="measured"),
+        Check("memory_model_over_independent", "~=", 1.0, W(scale="toy", **{"params.part": "total"}), agg="max", rtol=0.1,
+              part="memory model", note="NEW metric: the memory model over an independent measurement (allocator peak, "
+                                        "not the same tensors the model counts)"),
     ),
-    rule="Gradients + optimizer states under LoRA/adapters are a small share of full FT's (<= 1% for LLaMA-7B by "
-         "accounting; <= 5% (LoRA r = 8) and <= 25% (adapters, which also train the norms) measured on a ladder rung), "
-         "while the weights are not smaller; and the memory model is within 10% of the measured total.",
+    history=(Change(DATE, "memory_model_over_measured within [0.9, 1.1]",
+                    "issue 13: circular -- model and 'measurement' count the same live tensors (= 1.00 by construction)"),),
+    rule="Gradients + optimizer states under LoRA/adapters are a small share of full FT's while the frozen weights "
+         "are not smaller. Part 'accounting' (LLaMA-7B, mixed precision, LoRA): states <= 1% of full FT's and "
+         "weights >= full FT's. Part 'measured' (ladder rungs, worst run): states <= 5% under LoRA r = 8 and <= 25% "
+         "under adapters (which also train the norms), and LoRA r = 8's weights are not smaller than full FT's. Part "
+         "'memory model': the memory model's total over an independent measurement (the allocator peak, not the same "
+         "tensors the model counts) is within 10% of 1 (the largest ratio over runs).",
 ))
 
 # ---------------------------------------------------------------- LoRA
@@ -269,25 +424,29 @@ register(Claim(
     paper_note="Measured GPU memory of a 175B/3B model needs paper-scale hardware.",
     checks=(
         # accounting, GPT-3 175B, mixed-precision Adam (ZeRO's 16 B per trainable parameter), LoRA r = 4 on q,v
-        Check("memory_ratio_vs_full", "<=", 1 / 3, W(model="gpt3-175b", method="lora", **{"params.part": "model_states", "params.source": "model", "params.precision": "mixed"}),
+        Check("memory_ratio_vs_full", "<=", 1 / 3, W(model="gpt3-175b", method="lora", **{"params.part": "model_states", "params.source": "model", "params.precision": "mixed"}), part="accounting",
               note="paper: 350 GB / 1.2 TB = 0.29"),
-        Check("train_memory_bytes", "~=", 350e9, W(model="gpt3-175b", method="lora", **{"params.part": "model_states", "params.precision": "mixed"}), rtol=0.1,
+        Check("train_memory_bytes", "~=", 350e9, W(model="gpt3-175b", method="lora", **{"params.part": "model_states", "params.precision": "mixed"}), rtol=0.1, part="accounting",
               note="paper: 350 GB"),
-        Check("checkpoint_bytes", "~=", 35e6, W(model="gpt3-175b", method="lora"), rtol=0.1, note="paper: 35 MB (fp16)"),
-        Check("checkpoint_bytes", "~=", 350e9, W(model="gpt3-175b", method="full"), rtol=0.02, note="paper: 350 GB (fp16)"),
+        Check("checkpoint_bytes", "~=", 35e6, W(model="gpt3-175b", method="lora"), rtol=0.1, part="accounting", note="paper: 35 MB (fp16)"),
+        Check("checkpoint_bytes", "~=", 350e9, W(model="gpt3-175b", method="full"), rtol=0.02, part="accounting", note="paper: 350 GB (fp16)"),
         # measured on a ladder rung
-        Check("memory_ratio_vs_full", "<", 1.0, W(scale="toy", method="lora", **{"params.r": 8, "params.part": "total", "params.source": "measured"}), agg="max"),
-        Check("checkpoint_ratio_vs_full", "<=", 0.1, W(scale="toy", method="lora", **{"params.r": 8}), agg="max",
+        Check("memory_ratio_vs_full", "<=", 0.9, W(scale="toy", method="lora", **{"params.r": 8, "params.part": "total", "params.source": "measured"}), agg="max",
+              part="measured", note="an effect floor: LoRA saves >= 10% of full FT's training memory (paper: 71%)"),
+        Check("checkpoint_ratio_vs_full", "<=", 0.1, W(scale="toy", method="lora", **{"params.r": 8}), agg="max", part="measured",
               note="adapter file / full model file"),
-        Check("adapter_file_size_error_bytes", "==", 0, agg="max",
+        Check("adapter_file_size_error_bytes", "==", 0, agg="max", part="measured",
               note="file = 8 + header + numel x 4 bytes (safetensors)"),
     ),
-    rule="By accounting for GPT-3 175B, LoRA's weights + gradients + optimizer states are <= 1/3 of full FT's and "
-         "within 10% of 350 GB; the fp16 checkpoints are within 10% of 35 MB (LoRA r = 4, q,v) and 2% of 350 GB (full). "
-         "The paper's 1.2 TB for full FT is reported next to the model's readings but not checked (its setup is not "
-         "stated; 1.2 TB is 6.9 bytes per parameter, less than any Adam accounting). Measured on a ladder rung: LoRA "
-         "r = 8's training memory (weights + grads + optimizer + saved activations) is below full FT's, its adapter "
-         "file is <= 10% of the full model file, and adapter files are exactly numel x 4 bytes + the safetensors header.",
+    history=(Change(DATE, "measured LoRA r = 8 memory ratio < 1.0", "issue 13: '< 1' is no effect size; floor 0.9"),),
+    rule="Part 'accounting', GPT-3 175B (mixed-precision Adam, 16 B per trainable parameter; LoRA r = 4 on q,v): "
+         "LoRA's weights + gradients + optimizer states are <= 1/3 of full FT's (paper: 350 GB / 1.2 TB = 0.29) and "
+         "within 10% of 350 GB; the fp16 checkpoints are within 10% of 35 MB (LoRA) and 2% of 350 GB (full). The "
+         "paper's 1.2 TB for full FT is reported next to the model's readings but not checked (its setup is not "
+         "stated; 1.2 TB is 6.9 bytes per parameter, less than any Adam accounting). Part 'measured', on a ladder "
+         "rung (worst run): LoRA r = 8's training memory (weights + grads + optimizer + saved activations) is <= 0.9 "
+         "of full FT's (an effect floor: saves >= 10%; the paper: 71%), its adapter file is <= 10% of the full model "
+         "file, and adapter files are exactly numel x 4 bytes + the safetensors header.",
 ))
 register(Claim(
     id="L4", family="lora", title="Rank trades memory against quality; small r is enough",
@@ -298,14 +457,30 @@ register(Claim(
     metric="downstream quality and memory vs r in {1,2,4,8,16,64}, >= 3 seeds",
     paper_note="WikiSQL/MNLI with GPT-3 is not available; RoBERTa/GPT-2 via --model on a GPU.",
     checks=(
-        Check("l4_quality_spread_over_r", "<=", 0.05, note="max - min over r of the seed-mean test accuracy"),
-        Check("l4_trainable_params_increasing", "==", 1, note="strictly increasing in r"),
-        Check("l4_memory_nondecreasing", "==", 1, note="measured training bytes non-decreasing in r"),
-        Check("l4_best_lora_minus_chance", ">=", 0.05, note="precondition: LoRA learns the task at all"),
+        Effect("l4_test_accuracy", R(method="lora", **{"params.r": 64}), "within", 0.05, b=R(method="lora", **{"params.r": 1}),
+               items=KNOWLEDGE_ITEMS, part="quality flat in r",
+               note="equivalence: r = 64 minus r = 1 inside +-5 points (paper: within 0.5)"),
+        Check("l4_trainable_params_increasing", "==", 1, part="cost grows with r", note="strictly increasing in r"),
+        Check("l4_memory_nondecreasing", "==", 1, part="cost grows with r", note="measured training bytes non-decreasing in r"),
     ),
-    rule="Over r in {1, 2, 4, 8, 16, 64} (capped at the width), the seed-mean test accuracy of LoRA varies by at most "
-         "5 points (flat: small r is enough), trainable parameters strictly grow and measured training memory does not "
-         "fall with r, and the best LoRA beats chance by >= 5 points (else the flatness says nothing).",
+    preconditions=(
+        Effect("l4_test_accuracy", R(method="lora"), "above", 0.0, b=R(), metric_b="l4_zero_shot_accuracy",
+               items=KNOWLEDGE_ITEMS, part="quality flat in r", note="LoRA beats the zero-shot model (not chance)"),
+        Effect("l4_test_accuracy", R(method="full"), "above", 0.0, b=R(), metric_b="l4_zero_shot_accuracy",
+               items=KNOWLEDGE_ITEMS, part="quality flat in r", note="full FT beats the zero-shot model"),
+        Check("l4_full_lr_tuned", "==", 1, part="quality flat in r",
+              note="NEW metric: full FT's learning rate chosen by a search on validation data"),
+    ),
+    history=(Change(DATE, "spread over r of seed means <= 0.05; best LoRA - chance >= 0.05",
+                    "issue 13: wrong baseline (chance 0.068 instead of zero-shot 0.6075; full FT 0.557 is below "
+                    "zero-shot); flatness now an equivalence test on a 95% interval"),),
+    rule="Toy, >= 3 seeds, knowledge test (400 items), LoRA over r in {1, 2, 4, 8, 16, 64} (capped at the width). "
+         "Part 'quality flat in r': r = 64 minus r = 1 seed-mean test accuracy has its 95% interval (seeds + "
+         "binomial error of the 400 items) inside +-5 points (equivalence: small r is enough; the paper's ranks "
+         "agree within 0.5); the ranks between are not decided. This part is inconclusive unless the training "
+         "worked: LoRA (all ranks) and full FT each beat the zero-shot model (interval of the accuracy difference "
+         "above 0), and full FT's learning rate was chosen by a search on validation data. Part 'cost grows with r': "
+         "trainable parameters strictly grow and measured training memory does not fall with r.",
 ))
 register(Claim(
     id="L5", family="lora", title="Merged LoRA has no inference overhead",
@@ -330,17 +505,20 @@ register(Claim(
     scales=("toy",), group="lora",
     metric="planted rank-k task: LoRA gap for r < k vs r >= k; energy of the full-FT update's top singular directions",
     checks=(
-        Check("l6_gap_below_k_minus_gap_above_k", ">=", 0.05,
+        Check("l6_gap_below_k_minus_gap_above_k", ">=", 0.05, part="planted rank",
               note="gap(r) = (KL(LoRA r) - KL(full FT)) / KL(base), seed means; min over r < k minus max over r >= k"),
-        Check("l6_gap_above_k", "<=", 0.1, note="max over r >= k: LoRA with r >= k matches full FT"),
-        Check("l6_energy_top8_over_random", ">=", 1.5,
-              note="share of the full-FT update's energy in its top 8 singular directions / same for a Gaussian matrix"),
+        Check("l6_gap_above_k", "<=", 0.1, part="planted rank", note="max over r >= k: LoRA with r >= k matches full FT"),
+        Check("l6_energy_top8_over_shuffled", ">=", 1.5, part="real task update",
+              note="NEW metric: top-8 energy share of the full-FT update over that of full FT on shuffled labels"),
     ),
-    rule="Planted task (teacher = base + a rank-k update on the attention input projections; students distil it): "
-         "LoRA with r < k stays further from the teacher than LoRA with r >= k by >= 5% of the initial KL, and "
-         "r >= k comes within 10% of the initial KL of full FT. On the knowledge task, the full fine-tuning update "
-         "dW = W_ft - W_0 concentrates at least 1.5x more energy in its top 8 singular directions than a random "
-         "matrix of the same shape.",
+    history=(Change(DATE, "l6_energy_top8_over_random >= 1.5 (a Gaussian matrix as the null)",
+                    "issue 13: a weak null -- any trained update beats a Gaussian matrix; use a shuffled-label run"),),
+    rule="Part 'planted rank' (teacher = base + a rank-k update on the attention input projections; students distil "
+         "it; gap(r) = (KL(LoRA r) - KL(full FT)) / KL(base) on seed means, point values): the smallest gap over r < "
+         "k exceeds the largest over r >= k by >= 0.05 (5% of the initial KL), and every r >= k has a gap <= 0.1 "
+         "(within 10% of the initial KL of full FT). Part 'real task update': on the knowledge task the full "
+         "fine-tuning update dW = W_ft - W_0 has a top-8 singular-direction energy share at least 1.5x that of the "
+         "update of full FT on shuffled labels (the null; a point value, no interval).",
 ))
 register(Claim(
     id="L7", family="lora", title="rsLoRA (alpha/sqrt(r)) keeps learning stable as rank grows",
@@ -352,27 +530,35 @@ register(Claim(
     metric="final loss and update gradient norm vs rank under alpha/r and alpha/sqrt(r), >= 3 seeds",
     paper_note="Llama-2-7B on OpenOrca: --model on a GPU.",
     checks=(
-        Check("scaling_rel_err", "<=", 1e-12, agg="max",
+        Check("scaling_rel_err", "<=", 1e-12, agg="max", part="scaling applied",
               note="every LoRA layer's .scaling vs alpha/r (lora) or alpha/sqrt(r) (rslora), every run"),
-        Check("rslora_minus_lora_final_loss_top_rank", "<", 0.0, W(**{"params.lr_role": "main"}),
-              note="seed-mean final held-out loss at the largest rank, rsLoRA minus LoRA"),
-        Check("rslora_minus_lora_final_loss_top_rank_over_spread", "<=", -1.0, W(**{"params.lr_role": "main"}),
-              note="... divided by the seed spread there, max(sd_lora, sd_rslora): beats LoRA by more than the spread"),
+        Effect("final_heldout_loss", R(method="rslora", **{"params.lr_role": "main"}), "below", 0.0,
+               b=R(method="lora", **{"params.lr_role": "main"}), by="params.r", rungs="largest",
+               part="rsLoRA learns better at large r", note="largest rank: rsLoRA minus LoRA final held-out loss"),
         Check("rslora_final_loss_slope_vs_log2_rank", "<=", 0.0, W(**{"params.lr_role": "main"}),
+              part="rsLoRA learns better at large r",
               note="OLS slope of rsLoRA's seed-mean final held-out loss on log2(r): no worse as r grows"),
-        Check("lora_param_gradnorm_slope_vs_log_rank", "<", 0.0, W(**{"params.lr_role": "main"}),
+        Check("lora_param_gradnorm_slope_vs_log_rank", "<", 0.0, W(**{"params.lr_role": "main"}), part="LoRA gradients collapse",
               note="power of r followed by LoRA's adapter gradient norm sqrt(|dA|^2+|dB|^2) (step mean): collapses"),
-        Check("lora_update_step_slope_vs_log_rank", "<", 0.0, W(**{"params.lr_role": "main"}),
+        Check("lora_update_step_slope_vs_log_rank", "<", 0.0, W(**{"params.lr_role": "main"}), part="LoRA gradients collapse",
               note="power of r followed by LoRA's per-step change |s B'A' - s B A| of the effective update: shrinks"),
     ),
-    rule="Toy, >= 3 seeds, ranks {4..256} capped at the targets' width, same alpha and lr for all; decided at the first "
-         "(main) learning rate, the second is reported beside it. Every LoRA layer applies exactly alpha/r or "
-         "alpha/sqrt(r) (1e-12 relative). Under rsLoRA the final held-out loss (data-to-text, people never fine-tuned "
-         "on) does not rise with rank (OLS slope on log2 r <= 0) and at the largest rank is below LoRA's by more than "
-         "the seed spread (max of the two sample sds). "
-         "Under LoRA (alpha/r) the adapters' gradient norm and the per-step change of the effective update s*B*A both "
-         "fall with rank (negative power of r, fit on seed means of step means). Smoothness of the curves is reported, "
-         "not decided (batch noise dominates at this scale).",
+    preconditions=(
+        Check("lora_lr_tuned_per_rank", "==", 1, part="rsLoRA learns better at large r",
+              note="NEW metric: LoRA's lr searched per rank (else alpha/r is just a smaller lr at large r)"),
+    ),
+    history=(Change(DATE, "(rsLoRA - LoRA) / max(sd_lora, sd_rslora) <= -1 at the largest rank, one lr for all ranks",
+                    "issue 13: spread from the max of two sds; LoRA's lr not tuned per rank"),),
+    rule="Toy, >= 3 seeds, ranks {4..256} capped at the targets' width, same alpha for all; decided at the main "
+         "learning rate (lr_role main), the second is reported beside it. Part 'scaling applied': every LoRA layer "
+         "applies exactly alpha/r or alpha/sqrt(r) (1e-12 relative, every run). Part 'rsLoRA learns better at large "
+         "r': at the largest rank rsLoRA minus LoRA final held-out loss (data-to-text, people never fine-tuned on) "
+         "has its 95% interval (seeds) below 0, and rsLoRA's seed-mean final held-out loss does not rise with rank "
+         "(OLS slope on log2 r <= 0); the part is inconclusive unless LoRA's learning rate was searched per rank "
+         "(else alpha/r is just a smaller lr at large r). Part 'LoRA gradients collapse' (point values): under LoRA "
+         "(alpha/r) the adapters' gradient norm sqrt(|dA|^2+|dB|^2) and the per-step change of the effective update "
+         "s*B*A both fall with rank (negative power of r, fit on seed means of step means). Smoothness of the curves "
+         "is reported, not decided (batch noise dominates at this scale).",
 ))
 
 # ---------------------------------------------------------------- mixed precision
@@ -411,19 +597,24 @@ register(Claim(
     scales=("exact",), group="precision",
     metric="memory model: GPUs for bf16 inference and mixed-precision Adam fine-tuning, assumptions printed",
     checks=(
-        Check("bloom_bf16_weight_bytes", "==", 352e9, note="176e9 params x 2 bytes"),
-        Check("finetune_bytes_per_param", "==", 16, note="2 weights + 2 grads + 4 master + 4 + 4 Adam"),
-        Check("bloom_inference_gpus", "<=", 8, W(**{"params.overhead": 0.2}),
-              note="the claimed 8 suffice with an assumed 20% overhead (activations, KV cache, context)"),
-        Check("bloom_finetune_gpus", "<=", 72, W(**{"params.overhead": 0.0}),
-              note="the claimed 72 hold at least the 16 B/param states"),
+        Check("bloom_bf16_weight_bytes", "==", 352e9, part="accounting", note="176e9 params x 2 bytes"),
+        Check("finetune_bytes_per_param", "==", 16, part="accounting", note="2 weights + 2 grads + 4 master + 4 + 4 Adam"),
+        Check("bloom_inference_gpus", "~=", 8, W(**{"params.overhead": 0.2}), rtol=0.25, part="serving",
+              note="two-sided: the blog's 8 within 25% of the computed count (weights + 20% overhead)"),
+        Check("bloom_finetune_gpus", "~=", 72, W(**{"params.overhead": 0.0}), rtol=0.25, part="fine-tuning",
+              note="two-sided: the blog's 72 within 25% of the count the 16 B/param states need"),
         Check("bloom_finetune_over_inference_memory", "~=", 9, W(**{"params.overhead": 0.0}), rtol=0.15,
-              note="'about 9x': states alone give 16/2 = 8x"),
+              part="fine-tuning", note="'about 9x': states alone give 16/2 = 8x"),
     ),
-    rule="Exact accounting with the assumptions printed: 352 GB of bf16 weights; 16 bytes per parameter for mixed-"
-         "precision Adam; the claimed 8 GPUs hold the weights plus an assumed 20% overhead; the claimed 72 hold at least "
-         "the optimizer states; states/weights within 15% of 'about 9x'. The report prints the overhead each claimed GPU "
-         "count implies.",
+    history=(Change(DATE, "bloom_inference_gpus <= 8; bloom_finetune_gpus <= 72 (one-sided)",
+                    "issue 13: half a claim -- any count <= 72 passed while the suite computes 36"),),
+    rule="Exact accounting with the assumptions printed. Part 'accounting': 352 GB of bf16 weights (176e9 x 2 bytes) "
+         "and 16 bytes per parameter for mixed-precision Adam (2 weights + 2 grads + 4 master + 4 + 4 Adam states). "
+         "Part 'serving': the A100-80GB count for the weights plus an assumed 20% overhead is within 25% of the "
+         "blog's 8 (6 to 10). Part 'fine-tuning': the count the 16 B/param states need (no overhead) is within 25% "
+         "of the blog's 72 (54 to 90), and fine-tuning over serving memory is within 15% of 'about 9x' (7.65 to "
+         "10.35; the states alone give 16/2 = 8x). Both counts are two-sided. The report prints the overhead each "
+         "claimed GPU count implies.",
 ))
 register(Claim(
     id="M3", family="precision", title="AMP: less memory and time, same result; FP16 needs loss scaling",
@@ -434,17 +625,33 @@ register(Claim(
     scales=("toy",), group="precision",
     metric="final loss, step time, peak memory under FP32 / BF16 / FP16 +- loss scaling; share of gradients flushed to zero",
     checks=(
-        Check("m3_final_loss_ratio_over_fp32", "~=", 1.0, W(method="bf16"), atol=0.03),
-        Check("m3_final_loss_ratio_over_fp32", "~=", 1.0, W(method="fp16_scaled"), atol=0.03),
-        Check("m3_grad_flush_share_unscaled_minus_scaled", ">", 0.0,
-              note="FP32 gradients that become 0 when cast to FP16, minus those that do after x loss scale"),
-        Check("m3_saved_bytes_ratio_over_fp32", "<", 0.9, W(method="bf16"),
+        Check("m3_saved_bytes_ratio_over_fp32", "<", 0.9, W(method="bf16"), part="memory",
               note="bytes saved for backward (activations and cast weights) under autocast vs FP32"),
+        Effect("m3_final_loss", R(method="bf16"), "within", math.log(1.03), b=R(method="fp32"), log=True,
+               part="same result", note="BF16 autocast final loss within 3% of FP32's (paired seeds)"),
+        Effect("m3_final_loss", R(method="fp16_scaled"), "within", math.log(1.03), b=R(method="fp32"), log=True,
+               part="same result", note="FP16 + loss scaling within 3% of FP32's"),
+        Effect("m3_final_loss", R(method="fp16"), "above", math.log(1.03), b=R(method="fp16_scaled"), log=True,
+               part="loss scaling needed", note="unscaled FP16 ends >= 3% worse than scaled (paper: diverges)"),
+        Check("m3_step_time_ratio_over_fp32", "<", 1.0, W(method="bf16"), missing="paper", part="speed",
+              note="needs 16-bit units (GPU); this CPU has none"),
     ),
-    rule="Toy, >= 3 seeds (mean): BF16 autocast and FP16 with loss scaling end within 3% of FP32's held-out loss; some "
-         "gradient values flush to zero in FP16 that loss scaling keeps; autocast saves >= 10% of the bytes kept for "
-         "backward. Speed is NOT decided here: this CPU has no 16-bit units (BF16 autocast is ~21x slower), so step "
-         "times are recorded in timings.csv and discussed, and only a GPU run can show the speed half.",
+    preconditions=(
+        Check("m3_grad_flush_share_unscaled_minus_scaled", ">", 0.0, part="loss scaling needed",
+              note="some gradient values flush to zero in FP16 that loss scaling keeps"),
+    ),
+    history=(Change(DATE, "mean loss ratios ~= 1 (atol 0.03); flush share unscaled - scaled > 0",
+                    "issue 13: 'needs loss scaling' passed on 0.12% flushed values while unscaled FP16 trains to the "
+                    "same loss (x1.00004); now a loss effect, and memory/result/speed are separate parts"),),
+    rule="Toy, >= 3 seeds (paired), differences of log final losses with 95% intervals from the seeds. Part "
+         "'memory': autocast (BF16) keeps < 0.9 of FP32's bytes saved for backward (activations and cast weights), "
+         "i.e. saves > 10%. Part 'same result': BF16 autocast and FP16 with loss scaling each end with a final loss "
+         "whose ratio to FP32's has its interval within 3% (+-log 1.03). Part 'loss scaling needed': unscaled FP16 "
+         "ends >= 3% worse than FP16 with loss scaling (interval of the log ratio above log 1.03; the paper: "
+         "diverges); inconclusive unless some gradient values flush to zero in FP16 that loss scaling keeps (flushed "
+         "share unscaled minus scaled > 0). Part 'speed': BF16's step time below FP32's needs 16-bit units (a GPU); "
+         "without such results rows (this CPU) it is not run (needs paper scale) and does not enter the verdict; CPU "
+         "step times stay in timings.csv (BF16 autocast is slower here).",
 ))
 
 # ---------------------------------------------------------------- quantization
@@ -475,14 +682,19 @@ register(Claim(
     scales=("exact", "toy"), group="int8",
     metric="the worked example; perplexity under absmax vs zero-point over the ladder",
     checks=(
-        Check("q2_absmax_factor", "~=", 23.5, atol=0.05),
-        Check("q2_absmax_code_mismatches", "==", 0),
-        Check("int8_ppl_ratio_absmax_over_zeropoint", "<=", 1.0, W(**{"params.planted": False}),
-              note="the lecture's 'absmax is more stable'; the paper's Table 1 shows the opposite at 125M"),
+        Check("q2_absmax_factor", "~=", 23.5, atol=0.05, part="worked example"),
+        Check("q2_absmax_code_mismatches", "==", 0, part="worked example"),
+        Effect("int8_ppl_ratio_absmax_over_zeropoint", R(**{"params.planted": False}), "below", math.log(0.99),
+               log=True, replicate="model", part="absmax more stable",
+               note="absmax perplexity >= 1% below zero-point's; the rungs are the replicates (one evaluation each)"),
     ),
-    rule="Exact: factor 127/5.4 = 23.5 and codes [28, -12, -101, 28, -73, 19, 56, 127]. Toy: the lecture's ordering holds "
-         "if mean perplexity under per-tensor absmax is <= that under per-tensor zero-point (models without planted "
-         "outliers); the paper reports the opposite at 125M, so either outcome is reported.",
+    history=(Change(DATE, "mean ratio absmax / zero-point <= 1.0",
+                    "issue 13: passed at 0.9999 (sd 0.00035): no ordering exists; a 1% floor on a 95% interval"),),
+    rule="Exact, part 'worked example': factor 127/5.4 = 23.5 (+-0.05) and codes [28, -12, -101, 28, -73, 19, 56, "
+         "127] with no mismatch. Toy, part 'absmax more stable': on models without planted outliers, per-tensor "
+         "absmax int8 perplexity is >= 1% below per-tensor zero-point's: the 95% interval of the mean log ratio "
+         "absmax / zero-point, with the rungs as the replicates (one evaluation each), lies below log 0.99; an "
+         "interval straddling it is inconclusive. The paper reports the opposite ordering at 125M.",
 ))
 register(Claim(
     id="Q3", family="quantization", title="Vector-wise quantization",
@@ -508,16 +720,23 @@ register(Claim(
     scales=("exact", "toy", "paper"), group="int8",
     metric="parity with bitsandbytes; perplexity table over the ladder per quantizer",
     checks=(
-        Check("bnb_rel_err_ratio_ours_over_bnb", "<=", 1.10, agg="max"),
-        Check("bnb_rel_err_ratio_ours_over_bnb", ">=", 0.90, agg="min"),
-        Check("bnb_outlier_cols_match", "==", 1, agg="min"),
-        Check("int8_ppl_ratio_over_fp32", "<=", 1.02, W(method="llm_int8", **{"params.planted": True})),
-        Check("int8_ppl_ratio_over_fp32", ">=", 1.10, W(method="absmax", **{"params.planted": True})),
+        Check("bnb_rel_err_ratio_ours_over_bnb", "<=", 1.10, agg="max", part="bitsandbytes parity"),
+        Check("bnb_rel_err_ratio_ours_over_bnb", ">=", 0.90, agg="min", part="bitsandbytes parity"),
+        Check("bnb_outlier_cols_match", "==", 1, agg="min", part="bitsandbytes parity"),
+        Check("int8_ppl_ratio_over_fp32", "<=", 1.02, W(method="llm_int8", **{"params.planted": True}), part="toy quality"),
     ),
-    rule="Exact: our LLM.int8() layer's relative error vs FP64 is within 10% of bitsandbytes Linear8bitLt(threshold=6, "
-         "eval) on the same weights and inputs (with planted outlier columns of magnitude 6-60), and both pick the same "
-         "outlier columns. Toy (mean over models and seeds): on models with planted outlier features LLM.int8() stays "
-         "within 2% of FP32 perplexity while per-tensor absmax int8 is >= 10% worse. Paper scale: not run here.",
+    preconditions=(
+        Check("int8_ppl_ratio_over_fp32", ">=", 1.10, W(method="absmax", **{"params.planted": True}), part="toy quality",
+              note="plain int8 degrades (>= 10%) on models with planted outliers: else nothing to keep"),
+    ),
+    history=(Change(DATE, "absmax ratio >= 1.10 as a check", "issue 13: 'plain int8 degrades' is a precondition "
+                    "(a gap to close): when it fails the toy part is inconclusive, not 'not reproduced'"),),
+    rule="Exact, part 'bitsandbytes parity': our LLM.int8() layer's relative error vs FP64 is within 10% of "
+         "bitsandbytes Linear8bitLt(threshold=6, eval)'s (ratio 0.90 to 1.10 in every case) on the same weights and "
+         "inputs (with planted outlier columns of magnitude 6-60), and both pick the same outlier columns. Toy, part "
+         "'toy quality' (mean over models with planted outlier features and seeds): LLM.int8() stays within 2% of "
+         "FP32 perplexity (ratio <= 1.02); the part is inconclusive unless per-tensor absmax int8 degrades on those "
+         "models (ratio >= 1.10: else there is nothing to keep). Paper scale: not run here.",
     paper_note="OPT 125M..13B on C4: --model facebook/opt-* on a GPU.",
 ))
 register(Claim(
@@ -530,16 +749,28 @@ register(Claim(
     scales=("toy", "paper"), group="int8",
     metric="outlier census per rung; planted outliers break int8 but not LLM.int8()",
     checks=(
-        Check("plant_fp32_max_abs_diff", "<=", 1e-4, agg="max", note="planting leaves the FP32 function unchanged"),
-        Check("census_n_outlier_dims_found_minus_planted", "==", 0, W(**{"params.source": "linear_inputs"}), agg="max"),
-        Check("census_n_outlier_dims_found_minus_planted", "==", 0, W(**{"params.source": "linear_inputs"}), agg="min"),
-        Check("planted_ppl_ratio_over_fp32", ">=", 1.10, W(method="absmax")),
-        Check("planted_ppl_ratio_over_fp32", "<=", 1.02, W(method="llm_int8")),
+        Check("planted_ppl_ratio_over_fp32", ">=", 1.10, W(method="absmax"), part="planted outliers break int8"),
+        Check("planted_ppl_ratio_over_fp32", "<=", 1.02, W(method="llm_int8"), part="planted outliers break int8"),
+        Check("census_outlier_share_of_layers", ">=", 0.25, missing="paper", part="emergence with scale",
+              note="OPT 6.7B/13B hidden states"),
     ),
-    rule="Toy mechanism only (emergence with scale needs paper-scale models): planting outliers leaves the FP32 "
-         "function unchanged (1e-4), the census (|x| >= 6 in >= 25% of layers and >= 6% of positions, on the linear "
-         "layers' inputs) finds exactly the planted dimensions, and they break per-tensor absmax int8 (perplexity >= 10% "
-         "up) but not LLM.int8() (<= 2%). The unplanted census is recorded, not judged.",
+    preconditions=(
+        Check("plant_fp32_max_abs_diff", "<=", 1e-4, agg="max", note="planting leaves the FP32 function unchanged"),
+        Check("census_n_outlier_dims_found_minus_planted", "==", 0, W(**{"params.source": "linear_inputs"}), agg="max",
+              note="the census finds the planted dimensions (a unit test of the census, not evidence)"),
+        Check("census_n_outlier_dims_found_minus_planted", "==", 0, W(**{"params.source": "linear_inputs"}), agg="min",
+              note="... and no others"),
+    ),
+    history=(Change(DATE, "census finds exactly the planted dims as a check", "issue 13: circular -- a unit test of "
+                    "the census, now a precondition; emergence needs paper scale"),),
+    rule="Toy mechanism only. Preconditions for the whole claim (one failing or missing makes it inconclusive): "
+         "planting outliers leaves the FP32 function unchanged (max abs diff <= 1e-4), and the census (|x| >= 6 in "
+         ">= 25% of layers and >= 6% of positions, on the linear layers' inputs) finds exactly the planted "
+         "dimensions and no others (a unit test of the census, not evidence). Part 'planted outliers break int8' "
+         "(mean over models and seeds): the planted outliers raise per-tensor absmax int8 perplexity by >= 10% over "
+         "FP32 and LLM.int8()'s by <= 2%. Part 'emergence with scale': outlier dimensions in >= 25% of layers of OPT "
+         "6.7B/13B hidden states; needs paper-scale models, here not run (needs paper scale). The unplanted census "
+         "of the ladder is recorded, not judged.",
     paper_note="OPT 6.7B/13B hidden states: --model on a GPU.",
 ))
 register(Claim(

@@ -1,38 +1,47 @@
 """Verdicts and the top-level report.
 
-`verdict(claim, results)` applies the registry's Checks to a group's stored results; nothing here
-knows any claim's numbers. `write_readme()` regenerates `results/README.md`: one row per claim, with
-links to each group's detail report.
+`verdict(claim, results)` applies the registry's preconditions, Checks and Effects to a group's stored
+results; nothing here knows any claim's numbers. Four outcomes (issue 13): reproduced / not reproduced /
+inconclusive (a precondition failed or was not measured, or the effect is below what the run resolves) /
+not run. Each part of a claim gets a sub-verdict; the claim's outcome is the worst decided part (not
+reproduced > inconclusive > reproduced). Effects carry 95% intervals (`bench.stats`). `write_readme()`
+regenerates `results/README.md`: one row per claim, with links to each group's detail report.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.claims import CLAIMS, OPS, Check, Claim
+from bench import stats
+from bench.claims import CLAIMS, OPS, Check, Claim, Effect
 from bench.fileio import atomic_write_text
 from bench.schema import read_meta, read_results
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
-REPRODUCED = "reproduced"
-NOT_REPRODUCED = "not reproduced"
+REPRODUCED = stats.REPRODUCED
+NOT_REPRODUCED = stats.NOT_REPRODUCED
+INCONCLUSIVE = stats.INCONCLUSIVE
 NEEDS_PAPER = "not run (needs paper scale)"
 NOT_RUN = "not run yet"
 NO_RULE = "no rule yet"
+NOT_MEASURED = "not measured yet"
 
 
 @dataclass
 class CheckResult:
-    check: Check
+    check: Check | Effect
     measured: float       # NaN when no rows matched
     n_rows: int
     passed: bool | None   # None when no rows matched
+    outcome: str = ""     # REPRODUCED / NOT_REPRODUCED / INCONCLUSIVE / NOT_MEASURED / NEEDS_PAPER
+    text: str = ""        # the measured value, with its interval for an Effect
 
 
 @dataclass
@@ -42,21 +51,35 @@ class Verdict:
     measured: str
     checks: list[CheckResult]
     scale_run: str
+    parts: dict[str, str] = field(default_factory=dict)     # part -> outcome
+    reasons: dict[str, str] = field(default_factory=dict)   # part -> why (failed precondition, missing metric)
+    preconditions: list[CheckResult] = field(default_factory=list)
+    effect: str = ""      # the headline effect with its interval
+
+
+def _params(rows: pd.DataFrame, col: str = "params") -> pd.Series:
+    return rows[col].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
+
+
+def _rows(df: pd.DataFrame, claim_id: str, metric: str, where, source: str = "results") -> pd.DataFrame:
+    """Rows of `claim_id` (or where's "claim") and `metric` in `source`, filtered by `where`."""
+    src = df["source"] if "source" in df.columns else pd.Series("results", index=df.index)
+    keys = dict(where)
+    want_claim = keys.pop("claim", claim_id)
+    mask = (df["metric"] == metric) & (src == source) & (True if want_claim == "*" else df["claim"] == want_claim)
+    rows = df[mask]
+    if rows.empty:
+        return rows
+    params = _params(rows)
+    mask = pd.Series(True, index=rows.index)
+    for key, want in keys.items():
+        got = params.map(lambda p, k=key[len("params."):]: p.get(k)) if key.startswith("params.") else rows[key]
+        mask &= got.map(lambda g, w=want: _same(g, w))
+    return rows[mask]
 
 
 def _select(df: pd.DataFrame, claim_id: str, check: Check) -> pd.DataFrame:
-    rows = df[(df["claim"] == claim_id) & (df["metric"] == check.metric)]
-    if rows.empty:
-        return rows
-    params = rows["params"].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
-    mask = pd.Series(True, index=rows.index)
-    for key, want in check.where:
-        if key.startswith("params."):
-            got = params.map(lambda p, k=key[len("params."):]: p.get(k))
-        else:
-            got = rows[key]
-        mask &= got.map(lambda g, w=want: _same(g, w))
-    return rows[mask]
+    return _rows(df, claim_id, check.metric, check.where, check.source)
 
 
 def _same(got, want) -> bool:
@@ -78,10 +101,24 @@ def _reduce(values: pd.Series, agg: str) -> float:
     return float(getattr(values, agg)())
 
 
+def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "nan"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:.4g}"
+
+
+def _missing(check) -> str:
+    return NEEDS_PAPER if check.missing == "paper" else NOT_MEASURED
+
+
 def evaluate_check(df: pd.DataFrame, claim_id: str, check: Check) -> CheckResult:
+    if isinstance(check, Effect):
+        return evaluate_effect(df, claim_id, check)
     rows = _select(df, claim_id, check)
     if rows.empty and check.agg != "count":
-        return CheckResult(check, math.nan, 0, None)
+        return CheckResult(check, math.nan, 0, None, _missing(check), f"{check.metric}: {_missing(check)}")
     value = _reduce(rows["value"], check.agg)
     if math.isnan(value):
         passed = False  # a diverged or undefined measurement fails its check
@@ -89,15 +126,108 @@ def evaluate_check(df: pd.DataFrame, claim_id: str, check: Check) -> CheckResult
         passed = abs(value - check.target) <= check.atol + check.rtol * abs(check.target)
     else:
         passed = bool(OPS[check.op](value, check.target))
-    return CheckResult(check, value, len(rows), passed)
+    outcome = REPRODUCED if passed else NOT_REPRODUCED
+    if not passed and check.op != "~=" and not math.isnan(value) and abs(value - check.target) <= check.resolution:
+        outcome = INCONCLUSIVE  # fails by less than the run can resolve
+    return CheckResult(check, value, len(rows), passed, outcome, f"{check.metric}={_fmt(value)}")
 
 
-def _fmt(x: float) -> str:
-    if math.isnan(x):
-        return "nan"
-    if float(x).is_integer() and abs(x) < 1e15:
-        return f"{int(x):,}"
-    return f"{x:.4g}"
+def _per_seed(rows: pd.DataFrame, log: bool, replicate: str = "seed") -> np.ndarray:
+    vals = rows["value"].astype(float)
+    vals = np.log(vals.where(vals > 0)) if log else vals
+    return vals.groupby(rows[replicate].astype(str)).mean().sort_index().to_numpy()
+
+
+def _key(rows: pd.DataFrame, by: str) -> pd.Series:
+    return _params(rows).map(lambda p: p.get(by[7:])) if by.startswith("params.") else rows[by]
+
+
+def _n_items(rows: pd.DataFrame, default: int) -> int:
+    for col in ("info", "params"):
+        got = {p.get("n_test") for p in _params(rows, col)} - {None}
+        if len(got) == 1:
+            return int(got.pop())
+    return default
+
+
+def _rung_order(rows: pd.DataFrame, by: str) -> list:
+    """Groups from small to large: by params.rung_params where recorded, else by the key's own value."""
+    key = _key(rows, by)
+    size = _params(rows).map(lambda p: p.get("rung_params"))
+    order = size if size.notna().all() else key
+    return list(pd.Series(order.to_numpy(), index=key.to_numpy()).groupby(level=0).max().sort_values().index)
+
+
+def _pick(groups: list, rungs: str) -> list:
+    return {"every": groups, "smallest": groups[:1], "largest": groups[-1:],
+            "lower": groups[:max(1, len(groups) // 2)]}[rungs]
+
+
+def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult:
+    """One interval per group of `by` (or one overall); outcome: the worst over the groups picked."""
+    a = _rows(df, claim_id, eff.metric, eff.a)
+    b = None if eff.b is None else _rows(df, claim_id, eff.metric_b or eff.metric, eff.b)
+    if a.empty or (b is not None and b.empty):
+        return CheckResult(eff, math.nan, 0, None, _missing(eff), f"{eff.metric}: {_missing(eff)}")
+    groups = _pick(_rung_order(a, eff.by), eff.rungs) if eff.by else [None]
+    outcomes, texts, est = [], [], math.nan
+    for g in groups:
+        ag = a if g is None else a[_key(a, eff.by) == g]
+        bg = None if b is None else (b if g is None or eff.by not in b.columns and not eff.by.startswith("params.")
+                                     else b[_key(b, eff.by) == g])
+        if bg is not None and bg.empty:
+            outcomes.append(NOT_MEASURED)
+            texts.append(f"{g}: no comparison rows")
+            continue
+        iv = stats.diff_interval(_per_seed(ag, eff.log, eff.replicate),
+                                 None if bg is None else _per_seed(bg, eff.log, eff.replicate),
+                                 _n_items(ag, eff.items), ref=eff.ref)
+        outcomes.append(stats.TESTS[eff.test](iv, eff.bound))
+        texts.append(("" if g is None else f"{g}: ") + iv.text())
+        est = iv.est if math.isnan(est) or outcomes[-1] != REPRODUCED else est
+    outcome = _worst(outcomes)
+    return CheckResult(eff, est, len(a) + (0 if b is None else len(b)), outcome == REPRODUCED, outcome,
+                       f"{eff.metric} {'log ' if eff.log else ''}diff " + "; ".join(texts))
+
+
+def evaluate(df: pd.DataFrame, claim_id: str, check) -> CheckResult:
+    return evaluate_effect(df, claim_id, check) if isinstance(check, Effect) else evaluate_check(df, claim_id, check)
+
+
+def _worst(outcomes: list[str]) -> str:
+    decided = [o for o in outcomes if o != NEEDS_PAPER]
+    if not decided:
+        return NEEDS_PAPER
+    for o in (NOT_REPRODUCED, INCONCLUSIVE, NOT_MEASURED):
+        if o in decided:
+            return INCONCLUSIVE if o == NOT_MEASURED else o
+    return REPRODUCED
+
+
+def _precondition_reason(r: CheckResult) -> str:
+    what = r.check.note or r.check.describe()
+    if r.outcome in (NOT_MEASURED, NEEDS_PAPER):
+        return f"precondition not measured yet: {r.check.metric} ({what})"
+    word = "failed" if r.outcome == NOT_REPRODUCED else "not established"
+    return f"precondition {word}: {what} [{r.text}]"
+
+
+def _decide_parts(claim: Claim, results: list[CheckResult], pres: list[CheckResult]):
+    parts: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for name in dict.fromkeys(r.check.part for r in results):
+        blocked = [p for p in pres if p.outcome != REPRODUCED and p.check.part in ("", name)]
+        mine = [r for r in results if r.check.part == name]
+        if blocked:
+            parts[name], reasons[name] = INCONCLUSIVE, "; ".join(_precondition_reason(p) for p in blocked)
+            continue
+        parts[name] = _worst([r.outcome for r in mine])
+        unsure = [r for r in mine if r.outcome in (INCONCLUSIVE, NOT_MEASURED)]
+        if parts[name] == INCONCLUSIVE and unsure:
+            reasons[name] = "; ".join(
+                f"{r.check.metric}: not measured yet" if r.outcome == NOT_MEASURED else
+                f"{r.check.metric}: below what the run resolves [{r.text}]" for r in unsure)
+    return parts, reasons
 
 
 def verdict(claim: Claim, df: pd.DataFrame, meta: dict | None = None) -> Verdict:
@@ -109,20 +239,24 @@ def verdict(claim: Claim, df: pd.DataFrame, meta: dict | None = None) -> Verdict
         return Verdict(claim, status, "", [], scale_run or "-")
     if not claim.checks:
         return Verdict(claim, NO_RULE, f"{len(mine)} rows recorded", [], scale_run)
-    results = [evaluate_check(df, claim.id, c) for c in claim.checks]
-    measured = "; ".join(f"{r.check.metric}={_fmt(r.measured)}" for r in results)
-    if any(r.passed is None for r in results):
-        status = NOT_RUN if all(r.passed is None for r in results) else NOT_REPRODUCED
-        missing = [r.check.metric for r in results if r.passed is None]
-        measured += f" (missing: {', '.join(sorted(set(missing)))})"
-    else:
-        status = REPRODUCED if all(r.passed for r in results) else NOT_REPRODUCED
-    return Verdict(claim, status, measured, results, scale_run)
+    pres = [evaluate(df, claim.id, c) for c in claim.preconditions]
+    results = [evaluate(df, claim.id, c) for c in claim.checks]
+    parts, reasons = _decide_parts(claim, results, pres)
+    measured = "; ".join(r.text for r in results)
+    effects = [r.text for r in results if isinstance(r.check, Effect)]
+    return Verdict(claim, _worst(list(parts.values())), measured, results, scale_run, parts, reasons, pres,
+                   effects[0] if effects else "")
+
+
+def _with_timings(folder: Path) -> pd.DataFrame:
+    """results.csv rows, plus timings.csv rows marked source = "timings" (Checks with source="timings")."""
+    df, t = read_results(folder), read_results(folder, timing=True)
+    return pd.concat([df.assign(source="results"), t.assign(source="timings")], ignore_index=True)
 
 
 def group_verdicts(group: str, folder: Path | None = None) -> list[Verdict]:
     folder = folder or RESULTS_DIR / group
-    df, meta = read_results(folder), read_meta(folder)
+    df, meta = _with_timings(folder), read_meta(folder)
     return [verdict(c, df, meta) for c in CLAIMS.values() if c.group == group]
 
 
@@ -133,10 +267,14 @@ def all_verdicts(results_dir: Path | None = None) -> list[Verdict]:
     for claim in CLAIMS.values():
         if claim.group not in by_group:
             folder = results_dir / claim.group
-            by_group[claim.group] = (read_results(folder), read_meta(folder))
+            by_group[claim.group] = (_with_timings(folder), read_meta(folder))
         df, meta = by_group[claim.group]
         out.append(verdict(claim, df, meta))
     return out
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
 
 
 def _cell(text: str) -> str:
@@ -144,25 +282,37 @@ def _cell(text: str) -> str:
 
 
 def checks_markdown(verdicts: list[Verdict]) -> str:
-    """Per-check detail: the rule, the measured value and pass/fail, for a group's report.md."""
-    lines = ["| claim | rule (fixed before the run) | measured | rows | pass |", "|---|---|---|---|---|"]
+    """Per-check detail: preconditions first, then the rule, the measured value (95% CI for effects) and
+    the outcome, for a group's report.md."""
+    lines = ["| claim | part | rule (fixed before the run) | measured | rows | outcome |", "|---|---|---|---|---|---|"]
     for v in verdicts:
-        for r in v.checks:
-            mark = "-" if r.passed is None else ("yes" if r.passed else "no")
-            lines.append(f"| {v.claim.id} | `{_cell(r.check.describe())}` {_cell(r.check.note)} | {_fmt(r.measured)} | {r.n_rows} | {mark} |")
+        for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
+            for r in rs:
+                part = (kind + (": " if kind and r.check.part else "") + r.check.part) or "-"
+                lines.append(f"| {v.claim.id} | {_cell(part)} | `{_cell(r.check.describe())}` {_cell(r.check.note)} | "
+                             f"{_cell(r.text)} | {r.n_rows} | {r.outcome or '-'} |")
     return "\n".join(lines) + "\n"
 
 
+def outcome_text(v: Verdict) -> str:
+    """The outcome with its sub-verdicts and, for inconclusive parts, why."""
+    if len(v.parts) <= 1:
+        why = next(iter(v.reasons.values()), "")
+        return v.status + (f" ({why})" if why else "")
+    subs = [f"{p or 'main'}: {o}" + (f" ({v.reasons[p]})" if p in v.reasons else "") for p, o in v.parts.items()]
+    return f"{v.status} -- " + "; ".join(subs)
+
+
 def summary_table(verdicts: list[Verdict], link_prefix: str = "") -> str:
-    lines = ["| ID | claim | published | measured | scale run | verdict |", "|---|---|---|---|---|---|"]
+    lines = ["| ID | claim | published | measured (effects: 95% CI) | scale run | outcome |", "|---|---|---|---|---|---|"]
     for v in verdicts:
         c = v.claim
         link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status not in (NOT_RUN,) else c.id
-        status = v.status
-        if "paper" in c.scales and v.status in (REPRODUCED, NOT_REPRODUCED):
+        status = outcome_text(v)
+        if "paper" in c.scales and v.status in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
             status += "; paper scale: not run (needs paper scale)"
         lines.append(f"| {link} | {_cell(c.title)} | {_cell(c.published)} | {_cell(v.measured) or '-'} | "
-                     f"{_cell(v.scale_run)} | **{status}** |")
+                     f"{_cell(v.scale_run)} | **{_cell(status)}** |")
     return "\n".join(lines) + "\n"
 
 
@@ -171,17 +321,33 @@ RUN_GROUPS = ("ladder", "lora", "rslora", "precision", "int8", "scale", "methods
 
 def runs_table(results_dir: Path, link_prefix: str = "") -> str:
     """One line per group folder: profile, when, wall time (from meta.json), commit, hardware."""
-    lines = ["| group | profile | finished | wall time | commit | hardware |", "|---|---|---|---|---|---|"]
+    lines = ["| group | profile | finished | wall time | commit | hardware | base models (weights sha256) |",
+             "|---|---|---|---|---|---|---|"]
     for g in RUN_GROUPS:
         meta = read_meta(results_dir / g)
         if meta:
             wall = meta.get("wall_s")
             wall_text = f"{wall / 60:.1f} min" if isinstance(wall, (int, float)) else "-"
             lines.append(f"| [{g}]({link_prefix}{g}/report.md) | {meta.get('profile')} | {meta.get('finished')} | "
-                         f"{wall_text} | {meta.get('git_commit')} | {_cell(meta.get('hardware', ''))} |")
+                         f"{wall_text} | {meta.get('git_commit')} | {_cell(meta.get('hardware', ''))} | "
+                         f"{_cell(base_models_text(meta))} |")
         else:
-            lines.append(f"| {g} | - | not run yet | | | |")
+            lines.append(f"| {g} | - | not run yet | | | | |")
     return "\n".join(lines) + "\n"
+
+
+def base_models_text(meta: dict) -> str:
+    """The run's rungs with the first 12 hex digits of their weights' sha256; rungs whose weights differ
+    from the rung now in this machine's cache are marked (rebuilt since, or built on another CPU kind)."""
+    from bench.provenance import stale_models
+    models = {m: i for m, i in (meta.get("base_models") or {}).items() if i.get("sha256", "-") != "-"}
+    if "base_models" not in meta:
+        return "not recorded"
+    if not models:
+        return "-"
+    stale = set(stale_models(models))
+    return ", ".join(f"{m} {i['sha256'][:12]}" + (" (differs from this machine's cache)" if m in stale else "")
+                     for m, i in sorted(models.items()))
 
 
 def write_readme(results_dir: Path | None = None) -> Path:
@@ -194,6 +360,10 @@ def write_readme(results_dir: Path | None = None) -> Path:
         "",
         "Generated by `python -m bench report` from the stored results in this folder; do not edit by hand.",
         "Each verdict applies the decision rule that `bench/claims.py` fixed before the run to the measured rows.",
+        "Outcomes: reproduced / not reproduced / inconclusive (a precondition failed or is not measured yet, or the",
+        "effect is below what the run can resolve; the reason is given) / not run. Effects carry 95% intervals from",
+        "the seeds (bootstrap, t-scaled) plus the binomial error of the test items (`bench/stats.py`); the stored rows",
+        "hold no per-item scores, so no item-level bootstrap. Claims with separable parts show each part's outcome.",
         "Toy-scale verdicts are about the direction of an effect on the embedded ladder (small models on a",
         "2-core CPU), not about the paper's numbers; paper-scale parts need `--model` with real checkpoints on a GPU.",
         "",
@@ -221,10 +391,11 @@ def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | N
     text = readme.read_text(encoding="utf-8")
     if START not in text or END not in text:
         return
-    lines = ["| ID | claim | measured | scale run | verdict |", "|---|---|---|---|---|"]
+    lines = ["| ID | claim | effect (95% CI) or measured | scale run | outcome |", "|---|---|---|---|---|"]
     for v in verdicts:
-        measured = v.measured if len(v.measured) < 160 else v.measured[:157] + "..."
-        lines.append(f"| {v.claim.id} | {_cell(v.claim.title)} | {_cell(measured) or '-'} | {_cell(v.scale_run)} | {v.status} |")
+        measured = _short(v.effect or v.measured, 200)
+        lines.append(f"| {v.claim.id} | {_cell(v.claim.title)} | {_cell(measured) or '-'} | {_cell(v.scale_run)} | "
+                     f"{_cell(_short(outcome_text(v), 400))} |")
     block = START + "\n" + "\n".join(lines) + "\n\nRuns behind these verdicts (wall time as measured, on the hardware named):\n\n" + runs + END
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]

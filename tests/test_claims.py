@@ -37,3 +37,12 @@ def test_check_rejects_unknown_operator():
 def test_l2_rule_pins_the_papers_exact_counts():
     targets = sorted(ch.target for ch in CLAIMS["L2"].checks)
     assert 4_718_592 in targets and 37_748_736 in targets and 4_194_304 in targets
+
+
+def test_changed_rules_keep_history_and_cli_shows_it(capsys):
+    from bench.cli import main
+    changed = [c for c in CLAIMS.values() if c.history]
+    assert len(changed) >= 10 and all(h.date == "2026-11-30" and h.old and h.reason for c in changed for h in c.history)
+    assert main(["claims", "Q2"]) == 0
+    out = capsys.readouterr().out
+    assert "History:" in out and "0.9999" in out

@@ -65,3 +65,24 @@ def test_readme_is_generated_with_every_claim(tmp_path):
     for cid in CLAIMS:
         assert f"| {cid} " in text or f"[{cid}]" in text
     assert "**reproduced**" in text and "**not run yet**" in text
+
+
+def test_failed_precondition_makes_the_part_inconclusive_and_says_why(tmp_path):
+    from bench.claims import Effect, R
+    from bench.report import INCONCLUSIVE, outcome_text
+    rec = Recorder(group="g", profile="smoke", out_dir=tmp_path)
+    for seed in (0, 1, 2):
+        rec.add("X1", "acc", 0.9 + 0.001 * seed, seed=seed, method="a")
+        rec.add("X1", "acc", 0.5 + 0.001 * seed, seed=seed, method="b")
+    rec.add("X1", "gap", -1.0)
+    rec.save()
+    df = read_results(tmp_path)
+    claim = Claim(id="X1", family="lora", title="t", statement="s", published="p", scales=("toy",), group="lora",
+                  metric="m", checks=(Effect("acc", R(method="a"), "above", 0.1, b=R(method="b"), part="beats"),
+                                      Check("new_metric", ">", 0, part="other")),
+                  preconditions=(Check("gap", ">", 0, part="beats", note="a gap to close"),))
+    v = verdict(claim, df)
+    assert v.parts == {"beats": INCONCLUSIVE, "other": INCONCLUSIVE} and v.status == INCONCLUSIVE
+    assert "precondition failed: a gap to close" in outcome_text(v) and "not measured yet" in outcome_text(v)
+    free = Claim(**{**claim.__dict__, "preconditions": ()})
+    assert verdict(free, df).parts["beats"] == REPRODUCED

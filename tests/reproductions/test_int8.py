@@ -36,7 +36,8 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     # Q4's exact checks (parity with bitsandbytes) pass; its toy checks found their rows
     q4 = CLAIMS["Q4"].checks
     assert all(evaluate_check(df, "Q4", c).passed for c in q4 if c.metric.startswith("bnb_"))
-    assert all(evaluate_check(df, cid, c).n_rows > 0 for cid in int8.CLAIMS for c in CLAIMS[cid].checks)
+    assert all(evaluate_check(df, cid, c).n_rows > 0 for cid in int8.CLAIMS for c in CLAIMS[cid].checks
+               if c.missing != "paper")   # issue 13: paper-scale parts have no toy rows
     lat = read_results(tmp_path, timing=True)
     assert set(lat[lat["metric"] == "latency_s"]["method"]) == {"fp32_linear", "llm_int8", "bnb_llm_int8"}
     text = (tmp_path / "report.md").read_text()

@@ -9,7 +9,7 @@ import torch
 from bench import BenchError
 from bench.claims import CLAIMS
 from bench.profiles import PROFILES
-from bench.report import NOT_REPRODUCED, NOT_RUN, REPRODUCED, verdict
+from bench.report import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, verdict
 from bench.repro import RunContext
 from bench.schema import Recorder, param, read_results
 from reproductions import lora
@@ -91,10 +91,13 @@ def test_smoke_writes_results_report_and_plots(smoke):
 def test_smoke_verdicts(smoke):
     df = read_results(smoke)
     status = {c: verdict(CLAIMS[c], df).status for c in lora.CLAIMS}
-    for c in ("A2", "L1", "L2", "L3", "L5"):        # exact or measured-bytes claims: must hold on any rung
+    for c in ("L1", "L2", "L3", "L5"):              # exact or measured-bytes claims: must hold on any rung
         assert status[c] == REPRODUCED, (c, verdict(CLAIMS[c], df).measured)
-    for c in ("L4", "L6"):                          # toy trends: decided (either way), never missing
-        assert status[c] in (REPRODUCED, NOT_REPRODUCED), (c, verdict(CLAIMS[c], df).measured)
+    # issue 13: A2's memory model needs an independent measurement (not recorded yet): that part is inconclusive
+    a2 = verdict(CLAIMS["A2"], df)
+    assert a2.parts["accounting"] == a2.parts["measured"] == REPRODUCED and a2.status == INCONCLUSIVE
+    for c in ("L4", "L6"):                          # toy trends: decided (any of the outcomes), never missing
+        assert status[c] in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE), (c, verdict(CLAIMS[c], df).measured)
     assert df[df.claim.isin(["L4", "L6"])].scale.eq("toy").all()
     # verdicts come from the stored rows: one wrong value flips L1
     bad = df.copy()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.profiles import PROFILES
-from bench.report import REPRODUCED, evaluate_check, group_verdicts
+from bench.report import NOT_REPRODUCED, REPRODUCED, evaluate_check, group_verdicts
 from bench.claims import CLAIMS
 from bench.repro import RunContext
 from bench.schema import Recorder, read_results
@@ -29,9 +29,10 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     assert set(timing["metric"]) == {"m3_step_time_s", "m3_step_time_ratio_over_fp32"}
     assert set(df[df["metric"] == "m3_final_loss"]["method"]) == set(precision.PRECISIONS)
     verdicts = {v.claim.id: v.status for v in group_verdicts("precision", tmp_path)}
-    assert verdicts["M1"] == REPRODUCED and verdicts["M2"] == REPRODUCED
+    assert verdicts["M1"] == REPRODUCED
+    assert verdicts["M2"] == NOT_REPRODUCED   # issue 13: two-sided -- the blog's 72 GPUs vs 36 computed
     # every M3 check found its rows (the verdict itself is a toy result, not asserted)
-    assert all(evaluate_check(df, "M3", c).n_rows > 0 for c in CLAIMS["M3"].checks)
+    assert all(evaluate_check(df, "M3", c).n_rows > 0 for c in CLAIMS["M3"].checks if c.missing != "paper")
     text = (tmp_path / "report.md").read_text()
     assert "## M1" in text and "## M3" in text and "65,504" in text
     assert (tmp_path / "formats.png").stat().st_size > 0 and (tmp_path / "m3_loss.png").stat().st_size > 0
