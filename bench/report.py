@@ -165,8 +165,9 @@ def _pick(groups: list, rungs: str) -> list:
 
 def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult:
     """One interval per group of `by` (or one overall); outcome: the worst over the groups picked."""
-    a = _rows(df, claim_id, eff.metric, eff.a)
-    b = None if eff.b is None else _rows(df, claim_id, eff.metric_b or eff.metric, eff.b)
+    rows_of = eff.claim_rows or claim_id      # per-run rows are recorded under claim "-"
+    a = _rows(df, rows_of, eff.metric, eff.a)
+    b = None if eff.b is None else _rows(df, rows_of, eff.metric_b or eff.metric, eff.b)
     if a.empty or (b is not None and b.empty):
         return CheckResult(eff, math.nan, 0, None, _missing(eff), f"{eff.metric}: {_missing(eff)}")
     groups = _pick(_rung_order(a, eff.by), eff.rungs) if eff.by else [None]

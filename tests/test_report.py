@@ -86,3 +86,20 @@ def test_failed_precondition_makes_the_part_inconclusive_and_says_why(tmp_path):
     assert "precondition failed: a gap to close" in outcome_text(v) and "not measured yet" in outcome_text(v)
     free = Claim(**{**claim.__dict__, "preconditions": ()})
     assert verdict(free, df).parts["beats"] == REPRODUCED
+
+
+def test_effects_read_per_run_rows_under_claim_rows():
+    """Effect.claim_rows: per-run rows recorded under claim "-" are the arms of another claim's effect."""
+    from bench.claims import W, Effect
+    from bench.report import evaluate_effect
+    from bench.schema import Recorder
+    rec = Recorder(group="real", profile="smoke", out_dir=None)
+    for seed, (a, b) in enumerate([(0.80, 0.70), (0.81, 0.71), (0.79, 0.69)]):
+        rec.add("-", "test_accuracy", a, method="full", seed=seed, info={"n_test": 1000})
+        rec.add("-", "test_accuracy", b, method="prefix", seed=seed, info={"n_test": 1000})
+    df = rec.frame().assign(source="results")
+    eff = Effect("test_accuracy", W(method="prefix"), "above", -0.02, W(method="full"), claim_rows="-")
+    r = evaluate_effect(df, "P2", eff)
+    assert r.n_rows == 6 and r.outcome == "not reproduced" and abs(r.measured + 0.10) < 1e-9
+    assert evaluate_effect(df, "P2", Effect("test_accuracy", W(method="prefix"), "above", -0.02,
+                                            W(method="full"))).n_rows == 0      # without it: the claim's own rows
