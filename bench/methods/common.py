@@ -169,5 +169,19 @@ def positions_skipping_left_padding(attention_mask: torch.Tensor, offset: int) -
     return (j - lead).clamp_min(0) + offset
 
 
+def virtual_then_real_positions(base: nn.Module, attention_mask, position_ids, n: int):
+    """(B, n+T) position ids for n virtual tokens prepended to T real ones, or None when the model takes none
+    and none were given: virtual tokens get 0..n-1, real tokens continue from n, counted from each row's first
+    real token (so left padding changes no row). attention_mask: the real tokens' (B, T) mask."""
+    if position_ids is None and attention_mask is not None and takes_position_ids(base):
+        position_ids = positions_skipping_left_padding(attention_mask, n)
+    elif position_ids is not None:
+        position_ids = position_ids + n
+    if position_ids is None:
+        return None
+    virtual = torch.arange(n, device=position_ids.device).expand(position_ids.shape[0], -1)
+    return torch.cat([virtual, position_ids], dim=1)                                 # (B, n+T)
+
+
 def first_param(model: nn.Module) -> torch.Tensor:
     return next(model.parameters())

@@ -39,8 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.methods.common import (batch_size, freeze, need, positions_skipping_left_padding,
-                                  takes_position_ids)
+from bench.methods.common import batch_size, freeze, need, virtual_then_real_positions
 from bench.methods.lora import PEFT_PREFIX, Conv1D, in_out, lora_layers
 from bench.methods.wrapper import MethodWrapper
 
@@ -285,15 +284,9 @@ class PromptBankModel(MethodWrapper):
             inputs_embeds = self.base.get_input_embeddings()(input_ids)  # (B, T, d)
         P = self.prompts[task_ids].to(inputs_embeds.dtype)                # (B, n, d)
         inputs_embeds = torch.cat([P, inputs_embeds], dim=1)              # (B, n+T, d)
+        position_ids = virtual_then_real_positions(self.base, attention_mask, position_ids, n)   # (B, n+T)
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask.new_ones(B, n), attention_mask], dim=1)
-        if position_ids is None and attention_mask is not None and takes_position_ids(self.base):
-            position_ids = positions_skipping_left_padding(attention_mask[:, n:], n)
-        elif position_ids is not None:
-            position_ids = position_ids + n
-        if position_ids is not None:
-            virtual = torch.arange(n, device=position_ids.device).expand(position_ids.shape[0], -1)
-            position_ids = torch.cat([virtual, position_ids], dim=1)      # (B, n+T)
         return dict(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids)
 
     def _ids(self, B, adapter_names, task_ids):

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import (MethodConfig, batch_size, freeze, need, positions_skipping_left_padding,
-                                  takes_position_ids, unfreeze_head)
+from bench.methods.common import (MethodConfig, batch_size, freeze, need, unfreeze_head,
+                                  virtual_then_real_positions)
 from bench.methods.wrapper import MethodWrapper
 
 INITS = ("random", "vocab", "text", "labels")
@@ -133,19 +133,13 @@ class PromptModel(MethodWrapper):
         P = self.prompt_vectors().to(inputs_embeds.dtype)              # (n, d)
         if self.placeholder_token_id is None:
             inputs_embeds = torch.cat([P.unsqueeze(0).expand(B, -1, -1), inputs_embeds], dim=1)  # (B, n+T, d)
+            position_ids = virtual_then_real_positions(self.base, attention_mask, position_ids, n)   # (B, n+T)
             if attention_mask is not None:
                 attention_mask = torch.cat([attention_mask.new_ones(B, n), attention_mask], dim=1)
             if labels is not None and labels.dim() >= 2 and labels.shape[1] == T:   # token-level labels
                 labels = torch.cat([labels.new_full((B, n), -100), labels], dim=1)
             if token_type_ids is not None:
                 token_type_ids = torch.cat([token_type_ids.new_zeros(B, n), token_type_ids], dim=1)
-            if position_ids is None and attention_mask is not None and takes_position_ids(self.base):
-                position_ids = positions_skipping_left_padding(attention_mask[:, n:], n)
-            elif position_ids is not None:
-                position_ids = position_ids + n
-            if position_ids is not None:
-                virtual = torch.arange(n, device=position_ids.device).expand(position_ids.shape[0], -1)
-                position_ids = torch.cat([virtual, position_ids], dim=1)                  # (B, n+T)
         else:
             need(input_ids is not None, "ptuning: placeholder mode needs input_ids")
             slots = input_ids == self.placeholder_token_id                   # (B, T)

@@ -4,7 +4,6 @@ task alone through its own model, and the check can fail. (Moved here from tests
 from __future__ import annotations
 
 import copy
-import warnings
 
 import pytest
 import torch
@@ -13,21 +12,7 @@ from bench import BenchError
 from bench.methods import apply, make_config, multi_lora, prompt_bank
 from bench.methods.lora import lora_layers
 from reproductions import scale as S
-
-
-def tiny_gpt2(d: int = 32, layers: int = 2, vocab: int = 100, seed: int = 0, positions: int = 64):
-    import transformers as T
-    T.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore")
-    torch.manual_seed(seed)
-    cfg = T.GPT2Config(n_embd=d, n_layer=layers, n_head=4, vocab_size=vocab, n_positions=positions, resid_pdrop=0.0,
-                       embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, initializer_range=0.3)
-    return T.GPT2LMHeadModel(cfg).eval()
-
-
-def task_rows(lengths=((5, 9, 3), (12, 4), (7, 7, 11, 2)), vocab: int = 100, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return [[torch.randint(1, vocab, (n,), generator=g).tolist() for n in task] for task in lengths]
+from tests.reproductions.test_scale import task_rows, tiny_gpt2
 
 
 def test_p4_prompt_mixed_batch_equals_each_task_alone_and_can_fail():
