@@ -27,11 +27,12 @@ def _smoke_problems(group: str) -> list[str]:
 
 def test_gate_passes_under_another_float_path():
     """`bench regress --other-float-path`: ATen's scalar kernels, MKL capped at SSE4.2, 2 threads, a fresh rung
-    cache (so the smoke rungs are pretrained again with other floats) must still pass, lora and int8."""
-    res = subprocess.run([sys.executable, "-m", "bench", "regress", "--other-float-path", "--group", "lora",
-                          "--group", "int8"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    cache (so the smoke rungs are pretrained again with other floats) must still pass (lora here; CI's .ci/run
+    runs it for every group)."""
+    res = subprocess.run([sys.executable, "-m", "bench", "regress", "--other-float-path", "--group", "lora"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert "lora: ok" in res.stdout and "int8: ok" in res.stdout
+    assert "lora: ok" in res.stdout and "different base model" in res.stdout   # the rungs really were rebuilt
 
 
 def test_gate_fails_when_lora_scaling_is_alpha_over_2r(monkeypatch):
