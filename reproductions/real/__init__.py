@@ -53,7 +53,10 @@ THRESHOLD = 6.0
 REGRESS = [
     ("*trainable_params", 0.0, 0.0, "parameter counts are exact"),
     ("*_pct", 1e-9, 0.0, "ratios of exact counts"),
-    ("adapter_bytes", 0.0, 0.0, "file sizes of a fixed set of tensors"),
+    ("adapter_bytes", 512.0, 0.0, "widened from 0 (2026-11-30): the saved folder's config records the base "
+                                  "model's path (inside the checkout's virtualenv), so the size moves by the path's "
+                                  "length between checkouts (+2 bytes from /work/main to /tmp/ciclone); a tensor "
+                                  "more or less moves it by >= 1 KB"),
     ("split_*", 0.0, 0.0, "the split is a seeded shuffle of movie names"),
     ("*memory_bytes", 0.0, 0.01, "live-tensor bytes; activation storages depend only on shapes"),
     ("*ratio_vs_full", 0.0, 0.01, "ratios of byte counts"),
