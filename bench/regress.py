@@ -62,7 +62,7 @@ def write_baseline(group: str, run_dir: Path, bands: list, baseline_dir: Path = 
     tol = [band(m, s, bands) for m, s in zip(df["metric"], df["scale"])]
     df["atol"], df["rtol"], df["band_reason"] = ([t[i] for t in tol] for i in range(3))
     path = write_frame(baseline_dir / f"{group}.csv", df[BASELINE_COLUMNS])
-    verdicts = {v.claim.id: v.status for v in group_verdicts(group, run_dir)}
+    verdicts = {v.claim.id: v.status for v in group_verdicts(group, run_dir, timings=False)}
     atomic_write_json(baseline_dir / f"{group}.verdicts.json", verdicts)
     atomic_write_json(baseline_dir / f"{group}.manifest.json", {
         "group": group, "rows": len(df), "sha256": sha256_file(path),
@@ -129,7 +129,7 @@ def compare(group: str, run_dir: Path, baseline_dir: Path = BASELINE_DIR) -> lis
         old = json.loads(verdict_path.read_text())
     except (OSError, ValueError):
         return problems + [f"{group}: verdicts file {verdict_path} is missing or unreadable; {regenerate_hint(group)}"]
-    now = {v.claim.id: v.status for v in group_verdicts(group, run_dir)}
+    now = {v.claim.id: v.status for v in group_verdicts(group, run_dir, timings=False)}
     for cid, status in old.items():
         if now.get(cid) != status:
             problems.append(f"{group} {cid}: verdict flipped: {status!r} -> {now.get(cid)!r}")
