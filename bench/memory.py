@@ -26,9 +26,6 @@ RSS (or CUDA's max_memory_allocated) as a cross-check that includes temporaries.
 from __future__ import annotations
 
 import itertools
-import re
-import resource
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -36,6 +33,7 @@ import torch
 from torch import nn
 
 from bench import BenchError
+from bench.probes import SavedTensors, reset_peak_rss, rss_bytes, unique_bytes
 
 PRECISIONS = {
     # name: (bytes per weight, per gradient, per optimizer-state element, fp32 master copy?, bytes per activation)
@@ -613,43 +611,6 @@ def train_loss(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor |
 
 # ---------------------------------------------------------------------------------------------- measurement
 
-def _storage_key(t: torch.Tensor):
-    s = t.untyped_storage()
-    return (t.device.type, s.data_ptr()), s.nbytes()
-
-
-def _unique_bytes(tensors, exclude=frozenset()) -> int:
-    seen = {}
-    for t in tensors:
-        if t is None or t.device.type == "meta":
-            continue
-        key, n = _storage_key(t)
-        if key not in exclude:
-            seen[key] = n
-    return int(sum(seen.values()))
-
-
-def rss_bytes(peak: bool = False) -> int:
-    """Resident set size of this process (VmRSS), or its peak since the last `reset_peak_rss` (VmHWM)."""
-    try:
-        text = open("/proc/self/status").read()
-        m = re.search(rf"{'VmHWM' if peak else 'VmRSS'}:\s+(\d+) kB", text)
-        return int(m.group(1)) * 1024
-    except (OSError, AttributeError):  # not Linux: ru_maxrss (kB on Linux, bytes on macOS), never reset
-        r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return r if sys.platform == "darwin" else r * 1024
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux: write 5 to /proc/self/clear_refs). False if unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 @dataclass
 class Measured:
     memory: Memory
@@ -673,15 +634,8 @@ def measure_step(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
         opt = torch.optim.AdamW(trainable, lr=lr, foreach=False)
     else:
         opt = torch.optim.SGD(trainable, lr=lr, momentum=0.9 if optimizer == "momentum" else 0.0)
-    param_keys = {_storage_key(p)[0] for p in params} | {_storage_key(b)[0] for b in model.buffers()}
     cuda = input_ids.device.type == "cuda"
     model.train()
-    saved: list[torch.Tensor] = []
-
-    def pack(t):
-        saved.append(t)
-        return t
-
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -690,10 +644,9 @@ def measure_step(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
         reset_peak_rss()
         base = rss_bytes()
     t0 = time.perf_counter()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with SavedTensors(exclude=[*params, *model.buffers()]) as saved:
         out = model(input_ids=input_ids, labels=input_ids if labels is None else labels, use_cache=False)
-    act = _unique_bytes(saved, exclude=param_keys)
-    saved.clear()
+    act = saved.bytes
     out.loss.backward()
     opt.step()
     if cuda:
@@ -701,9 +654,9 @@ def measure_step(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
     step_s = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() if cuda else rss_bytes(peak=True)) - base
     mem = Memory(
-        weights=_unique_bytes(params),
-        gradients=_unique_bytes(p.grad for p in trainable),
-        optimizer=_unique_bytes(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)),
+        weights=unique_bytes(params),
+        gradients=unique_bytes(p.grad for p in trainable),
+        optimizer=unique_bytes(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)),
         activations=act,
         assumptions=["measured: live tensors, storages deduplicated; activations via saved_tensors_hooks"])
     loss = float(out.loss.detach())
@@ -760,9 +713,9 @@ def measure_peak(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
         opt.zero_grad(set_to_none=False)
 
     step()
-    parts = (_unique_bytes(list(model.parameters()) + list(model.buffers())),
-             _unique_bytes(p.grad for p in trainable),
-             _unique_bytes(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)))
+    parts = (unique_bytes(list(model.parameters()) + list(model.buffers())),
+             unique_bytes(p.grad for p in trainable),
+             unique_bytes(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)))
     if input_ids.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -1,0 +1,156 @@
+"""One job runner for the reproductions, and the thread policy it applies.
+
+A group with independent fine-tuning runs describes each run as a picklable job and hands the list to a
+`JobRunner`. The runner executes them in this process (workers <= 1) or in `workers` spawned processes, each
+prepared once by a `setup(*args)` function whose returned dict becomes `jobs.ENV` in that process (the loaded
+model, the task data...). Results come back in plan order, so the number of workers never changes results.csv.
+
+    runner = JobRunner(setup=make_env, args=(name, s), workers=job_workers(s.workers))
+    results = runner.map(do_job, jobs, progress=ctx.progress, desc="lora runs")
+
+Thread policy (one place): every process trains with `threads_per_worker()` torch threads: $BENCH_THREADS,
+else 1 (bench.envinfo.torch_threads explains why the count is fixed, never picked from the machine's load). To
+use both cores, run two one-thread workers ($BENCH_WORKERS, else the profile's `workers`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterator
+
+import torch
+
+from bench import BenchError
+from bench.envinfo import torch_threads
+
+ENV: dict = {}     # what `setup` returned, in the process that runs the jobs
+
+
+def job_workers(default: int = 1) -> int:
+    """Processes for independent runs: $BENCH_WORKERS, else `default`; never more than the CPU count.
+
+    Raises BenchError when the value is not a positive integer."""
+    text = os.environ.get("BENCH_WORKERS", str(default))
+    try:
+        w = int(text)
+    except ValueError:
+        raise BenchError(f"BENCH_WORKERS must be a positive integer, got {text!r}") from None
+    if w < 1:
+        raise BenchError(f"BENCH_WORKERS must be a positive integer, got {text!r}")
+    return max(1, min(w, os.cpu_count() or 1))
+
+
+def threads_per_worker() -> int:
+    """Torch threads in every process that trains ($BENCH_THREADS, else 1; see bench.envinfo.torch_threads)."""
+    return torch_threads()
+
+
+def apply_thread_policy() -> int:
+    """Set this process' torch threads by the policy; returns the count."""
+    n = threads_per_worker()
+    torch.set_num_threads(n)
+    return n
+
+
+def _worker_init(setup: Callable[..., dict], args: tuple) -> None:
+    """A spawned worker: quiet, its own torch threads, then its environment."""
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    os.environ["BENCH_NO_PROGRESS"] = "1"
+    apply_thread_policy()
+    ENV.clear()
+    ENV.update(setup(*args))
+
+
+class JobRunner:
+    """Runs `fn(job)` for submitted jobs, in this process or in spawned workers (see the module docstring).
+
+    setup(*args) -> dict builds the environment jobs read from `bench.jobs.ENV`; in-process it runs once, at
+    construction, unless `env` is given (a caller that already holds it). `fn` and jobs must be picklable
+    (module-level functions, plain data) when workers > 1. A job's exception is raised in the main process.
+    """
+
+    def __init__(self, setup: Callable[..., dict] | None = None, args: tuple = (), workers: int = 1,
+                 env: dict | None = None):
+        self.workers, self.pool = workers, None
+        self.jobs: list = []
+        self.fns: list = []
+        self.out: dict[int, Any] = {}
+        self.futs: dict = {}
+        if workers <= 1:
+            ENV.clear()
+            ENV.update(env if env is not None else (setup(*args) if setup else {}))
+        else:
+            if setup is None:
+                raise ValueError("JobRunner: workers > 1 needs a setup function")
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_init, initargs=(setup, args))
+
+    def submit(self, fn: Callable, job) -> int:
+        """Queue fn(job); returns its index (plan order). In a pool it starts at once; in-process, lazily."""
+        self.jobs.append(job)
+        self.fns.append(fn)
+        i = len(self.jobs) - 1
+        if self.pool is not None:
+            self.futs[self.pool.submit(fn, job)] = i
+        return i
+
+    def as_completed(self, before: Callable | None = None) -> Iterator[tuple[int, Any]]:
+        """(index, result) for every submitted job not yet yielded, as jobs finish (in-process: in order).
+        `before(job)` is called just before an in-process job starts (a progress label)."""
+        if self.pool is None:
+            for i, job in enumerate(self.jobs):
+                if i not in self.out:
+                    if before:
+                        before(job)
+                    self.out[i] = self.fns[i](job)
+                    yield i, self.out[i]
+            return
+        pending = {f: i for f, i in self.futs.items() if i not in self.out}
+        for f in as_completed(pending):
+            i = pending[f]
+            self.out[i] = f.result()
+            yield i, self.out[i]
+
+    def result(self, i: int):
+        return self.out[i]
+
+    def map(self, fn: Callable, jobs, progress=None, desc: str = "") -> list:
+        """Run fn over jobs; results in plan order. `progress` is a tqdm-like factory (RunContext.progress)."""
+        idx = [self.submit(fn, j) for j in jobs]
+        bar = progress(total=len(idx), desc=desc) if progress else None
+        try:
+            for _ in self.as_completed():
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return [self.out[i] for i in idx]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RowBuffer:
+    """Stands in for the Recorder inside a job: keeps the `add` calls for `replay` in the main process."""
+
+    def __init__(self):
+        self.calls: list = []
+
+    def add(self, *args, **kwargs) -> None:
+        self.calls.append((args, kwargs))
+
+    def replay(self, rec) -> None:
+        for args, kwargs in self.calls:
+            rec.add(*args, **kwargs)
