@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from bench import BenchError
-from bench.numerics.quant import QMAX, absmax_quantize, int8_matmul, outlier_columns, zeropoint_quantize
+from bench.numerics.quant import LLM_INT8_THRESHOLD, QMAX, absmax_quantize, int8_matmul, outlier_columns, zeropoint_quantize
 
 METHODS = ("absmax", "zeropoint", "rowwise", "vectorwise", "llm_int8")
 
@@ -43,10 +43,10 @@ def _check_method(method: str, threshold: float) -> None:
 
 
 class Int8Linear(nn.Module):
-    """y = x W^T + b with W in int8. Build it with `Int8Linear.from_float(linear, method=..., threshold=6.0)`."""
+    """y = x W^T + b with W in int8. Build it with `Int8Linear.from_float(linear, method=..., threshold=LLM_INT8_THRESHOLD)`."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, method: str = "llm_int8",
-                 threshold: float = 6.0):
+                 threshold: float = LLM_INT8_THRESHOLD):
         super().__init__()
         _check_method(method, threshold)
         self.in_features, self.out_features = in_features, out_features
@@ -62,7 +62,7 @@ class Int8Linear(nn.Module):
         self.last_outlier_cols: torch.Tensor | None = None  # llm_int8: columns taken out on the last call
 
     @classmethod
-    def from_float(cls, module: nn.Module, method: str = "llm_int8", threshold: float = 6.0) -> "Int8Linear":
+    def from_float(cls, module: nn.Module, method: str = "llm_int8", threshold: float = LLM_INT8_THRESHOLD) -> "Int8Linear":
         """Quantize an nn.Linear (weight (out, in)) or a transformers Conv1D (weight (in, out))."""
         _check_method(method, threshold)
         conv1d = _conv1d_type()
@@ -147,7 +147,7 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, method={self.method}{t}"
 
 
-def quantize_model(model: nn.Module, method: str = "llm_int8", threshold: float = 6.0,
+def quantize_model(model: nn.Module, method: str = "llm_int8", threshold: float = LLM_INT8_THRESHOLD,
                    skip: tuple[str, ...] = ("lm_head",)) -> nn.Module:
     """Replace every nn.Linear / Conv1D of `model` in place by an Int8Linear (like transformers'
     load_in_8bit, which keeps the LM head in float: `skip` names modules by their last name or full

@@ -20,6 +20,7 @@ import torch
 
 from bench import BenchError
 
+LLM_INT8_THRESHOLD = 6.0   # LLM.int8()'s outlier threshold: |x| >= 6 (Dettmers et al. 2022, Sec. 3.2; bitsandbytes' default)
 QMAX = 127          # symmetric int8 range [-127, 127] (as bitsandbytes: -128 is never produced)
 
 
@@ -200,7 +201,7 @@ def outlier_columns(x: torch.Tensor, threshold: float) -> torch.Tensor:
     return torch.nonzero(x.abs().amax(dim=0) >= threshold).flatten()
 
 
-def llm_int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
+def llm_int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = LLM_INT8_THRESHOLD) -> tuple[torch.Tensor, torch.Tensor]:
     """LLM.int8() (Dettmers et al. 2022, Eq. 7): columns of x with an outlier are multiplied in
     float, the rest vector-wise in int8. -> (x @ w.T approx (M, N), outlier column indices).
     BenchError on NaN/inf in x or w."""
