@@ -331,7 +331,8 @@ def cmd_regress(args) -> int:
 
 
 def _implemented(group: str) -> bool:
-    return (Path(__file__).resolve().parent.parent / "reproductions" / f"{group}.py").exists()
+    root = Path(__file__).resolve().parent.parent / "reproductions"
+    return (root / group / "__init__.py").exists() or (root / f"{group}.py").exists()
 
 
 def cmd_memory(args) -> int:

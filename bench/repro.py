@@ -1,6 +1,7 @@
 """What the CLI hands a reproduction, and how it finds one.
 
-A reproduction group is a module `reproductions/<group>.py` with:
+A reproduction group is a package `reproductions/<group>/` (settings.py, the run's modules, report.py) whose
+`__init__.py` exports:
     GROUP   = "lora"                       # results/<group>/, tox -e repro-<group>
     CLAIMS  = ("L1", "L2", ...)            # claim IDs it measures (bench.claims)
     REGRESS = [("metric_glob", atol, rtol[, "reason"]), ...]   # bands for `bench regress` (smoke profile)
@@ -68,12 +69,8 @@ def load_group(group: str):
 
 
 def group_settings(module) -> dict:
-    """A group's settings table, profile name -> settings dataclass: the module's SETTINGS, else its one
-    `*_PROFILES` dict of dataclasses (int8's INT8_PROFILES, precision's M3_PROFILES); {} when it has none."""
+    """A group's settings table, profile name -> settings dataclass (the package's SETTINGS); {} when it has none."""
     table = getattr(module, "SETTINGS", None)
-    if not isinstance(table, dict):
-        tables = [v for k, v in vars(module).items() if k.endswith("_PROFILES") and isinstance(v, dict)]
-        table = tables[0] if len(tables) == 1 else None
     if not isinstance(table, dict) or not all(is_dataclass(v) for v in table.values()):
         return {}
     return table

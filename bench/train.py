@@ -34,15 +34,21 @@ class TrainConfig:
     batch_size: int = 16
     warmup: int = 0                  # linear warmup steps
     decay: str = "cosine"            # cosine | linear | constant, from lr down to lr * min_lr_ratio
+    decay_steps: int | None = None   # steps from warmup's end to the floor; None = steps - warmup - 1 (the
+                                     # last step); `steps` gives torch's CosineAnnealingLR(T_max=steps) curve
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0        # applied to >= 2-D parameters only (not biases / norms)
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = 1.0    # max global grad norm; None = no clipping (norm still measured)
     eval_every: int = 0              # call eval_fn every N steps (0 = only at the end)
     seed: int = 0                    # batch order (and nothing else: init is the caller's)
+    shuffle: bool = True             # False: batches in row order (rows[0:B], rows[B:2B], ...), cycled
     device: str = "auto"             # auto | cpu | cuda
     autocast: str | None = None      # None (fp32) | bfloat16 | float16: torch.autocast for forward/loss
     loss_scale: bool = True          # with float16 autocast on CUDA, use a dynamic GradScaler (Micikevicius 2018)
+    init_scale: float = 2.0**16      # the GradScaler's first scale (torch's default); halved on overflow
+    loss_scale_cpu: bool = False     # also scale on the CPU (float16 autocast runs there too); off keeps the
+                                     # CUDA-only scaling every earlier run used
     threads: int | None = None       # torch threads while training (restored after); None = leave as is.
                                      # On a loaded 2-core machine 1 thread can be 5x faster than 2 (spinning)
     progress: bool = True            # tqdm bar (also off when BENCH_NO_PROGRESS=1)
@@ -53,6 +59,8 @@ class TrainConfig:
             raise BenchError(f"decay must be cosine, linear or constant, got {self.decay!r}")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise BenchError(f"need steps >= 1, batch_size >= 1, lr > 0 (got {self.steps}, {self.batch_size}, {self.lr})")
+        if self.decay_steps is not None and self.decay_steps < 1:
+            raise BenchError(f"decay_steps must be >= 1 or None, got {self.decay_steps}")
         if self.autocast not in (None, "bfloat16", "float16"):
             raise BenchError(f"autocast must be None, bfloat16 or float16, got {self.autocast!r}")
 
@@ -66,6 +74,7 @@ class TrainResult:
     steps_done: int = 0
     final: dict = field(default_factory=dict)           # last eval_fn metrics + final_loss
     trainable_params: int = 0
+    loss_scale: float | None = None                     # the GradScaler's scale after the last step (None: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +104,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     if cfg.decay == "constant":
         return cfg.lr
-    span = max(cfg.steps - cfg.warmup - 1, 1)
+    span = cfg.decay_steps or max(cfg.steps - cfg.warmup - 1, 1)
     t = min((step - cfg.warmup) / span, 1.0)
     frac = 0.5 * (1 + math.cos(math.pi * t)) if cfg.decay == "cosine" else 1 - t
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * frac)
@@ -135,8 +144,8 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
 
     eval_fn(model) -> dict of metrics, called in eval mode every `eval_every` steps and at the end.
     on_step(step, model, loss) is called after each optimizer step, before gradients are cleared
-    (so a hook can read `p.grad`, e.g. LoRA gradient norms).
-    """
+    (so a hook can read `p.grad`, e.g. LoRA gradient norms); under a GradScaler they are already unscaled
+    (on a step the scaler skips for an overflow, clipping by the infinite norm leaves them NaN or 0)."""
     cfg = config
     if cfg.threads:
         with num_threads(cfg.threads):
@@ -154,8 +163,9 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.autocast)
-    scaler = torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and cfg.loss_scale
-                                               and device.type == "cuda") else None
+    scale_here = device.type == "cuda" or cfg.loss_scale_cpu
+    scaler = torch.amp.GradScaler(device.type, init_scale=cfg.init_scale) if (
+        amp_dtype == torch.float16 and cfg.loss_scale and scale_here) else None
     gen = torch.Generator().manual_seed(cfg.seed)
     order: list[int] = []
     res = TrainResult(trainable_params=sum(p.numel() for p in params))
@@ -165,10 +175,8 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     model.train()
     for step in range(cfg.steps):
         t0 = time.perf_counter()
-        if len(order) < cfg.batch_size:                 # new epoch: fresh permutation
-            order += torch.randperm(len(rows), generator=gen).tolist()
-            while len(order) < cfg.batch_size:
-                order += torch.randperm(len(rows), generator=gen).tolist()
+        while len(order) < cfg.batch_size:              # new epoch: fresh permutation (or row order)
+            order += torch.randperm(len(rows), generator=gen).tolist() if cfg.shuffle else list(range(len(rows)))
         idx, order = order[:cfg.batch_size], order[cfg.batch_size:]
         batch = {k: v.to(device) for k, v in collate([rows[i] for i in idx]).items()}
         lr = lr_at(step, cfg)
@@ -218,6 +226,7 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     res.final["final_loss"] = sum(tail) / len(tail)
     res.step_time_s = statistics.median(step_times) if step_times else math.nan
     res.wall_s = time.perf_counter() - t_start
+    res.loss_scale = scaler.get_scale() if scaler else None
     model.eval()
     return res
 
@@ -331,7 +340,8 @@ def evaluate_generation(model, tokenizer, dataset, max_new_tokens: int = 48, bat
 @torch.no_grad()
 def perplexity(model, batches) -> float:
     """exp(mean next-token NLL) over all label tokens of `batches` (dicts of input_ids/attention_mask/labels,
-    or rows to collate). Token-weighted, so batch composition does not change the result."""
+    rows to collate, or LongTensors (B, T) of unpadded token blocks). Token-weighted, so batch composition
+    does not change the result."""
     dev = _device_of(model)
     was_training = model.training
     model.eval()
@@ -339,6 +349,8 @@ def perplexity(model, batches) -> float:
     for b in batches:
         if isinstance(b, list):
             b = collate(b)
+        elif isinstance(b, torch.Tensor):
+            b = {"input_ids": b, "attention_mask": torch.ones_like(b)}
         ids, mask = b["input_ids"].to(dev), b["attention_mask"].to(dev)
         labels = b.get("labels", b["input_ids"]).to(dev)
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()     # (B, T-1, V)

@@ -85,6 +85,61 @@ def test_schedule():
         TrainConfig(decay="step")
 
 
+def test_decay_steps_gives_torchs_cosine_annealing():
+    """decay_steps = steps with min_lr_ratio 0: torch's CosineAnnealingLR(T_max=steps); None keeps the default."""
+    cfg = TrainConfig(lr=3e-3, steps=30, decay_steps=30, min_lr_ratio=0.0)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=30)
+    for k in range(30):
+        assert lr_at(k, cfg) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-15)
+        opt.step()
+        sched.step()
+    default = TrainConfig(lr=1.0, steps=11, min_lr_ratio=0.0)
+    assert lr_at(10, default) == 0.0 and lr_at(10, TrainConfig(lr=1.0, steps=11, min_lr_ratio=0.0, decay_steps=20)) > 0
+    with pytest.raises(BenchError):
+        TrainConfig(decay_steps=0)
+
+
+class Recording(torch.nn.Module):
+    """Wraps a model and keeps every batch's input_ids."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, **kw):
+        self.seen.append(kw["input_ids"][:, 0].tolist())
+        return self.model(**kw)
+
+
+def test_shuffle_false_takes_rows_in_order_cycled():
+    rows = [{"input_ids": [i] + [0] * 5} for i in range(6)]
+    m = Recording(tiny_model())
+    train(m, rows, TrainConfig(lr=1e-3, steps=3, batch_size=4, shuffle=False, progress=False, threads=1))
+    assert m.seen == [[0, 1, 2, 3], [4, 5, 0, 1], [2, 3, 4, 5]]
+    shuffled = Recording(tiny_model())
+    train(shuffled, rows, TrainConfig(lr=1e-3, steps=3, batch_size=4, progress=False, threads=1))
+    assert shuffled.seen != m.seen                                        # the default still shuffles
+
+
+def test_loss_scaling_on_cpu_is_opt_in_and_on_step_sees_unscaled_grads():
+    norms = {}
+
+    def run(key, **kw):
+        seen = []
+        res = train(tiny_model(), counting_data(), TrainConfig(lr=1e-3, steps=2, batch_size=8, autocast="float16",
+                                                               progress=False, threads=1, **kw),
+                    on_step=lambda step, model, loss: seen.append(float(model.transformer.wte.weight.grad.norm())))
+        norms[key] = seen[0]
+        return res
+
+    assert run("plain").loss_scale is None                               # default: no GradScaler on the CPU
+    assert run("scaled", loss_scale_cpu=True, init_scale=2.0**10).loss_scale == 2.0**10
+    assert norms["scaled"] == pytest.approx(norms["plain"], rel=1e-2)    # unscaled before the hook
+    assert train(tiny_model(), counting_data(), TrainConfig(lr=1e-3, steps=1, batch_size=8, progress=False,
+                                                            threads=1)).loss_scale is None
+
+
 class Uniform(torch.nn.Module):
     """Equal logits everywhere: perplexity must be exactly V."""
 
@@ -98,6 +153,13 @@ class Uniform(torch.nn.Module):
 
 def test_perplexity_of_uniform_model_is_vocab_size():
     assert perplexity(Uniform(), [counting_data(8)]) == pytest.approx(V)
+
+
+def test_perplexity_takes_token_blocks():
+    blocks = torch.tensor([r["input_ids"] for r in counting_data(8)])    # (8, 12), no padding
+    m = tiny_model()
+    assert perplexity(Uniform(), [blocks]) == pytest.approx(V)
+    assert perplexity(m, [blocks[:4], blocks[4:]]) == pytest.approx(perplexity(m, [counting_data(8)]), rel=1e-6)
 
 
 class Oracle(torch.nn.Module):

@@ -1,5 +1,6 @@
-"""Stand-ins until the ladder (`bench.ladder`) is wired in: a tiny GPT-2 from a config, token data from
-a random Markov chain with a fixed seed, a plain fp32 training loop and held-out perplexity.
+"""Stand-ins until the ladder (`bench.ladder`) is wired in: a tiny GPT-2 from a config, and token data from
+a random Markov chain with a fixed seed. Training and held-out perplexity are bench.train's (`train`,
+`perplexity`, which takes these (B, T) token batches as they are).
 
 The Markov chain gives data a model can learn (unlike uniform tokens), with a known floor: the chain's
 entropy rate. Harnesses take a `model_factory` so a pretrained rung can replace `tiny_gpt2` later.
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from bench import BenchError
 
@@ -71,48 +71,3 @@ def markov_batches(data: MarkovData, n_batches: int, batch_size: int, seq_len: i
     for t in range(1, seq_len):
         tok[:, t] = torch.multinomial(P[tok[:, t - 1]], 1, generator=g).squeeze(1)
     return list(tok.split(batch_size))
-
-
-def lm_loss(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of ids (B, T)."""
-    logits = model(input_ids=ids).logits  # (B, T, V)
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1))
-
-
-@torch.no_grad()
-def perplexity(model: nn.Module, batches: list[torch.Tensor]) -> float:
-    was = model.training
-    model.eval()
-    nll, n = 0.0, 0
-    for ids in batches:
-        k = ids[:, 1:].numel()
-        nll += float(lm_loss(model, ids)) * k
-        n += k
-    model.train(was)
-    return math.exp(nll / n)
-
-
-def train_fp32(model: nn.Module, batches: list[torch.Tensor], steps: int, lr: float = 3e-3) -> list[float]:
-    """Plain AdamW with a cosine schedule over `steps`, cycling through `batches`. -> losses."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    model.train()
-    losses = []
-    for step in range(steps):
-        loss = lm_loss(model, batches[step % len(batches)])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
-
-
-def harness_threads() -> int:
-    """Torch threads for harness's training/eval loops: `bench.envinfo.torch_threads()` (fixed, not load-dependent)."""
-    from bench.envinfo import torch_threads
-    return torch_threads()
-
-
-from bench.train import num_threads  # noqa: E402,F401  (one implementation, re-exported for the harnesses)

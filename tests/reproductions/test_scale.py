@@ -1,4 +1,4 @@
-"""Tests of reproductions/scale.py (claims P1, P2, P3, P4, A1; P4's mixed-task batches are tested in
+"""Tests of reproductions/scale/ (claims P1, P2, P3, P4, A1; P4's mixed-task batches are tested in
 tests/methods/test_multitask_p4.py): the derived metrics and the registry's rules on them (both ways), the lr choice, and one reduced end-to-end
 run over a list of tiny saved checkpoints (the --model path) with its cache and report."""
 
@@ -245,15 +245,15 @@ def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monke
     assert len(p4) and all("trained" in p for p in p4["params"])   # the workers' trained prompt / LoRA
 
 
-def test_workers_setting_is_checked(monkeypatch):
+def test_workers_setting_is_checked(folders, tmp_path, monkeypatch):
+    """$BENCH_WORKERS reaches the runner through bench.jobs.job_workers; a bad value fails before training."""
     monkeypatch.setenv("BENCH_WORKERS", "two")
     with pytest.raises(BenchError, match="BENCH_WORKERS"):
-        S.job_workers(S.SETTINGS["cpu"])
-    monkeypatch.setenv("BENCH_WORKERS", "0")
-    with pytest.raises(BenchError, match="workers must be >= 1"):
-        S.job_workers(S.SETTINGS["cpu"])
+        S.run(_ctx(folders, tmp_path))
     monkeypatch.delenv("BENCH_WORKERS")
-    assert S.job_workers(S.SETTINGS["smoke"]) == 1
+    with pytest.raises(BenchError, match="workers must be >= 1"):
+        S.settings_for(_ctx(folders, tmp_path, workers=0))
+    assert not any(tmp_path.iterdir())
 
 
 def test_user_d2t_data_replaces_the_world_task(folders, tmp_path):
@@ -276,6 +276,20 @@ def test_user_d2t_data_replaces_the_world_task(folders, tmp_path):
     assert rc.names["d2t"] == "d2t(e2e)" and len(rc.data["d2t"]["test"]) == 3
     with pytest.raises(BenchError, match="cannot read"):
         S.d2t_from_disk(tmp_path / "missing", tok)
+
+
+def test_method_kwargs_are_the_presets_with_rung_sizes(folders, tmp_path):
+    """LoRA r / alpha come from bench.methods.presets (capped at the width); the group adds the rung's sizes."""
+    from bench.methods.presets import LORA_ALPHA, LORA_R
+    ctx = _ctx(folders, tmp_path)
+    s = S.settings_for(ctx)
+    rc = S.load_rung(folders[0], ctx, s, ["full"])                     # width d = 16
+    assert (s.lora_r, s.lora_alpha) == (LORA_R, LORA_ALPHA)
+    assert S.method_kwargs("lora", s, rc) == {"r": min(LORA_R, 16), "alpha": LORA_ALPHA}
+    assert S.method_kwargs("adapters", s, rc) == {"size": 16 // s.adapter_ratio}
+    assert S.method_kwargs("full", s, rc) == {} and S.method_kwargs("bitfit", s, rc) == {}
+    assert S.method_kwargs("prompt", s, rc, n=5, init="random") == {"num_virtual_tokens": 5, "init": "random"}
+    assert S.method_kwargs("prompt", s, rc)["init_token_ids"] == tuple(rc.label_ids)
 
 
 def test_bad_input_fails_before_training(folders, tmp_path):

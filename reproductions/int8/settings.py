@@ -1,0 +1,55 @@
+"""What the int8 group runs: its names, regression bands, constants, and its settings per profile.
+
+Trade-offs, per profile (the exact parts cost nothing; the cost is the parity/latency shapes and the toy
+models' evaluations, each a forward over the held-out blocks per int8 method, planted or not):
+- smoke: the gate's run; one small parity and latency shape and two held-out batches on the smoke ladder;
+- cpu: the cpu ladder's whole held-out set, paper-sized layer shapes (K = N = 4096) for parity and latency,
+  and the planted-scale sweep;
+- gpu: the cpu settings: the int8 layers run on the CPU here, bitsandbytes' GPU path is not compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.numerics.quant import LLM_INT8_THRESHOLD
+
+GROUP = "int8"
+CLAIMS = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6")
+REGRESS = [
+    ("q1_*", 0.0, 1e-9), ("q2_*", 0.0, 1e-9), ("q3_definition_max_rel_diff", 1e-6, 0.0),
+    ("q3_rel_err", 0.0, 1e-3, "float matmul reference: its reduction order differs between CPU kinds (moved 1e-4 "
+                              "relative under bench regress --other-float-path); a quantizer fault moves it > 10%"),
+    ("q3_err*", 0.0, 0.05), ("bnb_*", 0.0, 0.05), ("int8_ppl*", 0.0, 0.03), ("planted_*", 0.0, 0.03),
+    ("fp32_ppl", 0.0, 0.03), ("census_*", 0.5, 0.1), ("plant_fp32_max_abs_diff", 1e-4, 0.0),
+    ("int8_weight_ratio*", 0.0, 1e-9), ("int8_storage*", 0.0, 0.0), ("*_bytes", 0.0, 1e-9),
+]
+EXAMPLE_Q2 = [1.2, -0.5, -4.3, 1.2, -3.1, 0.8, 2.4, 5.4]        # the HF blog's absmax example
+EXAMPLE_Q2_CODES = [28, -12, -101, 28, -73, 19, 56, 127]        # and the codes it prints
+THRESHOLD = LLM_INT8_THRESHOLD
+PLANT_DIMS = (1, 7)      # two planted outlier dimensions (the paper finds <= 7 up to 13B)
+PLANT_SCALE = 8.0        # LayerNorm outputs ~N(0,1) become |x| up to ~30: outliers of 6..60
+VECTORWISE_SHAPES = ((64, 256, 128), (16, 1024, 512))   # Q3's (M, K, N), every profile (exact, cheap)
+
+
+@dataclass(frozen=True)
+class Settings:
+    seq_len: int                                        # held-out block length (capped by a model's positions)
+    batch_size: int                                     # blocks per eval batch
+    eval_batches: int                                   # at most this many batches of held-out text
+    parity_shapes: tuple[tuple[int, int, int], ...]     # (M, K, N): x (M, K), W (N, K)
+    latency_shapes: tuple[tuple[int, int, int], ...]
+    latency_reps: int
+    sweep_scales: tuple[float, ...] = ()                # supporting: planted scale sweep (not judged)
+
+
+SETTINGS = {
+    "smoke": Settings(seq_len=64, batch_size=8, eval_batches=2, parity_shapes=((64, 256, 192),),
+                      latency_shapes=((16, 512, 512),), latency_reps=3),
+    # 8 x 16 x 128 = 16k tokens >= the cpu world's whole held-out set (~7-8k tokens): all of it is used.
+    "cpu": Settings(seq_len=128, batch_size=16, eval_batches=8,
+                    parity_shapes=((512, 1024, 1024), (16, 4096, 4096)),
+                    latency_shapes=((16, 4096, 4096), (512, 4096, 4096)), latency_reps=7,
+                    sweep_scales=(2.0, 4.0, 8.0, 16.0, 32.0, 64.0)),
+}
+SETTINGS["gpu"] = SETTINGS["cpu"]  # int8 layers run on the CPU here; bitsandbytes' GPU path is not compared

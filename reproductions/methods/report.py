@@ -1,0 +1,104 @@
+"""report.md of the methods benchmark, from the stored CSVs only: per model, the ours-vs-peft step target, the
+training step and memory table, the inference table and the multi-task serving table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.fileio import atomic_write_text
+from bench.report_tools import finite, md_table, params_of, params_where, select, value
+from bench.schema import read_meta, read_results
+from reproductions.methods.settings import (GROUP, LORA_TARGETS, TARGET_MERGED_OVER_BASE, TARGET_MIXED_THROUGHPUT,
+                                            TARGET_OURS_OVER_PEFT, method_kwargs)
+
+
+def _quartiles(q: dict) -> str:
+    return f"{q.get('pair_ratio_q25', '?')}-{q.get('pair_ratio_q75', '?')}"
+
+
+def peft_target(tim, model: str) -> list[str]:
+    """Our LoRA step / peft's: the ABBA figure against its target, and the round-robin figure."""
+    ratio = value(tim, "lora_step_ours_over_peft", model=model)
+    if not finite(ratio):
+        return []
+    ok = "meets" if ratio <= TARGET_OURS_OVER_PEFT else "misses"
+    q = params_where(tim, "lora_step_ours_over_peft", model=model)
+    rr = value(tim, "lora_step_ours_over_peft_roundrobin", model=model)
+    return [f"Our LoRA training step / peft's (same settings): **{ratio:.3f}** ({ok} the target "
+            f"<= {TARGET_OURS_OVER_PEFT}); ratio of medians over {q.get('pairs', '?')} ABBA pairs, per-pair "
+            f"ratios median {q.get('median_of_pair_ratios', '?')}, quartiles {_quartiles(q)}. In the round-robin "
+            f"over all methods below: {rr:.3f}.", ""]
+
+
+def step_table(res, tim, model: str) -> list[str]:
+    """Step time and memory of every method, relative to full fine-tuning."""
+    rows = []
+    for m in dict.fromkeys(select(tim, "train_step_s", model=model)["method"]):
+        w = dict(model=model, method=m)
+        rows.append([m, value(res, "trainable_params", **w), value(tim, "train_step_s", **w),
+                     value(tim, "train_step_ratio_vs_full", **w), value(tim, "peak_memory_ratio_vs_full", **w)]
+                    + [value(res, "memory_ratio_vs_full", **w, **{"params.part": part})
+                       for part in ("total", "states", "activations")])
+    if not rows:
+        return []
+    return ["Training step (forward + backward + AdamW) and memory, relative to full fine-tuning:", "",
+            md_table(["method", "trainable params", "step s", "step / full", "peak RSS growth / full",
+                      "tensor bytes / full", "AdamW states / full", "saved activations / full"], rows), ""]
+
+
+def inference_table(res, tim, model: str) -> list[str]:
+    """Per (batch, seq): base latency, round-robin ratios to base, the ABBA merged / base and the merge error."""
+    lat = select(tim, "forward_latency_ratio_vs_base", model=model)
+    if not len(lat):
+        return []
+    rows = []
+    for b, t in dict.fromkeys((params_of(p)["batch"], params_of(p)["seq"]) for p in lat["params"]):
+        w = {"model": model, "params.batch": b, "params.seq": t}
+        rows.append([f"{b} x {t}", value(tim, "forward_latency_s", method="base", **w),
+                     value(tim, "forward_latency_ratio_vs_base", method="lora_unmerged", **w),
+                     value(tim, "forward_latency_ratio_vs_base", method="lora_merged", **w),
+                     value(tim, "forward_latency_merged_over_base_paired", **w),
+                     _quartiles(params_where(tim, "forward_latency_merged_over_base_paired", **w)),
+                     value(res, "merged_vs_unmerged_max_abs_diff", **w)])
+    return [f"Inference (eval forward), LoRA r = {method_kwargs('lora')['r']} on {', '.join(LORA_TARGETS)}; target "
+            f"merged / base <= {TARGET_MERGED_OVER_BASE}, judged on the ABBA-paired figure (the round-robin columns "
+            "rotate three models):", "",
+            md_table(["batch x seq", "base s", "unmerged / base", "merged / base", "merged / base (ABBA pairs)",
+                      "pair ratio quartiles", "max |merged - unmerged|"], rows), ""]
+
+
+def mixed_table(res, tim, model: str) -> list[str]:
+    """Multi-task serving: mixed / single throughput against TARGET_MIXED_THROUGHPUT, and the rows' agreement."""
+    metric = "mixed_batch_throughput_over_single_task"
+    mix = select(tim, metric, model=model)
+    if not len(mix):
+        return []
+    rows = []
+    for m in mix["method"]:
+        q = params_where(tim, metric, model=model, method=m)
+        r = value(tim, metric, model=model, method=m)
+        rows.append([m, q.get("K", "?"), f"{q.get('batch', '?')} x {q.get('seq', '?')}", q.get("layout", "-"), r,
+                     "meets" if r >= TARGET_MIXED_THROUGHPUT else "misses", _quartiles(q),
+                     value(res, "mixed_batch_vs_single_rows_max_abs_diff", model=model, method=m)])
+    return ["Multi-task serving (bench.methods.multitask): throughput of a batch mixing K tasks (rows interleaved) "
+            f"over a single-task batch of the same size, ABBA pairs; target >= {TARGET_MIXED_THROUGHPUT}:", "",
+            md_table(["method", "K", "batch x seq", "layout", "mixed / single throughput", "target",
+                      "pair ratio quartiles", "max |mixed - row alone|"], rows), ""]
+
+
+def report(out_dir: Path) -> None:
+    out_dir = Path(out_dir)
+    res, tim, meta = read_results(out_dir), read_results(out_dir, timing=True), read_meta(out_dir)
+    parts = [f"# {GROUP}: performance of bench.methods (supporting measurements, no verdicts)", "",
+             f"Profile `{meta.get('profile', '?')}`, torch threads {meta.get('torch_threads', '?')}, 1-minute load "
+             f"average {meta.get('load_average_1m_at_start', '?')} at start and "
+             f"{meta.get('load_average_1m_at_end', '?')} at end, on `{meta.get('hardware', '?')}`. Timings are medians of round-robin rounds in one process; "
+             "the targets are judged on back-to-back ABBA pairs (see the package doc). With foreign load on the "
+             "machine only the ratios within a run are meaningful.", ""]
+    if tim.empty and res.empty:
+        parts.append("No results yet.")
+    else:
+        for model in dict.fromkeys(list(res["model"]) + list(tim["model"])):
+            parts += [f"## {model}", "", *peft_target(tim, model), *step_table(res, tim, model),
+                      *inference_table(res, tim, model), *mixed_table(res, tim, model)]
+    atomic_write_text(out_dir / "report.md", "\n".join(parts) + "\n")

@@ -1,0 +1,64 @@
+"""The benchmark's contract names, targets and settings per profile.
+
+The models are GPT-2 configs with random weights (timings and memory do not depend on the values). The smoke
+profile checks the machinery in seconds; the cpu profile measures a 10M and a GPT-2-small model at batch 8 x 128
+tokens, with enough ABBA pairs that the targets' 5% margins are above the round-to-round noise of this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.methods.presets import preset
+
+GROUP = "methods"
+CLAIMS = ()
+TAKES_MODEL = False   # fixed configs: `--model` is refused before any work (bench.cli.run_group)
+REGRESS = []
+
+TARGET_OURS_OVER_PEFT = 1.05      # our LoRA step / peft's
+TARGET_MERGED_OVER_BASE = 1.03    # merged LoRA forward / base forward
+TARGET_MIXED_THROUGHPUT = 0.95    # mixed-task batch throughput / single-task batch throughput (same size)
+
+# Every method of bench.methods, in the order of the tables; full fine-tuning is the reference of the ratios.
+METHODS = ("full", "lora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
+# This benchmark's LoRA: the suite's preset (r = 8, alpha = 16) on GPT-2's fused q,k,v projection only, as in
+# the brief; peft's LoRA runs with the same settings. The other methods use their presets (config defaults).
+LORA_TARGETS = ("c_attn",)
+
+
+def method_kwargs(method: str) -> dict:
+    """make_config kwargs of `method` in this benchmark (bench.methods.presets with LoRA on c_attn)."""
+    return preset(method, **({"target_modules": LORA_TARGETS} if method == "lora" else {}))[1]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    n_embd: int
+    n_layer: int
+    n_head: int
+    vocab: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[ModelSpec, ...]
+    batch: int
+    seq: int
+    rounds: int           # training-step rounds (after one warm-up step per variant)
+    infer_rounds: int     # inference rounds per shape
+    infer_shapes: tuple[tuple[int, int], ...]   # (batch, seq) of the latency measurement
+    pair_rounds: int = 2  # ABBA pairs for the targets (ours vs peft step; merged vs base forward; mixed vs single)
+    mixed_tasks: int = 4  # K tasks in the mixed-task batch (part 4); 0 skips it
+
+
+SETTINGS = {
+    "smoke": Settings(models=(ModelSpec("gpt2-tiny", 32, 2, 2, 256),), batch=2, seq=16, rounds=2, infer_rounds=3,
+                      infer_shapes=((2, 16), (1, 8)), pair_rounds=2),
+    "cpu": Settings(models=(ModelSpec("gpt2-10m", 320, 8, 5, 2048), ModelSpec("gpt2-small", 768, 12, 12, 50257)),
+                    batch=8, seq=128, rounds=7, infer_rounds=15, infer_shapes=((8, 128), (1, 16)),
+                    # a GPT-2-small step varies by ~8% round to round here, more than the 5% margin: 20 pairs
+                    pair_rounds=20),
+}
+SETTINGS["gpu"] = SETTINGS["cpu"]

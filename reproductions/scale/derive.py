@@ -1,0 +1,185 @@
+"""Derived metrics: from the sweep's per-run rows to the numbers the registry's Checks decide on (bench/claims.py:
+P1, P2, P3, A1). Spreads are sample sds over seeds; a NaN run (diverged) makes its cell's mean NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench.report_tools import with_params
+from reproductions.scale.settings import A1_MARGIN, METRIC, TASKS, ZERO_SHOT
+
+# Keys of derive()'s params that are measured (a seed spread, the hand-written prompt's score): row info.
+DERIVED_MEASURED = ("spread", "handwritten")
+
+
+def sample_sd(v) -> float:
+    """Sample sd (ddof 1); NaN with fewer than two values."""
+    v = np.asarray(v, float)
+    return float(np.std(v, ddof=1)) if len(v) >= 2 else math.nan
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant or < 2 points."""
+    x, y = pd.Series(x, dtype=float), pd.Series(y, dtype=float)
+    if len(x) < 2 or x.isna().any() or y.isna().any():
+        return math.nan
+    rx, ry = x.rank().to_numpy(), y.rank().to_numpy()
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den with a zero spread handled: 0/0 -> 0, x/0 -> +-inf."""
+    if not (math.isfinite(num) and math.isfinite(den)):
+        return math.nan
+    if den == 0:
+        return 0.0 if num == 0 else math.copysign(math.inf, num)
+    return num / den
+
+
+def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-run rows of results.csv as a frame: phase, model, rung_params, task, method, seed, metric, value,
+    size, n, init (from the params JSON)."""
+    d = df[df["params"].str.contains('"phase"', regex=False)]
+    d = with_params(d, "phase", "rung_params", "task", "size", "num_virtual_tokens", "init")
+    return d.rename(columns={"num_virtual_tokens": "n"})[
+        ["phase", "model", "rung_params", "task", "method", "seed", "metric", "value", "size", "n", "init"]]
+
+
+def stats(runs: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
+    """Seed mean / sd / count of `metric` per group. A NaN run (diverged) makes the mean NaN: never averaged away."""
+    d = runs[runs["metric"] == metric]
+    g = d.groupby(by, dropna=False)["value"]
+    return g.agg(mean=lambda v: float(np.mean(v.to_numpy(float))), sd=sample_sd, count="size").reset_index()
+
+
+def derive(runs: pd.DataFrame) -> list[tuple[str, str, float, dict, str]]:
+    """The metrics the registry decides on: [(claim, metric, value, params, model)]. See the rules in
+    bench/claims.py (P1, P2, P3, A1); spreads are sample sds over seeds."""
+    main = runs[runs["phase"] == "main"]
+    rungs = (runs[runs["phase"].isin(["main", "zeroshot"])][["model", "rung_params"]].drop_duplicates("model")
+             .sort_values("rung_params"))
+    order = list(rungs["model"])
+    size = dict(zip(rungs["model"], rungs["rung_params"]))
+    out = []
+    for task in TASKS:
+        out += _task_metrics(runs, task, order, size)
+    if order:                                            # trainable shares at the largest rung
+        top = main[(main["model"] == order[-1]) & (main["metric"] == "stored_pct")]
+        for meth, claim, metric in (("adapters", "A1", "a1_adapters_stored_pct"),
+                                    ("prefix", "P2", "p2_prefix_stored_pct")):
+            v = top[top["method"] == meth]["value"]
+            if len(v):
+                out.append((claim, metric, float(v.mean()), {"rung_params": int(size[order[-1]])}, order[-1]))
+    return out + _low_data(runs) + _ablations(runs, order, size)
+
+
+def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict) -> list:
+    """One task's P3 gaps, P1 differences, A1 and P2 comparisons with full FT, per rung (smallest first)."""
+    main, zero = runs[runs["phase"] == "main"], runs[runs["phase"] == "zeroshot"]
+    st = stats(main[main["task"] == task], METRIC[task], ["model", "method"])
+    if st.empty:
+        return []
+    cell = {(r.model, r.method): r for r in st.itertuples()}
+    zs = {r.model: r.value for r in zero[(zero["task"] == task) & (zero["metric"] == METRIC[task])
+                                         & (zero["method"] == ZERO_SHOT)].itertuples()}
+    half = {m: ("lower" if i < max(1, len(order) // 2) else "upper") for i, m in enumerate(order)}
+    base_p = lambda m: {"task": task, "rung_params": int(size[m]), "half": half[m]}  # noqa: E731
+    out = _p3_gaps(cell, task, order, size, base_p)
+    # P1: P-tuning vs the hand-written prompt (frozen model) and vs prompt tuning of the same length
+    for m in order:
+        pt, pr = cell.get((m, "ptuning")), cell.get((m, "prompt"))
+        if pt is not None and m in zs:
+            out.append(("P1", "p1_ptuning_minus_handwritten", pt.mean - zs[m], {**base_p(m), "handwritten": zs[m]}, m))
+        if pt is not None and pr is not None:
+            out.append(("P1", "p1_ptuning_minus_prompt", pt.mean - pr.mean, base_p(m), m))
+    # A1: adapters vs full FT; P2: prefix vs full FT
+    for m in order:
+        f = cell.get((m, "full"))
+        for meth, claim in (("adapters", "A1"), ("prefix", "P2")):
+            a = cell.get((m, meth))
+            if f is None or a is None:
+                continue
+            spread = max(f.sd, a.sd)
+            p = {**base_p(m), "spread": spread}
+            if claim == "A1":
+                out.append(("A1", "a1_full_minus_adapters", f.mean - a.mean, p, m))
+                if m == order[-1]:
+                    out.append(("A1", "a1_full_minus_adapters_over_margin",
+                                _ratio(f.mean - a.mean, max(A1_MARGIN, spread)), {**p, "margin": A1_MARGIN}, m))
+            else:
+                out.append(("P2", "p2_prefix_minus_full", a.mean - f.mean, p, m))
+                if m == order[-1]:
+                    out.append(("P2", "p2_prefix_minus_full_over_spread", _ratio(a.mean - f.mean, spread), dict(p), m))
+    return out
+
+
+def _p3_gaps(cell: dict, task: str, order: list, size: dict, base_p) -> list:
+    """P3: gap = full FT - prompt tuning per rung, and its trend with size (Spearman, drop over the spread)."""
+    out, gaps = [], []
+    for m in order:
+        f, p = cell.get((m, "full")), cell.get((m, "prompt"))
+        if f is None or p is None:
+            continue
+        spread = math.sqrt(f.sd ** 2 + p.sd ** 2) if math.isfinite(f.sd) and math.isfinite(p.sd) else math.nan
+        gaps.append((m, f.mean - p.mean, spread))
+        out.append(("P3", "p3_gap", f.mean - p.mean, {**base_p(m), "spread": spread}, m))
+    if len(gaps) >= 2:
+        (m0, g0, s0), (m1, g1, s1) = gaps[0], gaps[-1]
+        p = {"task": task, "rungs": len(gaps), "smallest": m0, "largest": m1}
+        out.append(("P3", "p3_gap_spearman_vs_log_params",
+                    spearman([g for _, g, _ in gaps], [math.log(size[m]) for m, _, _ in gaps]), p, "-"))
+        out.append(("P3", "p3_gap_drop_over_spread", _ratio(g0 - g1, max(s0, s1)), {**p, "spread": max(s0, s1)}, "-"))
+    if gaps:
+        out.append(("P3", "p3_gap_smallest_rung", gaps[0][1], {"task": task, "smallest": gaps[0][0]}, gaps[0][0]))
+    return out
+
+
+def _low_data(runs: pd.DataFrame) -> list:
+    """P2 low data: prefix - full FT (seed means) per training size, and their mean."""
+    low = runs[runs["phase"] == "lowdata"]
+    if low.empty:
+        return []
+    out, diffs = [], []
+    for (m, n), grp in stats(low, "bleu", ["model", "size", "method"]).groupby(["model", "size"]):
+        by = grp.set_index("method")
+        if {"prefix", "full"} <= set(by.index):
+            diff = by.loc["prefix", "mean"] - by.loc["full", "mean"]
+            diffs.append(diff)
+            out.append(("P2", "p2_lowdata_prefix_minus_full", diff, {"task": "d2t", "size": int(n)}, m))
+    if diffs:
+        out.append(("P2", "p2_lowdata_prefix_minus_full_mean", float(np.mean(diffs)),
+                    {"task": "d2t", "sizes": len(diffs)}, str(low["model"].iloc[0])))
+    return out
+
+
+def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """P3's ablation runs (knowledge) with the main sweep's prompt runs (length 20, class labels) beside them, on
+    the rungs that ran the ablation."""
+    abl = runs[(runs["phase"] == "ablation") | ((runs["phase"] == "main") & (runs["method"] == "prompt"))]
+    abl = abl[abl["task"] == "knowledge"]
+    return abl[abl["model"].isin(set(runs[runs["phase"] == "ablation"]["model"]))]
+
+
+def _ablations(runs: pd.DataFrame, order: list, size: dict) -> list:
+    """P3 ablations (knowledge): length 20 vs 1 (class-label init), class labels vs random uniform (length 20)."""
+    abl = ablation_runs(runs)
+    abl_rungs = [m for m in order if m in set(runs[runs["phase"] == "ablation"]["model"])]
+    if not abl_rungs:
+        return []
+    st = stats(abl[abl["model"].isin(abl_rungs)], "accuracy", ["model", "n", "init"])
+    cell = {(r.model, int(r.n), r.init): r.mean for r in st.itertuples()}
+    out = []
+    for i, m in enumerate(abl_rungs):
+        p = {"task": "knowledge", "role": "smaller" if i == 0 else "larger", "rung_params": int(size[m])}
+        if (m, 20, "labels") in cell and (m, 1, "labels") in cell:
+            out.append(("P3", "p3_ablation_len20_minus_len1", cell[(m, 20, "labels")] - cell[(m, 1, "labels")], p, m))
+        if (m, 20, "labels") in cell and (m, 20, "random") in cell:
+            out.append(("P3", "p3_ablation_labels_minus_random",
+                        cell[(m, 20, "labels")] - cell[(m, 20, "random")], p, m))
+    return out

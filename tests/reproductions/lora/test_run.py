@@ -1,0 +1,91 @@
+"""reproductions/lora (run.py, report.py): the smoke profile end to end, its verdicts, and a bad --model."""
+
+import json
+import logging
+
+import pytest
+
+from bench import BenchError
+from bench.claims import CLAIMS
+from bench.profiles import PROFILES
+from bench.report import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, verdict
+from bench.repro import RunContext
+from bench.schema import param, read_results
+from reproductions import lora
+from reproductions.lora.jobs import Job, plan
+
+logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def test_plan_is_seed_major_with_full_ft_first():
+    assert plan("planted", (1, 4), (0, 1)) == [
+        Job("planted", "full", 0, 0), Job("planted", "lora", 1, 0), Job("planted", "lora", 4, 0),
+        Job("planted", "full", 0, 1), Job("planted", "lora", 1, 1), Job("planted", "lora", 4, 1)]
+
+
+def test_settings_keep_the_fixed_alpha_and_no_thread_field():
+    assert lora.ALPHA == 8.0
+    assert all(not hasattr(s, "threads") for s in lora.SETTINGS.values())
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke profile, one seed, on a private ladder cache (pretrains smoke-b: seconds)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("BENCH_NO_PROGRESS", "1")
+    out = tmp_path_factory.mktemp("results") / "lora"
+    try:
+        rec = lora.run(RunContext(profile=PROFILES["smoke"], seeds=(0,), out_dir=out))
+        rec.out_dir = out
+        rec.save(extra_meta={"seeds": [0]})
+        lora.report(out)
+    finally:
+        mp.undo()
+    return out
+
+
+def test_smoke_writes_results_report_and_plots(smoke):
+    for f in ("results.csv", "timings.csv", "meta.json", "report.md", "ratio_vs_d.png", "memory_parts.png",
+              "l4_rank.png", "l6_rank.png"):
+        assert (smoke / f).stat().st_size > 0, f
+    text = (smoke / "report.md").read_text()
+    assert "4,718,592" in text and "37,748,736" in text
+    meta = json.loads((smoke / "meta.json").read_text())
+    assert set(meta["part_wall_s"]) >= {"exact", "memory", "fine_tuning_runs", "latency"}
+
+
+def test_smoke_verdicts(smoke):
+    df = read_results(smoke)
+    status = {c: verdict(CLAIMS[c], df).status for c in lora.CLAIMS}
+    for c in ("L1", "L2", "L3", "L5"):              # exact or measured-bytes claims: must hold on any rung
+        assert status[c] == REPRODUCED, (c, verdict(CLAIMS[c], df).measured)
+    # issue 13: A2's memory model needs an independent measurement (not recorded yet): that part is inconclusive
+    a2 = verdict(CLAIMS["A2"], df)
+    assert a2.parts["accounting"] == a2.parts["measured"] == REPRODUCED and a2.status == INCONCLUSIVE
+    for c in ("L4", "L6"):                          # toy trends: decided (any of the outcomes), never missing
+        assert status[c] in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE), (c, verdict(CLAIMS[c], df).measured)
+    assert df[df.claim.isin(["L4", "L6"])].scale.eq("toy").all()
+    # verdicts come from the stored rows: one wrong value flips L1
+    bad = df.copy()
+    i = bad.index[bad.metric == "l1_step0_max_abs_diff"][0]
+    bad.loc[i, "value"] = 1e-3
+    assert verdict(CLAIMS["L1"], bad).status == NOT_REPRODUCED
+    assert verdict(CLAIMS["L1"], bad[bad.claim != "L1"]).status == NOT_RUN
+
+
+def test_smoke_memory_model_matches_measurement(smoke):
+    df = read_results(smoke)
+    mo = df[(df.metric == "memory_model_over_measured") & (param(df, "part") == "total")]
+    assert set(mo.method) == {"full", "lora", "adapters"}
+    assert ((mo.value - 1).abs() < 0.01).all()
+    timings = read_results(smoke, timing=True)
+    assert {"step_time_s", "latency_s"} <= set(timings.metric)
+    assert not set(timings.metric) & set(df.metric)    # wall-clock never lands in results.csv
+
+
+def test_bad_model_fails_fast(tmp_path):
+    ctx = RunContext(profile=PROFILES["smoke"], seeds=(0,), out_dir=tmp_path, model="./no/such/folder")
+    with pytest.raises(BenchError, match="does not exist"):
+        lora.run(ctx)
+    assert not any(tmp_path.iterdir())

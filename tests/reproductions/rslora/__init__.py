@@ -1,0 +1,1 @@
+"""Tests of reproductions/rslora/ (claim L7), one file per module."""
