@@ -62,7 +62,7 @@ def test_public_numbers_llama7b_and_gpt3():
     p = predict(_llama7b(), "lora", ["r=8", "target_modules=q_proj,v_proj"], seq=512)
     assert p["trainable_params"] == 4_194_304
     assert summary(p, None)["checkpoint_bytes"]["fp16"] == 8 * 2**20
-    from transformers import OPTConfig   # GPT-3 175B shapes as an OPT config (as reproductions/lora.py)
+    from transformers import OPTConfig   # GPT-3 175B shapes as an OPT config (as reproductions/lora/exact.py)
     gpt3 = OPTConfig(hidden_size=12288, num_hidden_layers=96, ffn_dim=4 * 12288, num_attention_heads=96,
                      vocab_size=50257, max_position_embeddings=2048, word_embed_proj_dim=12288)
     p = predict(gpt3, "lora", ["r=4", "target_modules=q_proj,k_proj,v_proj,out_proj"], seq=2048)

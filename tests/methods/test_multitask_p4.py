@@ -1,4 +1,4 @@
-"""P4's harness (reproductions/scale.py p4_equivalence) on bench.methods.multitask: a mixed-task batch equals each
+"""P4's harness (reproductions/scale/p4.py p4_equivalence) on bench.methods.multitask: a mixed-task batch equals each
 task alone through its own model, and the check can fail. (Moved here from tests/reproductions/test_scale.py.)"""
 
 from __future__ import annotations
