@@ -120,7 +120,7 @@ def ppl_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
 
 def ppl_figure(tab: pd.DataFrame, path: Path) -> None:
     """Bars: perplexity change vs FP32 (%) per int8 method, one bar per (model, planted)."""
-    fig, ax = pyplot().subplots(figsize=(7, 3.8))
+    fig, ax = pyplot().subplots(figsize=(9, 3.8))
     groups = list(tab.groupby(["model", "planted"], sort=False))
     width = 0.8 / max(len(groups), 1)
     for i, ((model, planted), g) in enumerate(groups):
@@ -130,8 +130,9 @@ def ppl_figure(tab: pd.DataFrame, path: Path) -> None:
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set_ylabel("perplexity change vs FP32 (%)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))     # outside the axes: never over a bar
     ax.set_title("Int8 methods over the ladder")
+    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -140,16 +141,19 @@ def sweep_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
     if sw.empty:
         return []
     sw = sw.assign(plant_scale=param(sw, "scale"))     # params' "scale", not the row's scale column
-    fig, ax = pyplot().subplots(figsize=(6, 3.6))
-    for m, g in sw.groupby("method"):
-        c = 100 * (g.groupby("plant_scale")["value"].mean() - 1)
-        ax.plot(c.index, c.values, marker="o", label=m)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("symlog", linthresh=0.1)
-    ax.set_xlabel("planted scale")
-    ax.set_ylabel("perplexity change vs FP32 (%)")
-    ax.legend()
-    ax.set_title("Planted-outlier scale sweep (supporting, not judged)")
+    methods = list(dict.fromkeys(sw["method"]))
+    fig, axes = pyplot().subplots(1, len(methods), figsize=(3.6 * len(methods), 3.6), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        for model, g in sw[sw["method"] == m].groupby("model", sort=False):   # per rung: averaging hid the trend
+            c = 100 * (g.groupby("plant_scale")["value"].mean() - 1)
+            ax.plot(c.index, c.values, marker="o", ms=3, label=model)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set(xlabel="planted scale", title=m)
+    axes[0][0].set_ylabel("perplexity change vs FP32 (%)")
+    axes[0][-1].legend(fontsize=7, title="rung")
+    fig.suptitle("Planted-outlier scale sweep per rung (supporting, not judged)")
+    fig.tight_layout()
     save_figure(fig, out_dir / "planted_sweep.png")
     return ["![sweep](planted_sweep.png)", ""]
 

@@ -38,24 +38,28 @@ def memory_parts(bars: dict[str, dict], rung: str, path: Path) -> None:
     save_figure(fig, path)
 
 
-def l4_rank(ranks, means, stds, full_mean: float, chance: float, mems, rung: str, path: Path) -> None:
-    """L4: LoRA accuracy (mean +- std over seeds) vs r with full FT and chance; measured memory on a twin axis."""
+def l4_rank(ranks, means, stds, full_mean: float, chance: float, zero_shot: float, mems, rung: str,
+            path: Path) -> None:
+    """L4: LoRA accuracy (mean +- std over seeds) vs r (log axis) with full FT, the zero-shot model and chance;
+    measured memory on a twin axis that starts at zero."""
     fig, ax = pyplot().subplots(figsize=(6, 4))
     ax.errorbar(ranks, means, yerr=stds, fmt="o-", capsize=3, label="LoRA (mean +- std over seeds)")
     ax.axhline(full_mean, color="k", ls="--", lw=1, label="full FT")
+    ax.axhline(zero_shot, color="tab:green", ls="-.", lw=1, label="zero-shot (no fine-tuning)")
     ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
-    ax.set(xlabel="rank r", ylabel="test accuracy", title=f"L4: quality and memory vs r ({rung})")
+    ax.set(xlabel="rank r (log scale)", ylabel="test accuracy", title=f"L4: quality and memory vs r ({rung})")
     log_ticks(ax, ranks)
     ax2 = ax.twinx()
     ax2.plot(ranks, [m / MiB for m in mems], "s--", color="tab:red", ms=3, label="training memory (MiB)")
     ax2.set_ylabel("training memory, measured (MiB)", color="tab:red")
+    ax2.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, path)
 
 
-def l6_rank(ranks, gaps, k: int, energy, energy_random, path: Path) -> None:
-    """L6: the planted task's gap vs r (left); the full-FT update's energy in its top r directions vs a
-    Gaussian matrix's (right, when measured)."""
+def l6_rank(ranks, gaps, k: int, energy, energy_random, energy_null, path: Path) -> None:
+    """L6: the planted task's gap vs r (left); the full-FT update's energy in its top r directions vs the
+    permuted-answer null's and a Gaussian matrix's (right, when measured)."""
     fig, axes = pyplot().subplots(1, 2, figsize=(10, 3.8))
     axes[0].plot(ranks, gaps, "o-")
     axes[0].axvline(k, color="gray", ls=":", label=f"planted k={k}")
@@ -66,6 +70,9 @@ def l6_rank(ranks, gaps, k: int, energy, energy_random, path: Path) -> None:
     if not energy.empty:
         axes[1].plot([int(x) for x in param(energy, "r")], energy["value"], "o-",
                      label="full-FT update dW (knowledge task)")
+        if not energy_null.empty:
+            axes[1].plot([int(x) for x in param(energy_null, "r")], energy_null["value"], "^-",
+                         label="full FT on permuted answers (null)")
         axes[1].plot([int(x) for x in param(energy_random, "r")], energy_random["value"], "s--",
                      label="Gaussian matrix, same shape")
         axes[1].set(xscale="log", xlabel="top r singular directions", ylabel="share of energy (sum s_i^2)",

@@ -1,5 +1,6 @@
-"""Part 4, the knowledge task (L4, L5, L1, L3, L6): full FT and LoRA at every rank, >= 3 seeds; merged vs
-unmerged; adapter vs full checkpoint files; the full-FT update's singular spectrum (the PCA picture of L6).
+"""Part 4, the knowledge task (L4, L5, L1, L3, L6): full FT (its lr searched on validation people) and LoRA at
+every rank, >= 3 seeds; merged vs unmerged; adapter vs full checkpoint files; the full-FT update's singular
+spectrum against the update of full FT on permuted answers (the null of L6, see reproductions.lora.spectra).
 
 `knowledge_job` is one (method, r, seed) fine-tuning run (bench.jobs); `knowledge_runs` records its results.
 """
@@ -7,12 +8,14 @@ unmerged; adapter vs full checkpoint files; the full-FT update's singular spectr
 from __future__ import annotations
 
 import math
-import statistics
 import tempfile
 from pathlib import Path
 
+import datasets
 import torch
 
+from bench import BenchError
+from bench.data.tasks import IGNORE
 from bench.methods.common import blocks
 from bench.schema import Recorder
 from bench.train import TrainConfig, evaluate_classification, train
@@ -20,16 +23,8 @@ from bench.train import TrainConfig, evaluate_classification, train
 from reproductions.lora.merge import after_training
 from reproductions.lora.rung import adapt, capped_ranks, n_trainable, nanmean
 from reproductions.lora.settings import ALPHA
-
-SPECTRUM_R = 8          # the rank whose energy share is compared with a random matrix's (l6_*_top8)
-
-
-def svd_energy(w: torch.Tensor, ranks) -> dict[int, float]:
-    """r -> share of sum s_i^2 in the top r singular values of w."""
-    sv = torch.linalg.svdvals(w.double())
-    e = sv**2
-    cum = torch.cumsum(e, 0) / e.sum()
-    return {r: float(cum[min(r, len(cum)) - 1]) for r in ranks}
+from reproductions.lora.spectra import (SPECTRUM_R, lora_a_matrices, record_spectra, record_subspaces,
+                                        update_spectra)
 
 
 def c_attn_weights(model) -> list[torch.Tensor]:
@@ -41,66 +36,101 @@ def c_attn_weights(model) -> list[torch.Tensor]:
     return out
 
 
-def knowledge_job(env: dict, method: str, r: int, seed: int) -> dict:
-    """Fine-tune on the knowledge task; score the test people. Full FT also returns its update's spectrum
-    (L6); LoRA at the main rank returns the merge checks (L5, L1) and, for the first seed, its file (L3)."""
+def shuffled_answers(train_rows: datasets.Dataset, seed: int) -> datasets.Dataset:
+    """The train split with its answers permuted among the rows of each attribute: the same prompts, answer
+    set and answer frequencies, but answers no stored fact supports (the null update of L6)."""
+    rows = train_rows.to_list()
+    g = torch.Generator().manual_seed(seed)
+    by_attr: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_attr.setdefault(row["attribute"], []).append(i)
+    for idx in by_attr.values():
+        perm = torch.randperm(len(idx), generator=g).tolist()
+        moved = [(rows[idx[k]]["label"], rows[idx[k]]["answer"]) for k in perm]
+        for i, (label, answer) in zip(idx, moved):
+            row, ans = rows[i], rows[i]["candidate_ids"][label]
+            row.update(label=label, answer=answer, input_ids=row["prompt_ids"] + [ans],
+                       labels=[IGNORE] * len(row["prompt_ids"]) + [ans])
+    return datasets.Dataset.from_list(rows)
+
+
+def knowledge_job(env: dict, method: str, r: int, seed: int, lr: float | None = None, split: str = "test",
+                  shuffled: bool = False) -> dict:
+    """Fine-tune on the knowledge task (or, `shuffled`, on its permuted answers); score the people of `split`.
+    Full FT needs `lr` (the searched one) and returns its update's spectrum (L6); LoRA at the main rank returns
+    the merge checks (L5, L1) and, for the first seed, its file (L3); LoRA at SPECTRUM_R and at the largest
+    rank returns its A matrices (the subspace similarity of L6)."""
     s, base = env["s"], env["base"]
+    lr = lr or (s.lr_lora if method == "lora" else None)
+    if lr is None:
+        raise BenchError("lora group: full FT runs at the lr its search picked; none was given")
     m = adapt(base, method, r, seed)
-    cfg = TrainConfig(lr=s.lr_full if method == "full" else s.lr_lora, steps=s.ft_steps, batch_size=s.ft_batch,
-                      warmup=max(1, s.ft_steps // 10), decay="cosine", seed=seed, progress=False)
-    res = train(m, env["task"]["train"], cfg)
-    out = {"acc": evaluate_classification(m, env["task"]["test"]) if res.diverged_at is None else math.nan,
+    cfg = TrainConfig(lr=lr, steps=s.ft_steps, batch_size=s.ft_batch, warmup=max(1, s.ft_steps // 10),
+                      decay="cosine", seed=seed, progress=False)
+    res = train(m, env["shuffled_train"] if shuffled else env["task"]["train"], cfg)
+    out = {"acc": evaluate_classification(m, env["task"][split]) if res.diverged_at is None else math.nan,
            "final_loss": res.final.get("final_loss", math.nan), "wall_s": res.wall_s, "lr": cfg.lr,
            "steps": cfg.steps}
+    if split != "test":
+        return out
+    ranks = capped_ranks(s.ranks, base)
     if method == "full":
-        out["spectra"] = _update_spectra(m, env["w0"], seed, sorted(set(capped_ranks(s.ranks, base)) | {SPECTRUM_R}))
-        with tempfile.TemporaryDirectory() as tmp:
-            m.cpu().save_pretrained(tmp)
-            out["full_file_bytes"] = (Path(tmp) / "model.safetensors").stat().st_size
-    if method == "lora" and r == min(s.main_r, max(capped_ranks(s.ranks, base))):
+        out["spectra"] = update_spectra(c_attn_weights(m), env["w0"], seed, sorted(set(ranks) | {SPECTRUM_R}))
+        if not shuffled:
+            with tempfile.TemporaryDirectory() as tmp:
+                m.cpu().save_pretrained(tmp)
+                out["full_file_bytes"] = (Path(tmp) / "model.safetensors").stat().st_size
+    if method == "lora" and r in (SPECTRUM_R, max(ranks)):
+        out["lora_A"] = lora_a_matrices(m)
+    if method == "lora" and r == min(s.main_r, max(ranks)):
         out["after"] = after_training(m, base, env["ids"])
         out["lora_state"] = {k: v.detach().cpu().clone() for k, v in m.state_dict().items() if "lora_" in k}
     return out
 
 
-def _update_spectra(m, w0: list[torch.Tensor], seed: int, ranks) -> list[tuple]:
-    """Per layer: (layer, energy of dW = W_ft - W_0 by r, energy of a Gaussian matrix of dW's shape by r,
-    dW's singular values)."""
-    out = []
-    for li, (w_ft, w_0) in enumerate(zip(c_attn_weights(m), w0)):
-        dw = w_ft.cpu() - w_0.cpu()                                     # (d, 3d)
-        g = torch.Generator().manual_seed(1000 * seed + li)
-        noise = torch.randn(dw.shape, generator=g, dtype=torch.float64)
-        out.append((li, svd_energy(dw, ranks), svd_energy(noise, ranks), torch.linalg.svdvals(dw.double()).tolist()))
-    return out
-
-
-def knowledge_runs(rec: Recorder, env: dict, results: list[dict], jobs: list, seeds, mem_totals: dict) -> dict:
-    """Record L4 (quality vs r), L5/L1 (merge), L3 (files), L6 (full-FT update spectrum) from job results.
-    Returns {"trained_lora": the first seed's LoRA at the main rank, for the latency part} when there is one."""
+def knowledge_runs(rec: Recorder, env: dict, results: list[dict], jobs: list, seeds, mem_totals: dict,
+                   null_results: list[dict] = ()) -> dict:
+    """Record L4 (quality vs r), L5/L1 (merge), L3 (files), L6 (the full-FT update's spectrum against the null
+    runs' `null_results`, one per seed; LoRA subspaces) from job results. Returns {"trained_lora": the first
+    seed's LoRA at the main rank, for the latency part} when there is one."""
     name, test = env["name"], env["task"]["test"]
-    data = f"knowledge-{env['s'].fmt}-{env['s'].attributes}"
+    data = knowledge_data(env["s"])
     chance = float(sum(1 / len(c) for c in test["candidates"]) / len(test))
     rec.add("L4", "l4_chance", chance, unit="accuracy", model=name, data=data, scale="toy")
     rec.add("L4", "l4_zero_shot_accuracy", evaluate_classification(env["base"], test), unit="accuracy", model=name,
-            data=data, scale="toy")
+            data=data, scale="toy", info={"n_test": len(test)})
     acc: dict[tuple[str, int], list[float]] = {}
-    spectra, out = [], {}
+    spectra, a_mats, out = [], {}, {}
     for job, res in zip(jobs, results):
         acc.setdefault((job.method, job.r), []).append(res["acc"])
         _record_job(rec, env, data, job, res, out, first=job.seed == seeds[0])
         spectra += [(job.seed, *sp) for sp in res.get("spectra", [])]
+        if "lora_A" in res:
+            a_mats[(job.r, job.seed)] = res["lora_A"]
+    null = [(seed, *sp) for seed, res in zip(seeds, null_results) for sp in res["spectra"]]
+    for seed, res in zip(seeds, null_results):
+        rec.add("L6", "l6_shuffled_final_train_loss", res["final_loss"], unit="nats", model=name, method="full",
+                seed=seed, scale="toy", data=f"{data}-permuted-answers", info={"lr": res["lr"]})
     _record_files(rec, name, out)
     _record_quality(rec, env, data, acc, chance, mem_totals)
-    _record_spectra(rec, name, data, capped_ranks(env["s"].ranks, env["base"]), spectra)
+    ranks = capped_ranks(env["s"].ranks, env["base"])
+    record_spectra(rec, name, data, ranks, spectra, null)
+    record_subspaces(rec, name, data, a_mats, int(env["w0"][0].shape[0]))
     return out
+
+
+def knowledge_data(s) -> str:
+    """The knowledge task's name in the rows' `data` column."""
+    return f"knowledge-{s.fmt}-{s.attributes}"
 
 
 def _record_job(rec: Recorder, env: dict, data: str, job, res: dict, out: dict, first: bool) -> None:
     """One run's L4 rows; at the main rank its merge checks (L5, L1) and, for the first seed, its file (L3)."""
     name, method, r, seed = env["name"], job.method, job.r, job.seed
+    # full FT's lr was picked by a search: a measured value, so it goes to info (rows are keyed on params)
+    params = {"r": r, "alpha": ALPHA, "lr": res["lr"]} if method == "lora" else {"lr_role": "tuned"}
     kw = {"model": name, "data": data, "method": method, "seed": seed, "scale": "toy",
-          "params": ({"r": r, "alpha": ALPHA} if method == "lora" else {}) | {"lr": res["lr"], "steps": res["steps"]}}
+          "params": params | {"steps": res["steps"]}, "info": {"lr": res["lr"], "n_test": len(env["task"]["test"])}}
     rec.add("L4", "l4_test_accuracy", res["acc"], unit="accuracy", **kw)
     rec.add("L4", "l4_final_train_loss", res["final_loss"], unit="nats", **kw)
     rec.add("L4", "l4_train_wall_s", res["wall_s"], unit="s", timing=True, **kw)
@@ -164,21 +194,3 @@ def _record_quality(rec: Recorder, env: dict, data: str, acc: dict, chance: floa
     rec.add("L4", "l4_trainable_params_increasing", float(all(a < b for a, b in zip(tp, tp[1:]))), unit="bool", **kw)
     mt = [mem_totals.get(("lora", r), math.nan) for r in ranks]
     rec.add("L4", "l4_memory_nondecreasing", float(all(a <= b for a, b in zip(mt, mt[1:]))), unit="bool", **kw)
-
-
-def _record_spectra(rec: Recorder, name: str, data: str, ranks, spectra: list[tuple]) -> None:
-    """L6: energy share of the full-FT update's top r singular directions (c_attn, mean over layers and seeds)
-    vs a Gaussian matrix of the same shape; per layer at r = 8; and the ratio at r = 8.
-    spectra: (seed, layer, energy dW by r, energy Gaussian by r, singular values)."""
-    for r in sorted(set(ranks) | {SPECTRUM_R}):
-        p = {"r": r, "matrix": "c_attn"}
-        rec.add("L6", "l6_fullft_energy_top_r", statistics.mean(sp[2][r] for sp in spectra), unit="share", model=name,
-                data=data, method="full", scale="toy", params=p)
-        rec.add("L6", "l6_random_energy_top_r", statistics.mean(sp[3][r] for sp in spectra), unit="share", model=name,
-                method="-", scale="toy", params=p)
-    for seed, li, e_dw, _, _ in spectra:
-        rec.add("L6", "l6_fullft_energy_top8", e_dw[SPECTRUM_R], unit="share", model=name, data=data, method="full",
-                seed=seed, scale="toy", params={"layer": li, "matrix": "c_attn"})
-    ratio = (statistics.mean(sp[2][SPECTRUM_R] for sp in spectra)
-             / statistics.mean(sp[3][SPECTRUM_R] for sp in spectra))
-    rec.add("L6", "l6_energy_top8_over_random", ratio, unit="ratio", model=name, data=data, method="full", scale="toy")

@@ -1,6 +1,7 @@
 """Part 3, memory on the rung (A2, L3, L4): full FT vs LoRA at every rank vs adapters, predicted by bench.memory
-and measured from live tensors after one AdamW step (bench.memory.measure_step); step time and peak RSS as
-timings (round-robin, bench.timing)."""
+and measured from live tensors after one AdamW step (bench.memory.measure_step); the model's predicted peak
+against an independent measurement (bench.memory.measure_peak: the allocator's events in the profiler on CPU,
+max_memory_allocated on CUDA, on a fresh copy); step time and peak RSS as timings (round-robin, bench.timing)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import statistics
 
 import torch
 
-from bench.memory import Setup, estimate, measure_step
+from bench.memory import Setup, estimate, measure_peak, measure_step
 from bench.schema import Recorder
 from bench.timing import round_robin, timing_params
 
@@ -40,6 +41,8 @@ def memory_sweep(rec: Recorder, base, name: str, s: Settings, ranks) -> dict:
             p["size"] = min(s.adapter_size, width(base))
         got = meas[(method, r)]
         _record_parts(rec, name, method, p, pm, got.memory, pred[("full", 0)], meas[("full", 0)].memory)
+        _record_independent(rec, name, method, p, pm, adapt(base, method, r, seed=0, adapter_size=s.adapter_size),
+                            ids, dev)
         totals[(method, r)] = got.memory.total
         kw = {"model": name, "method": method, "scale": "toy", "timing": True}
         rec.add("L3", "peak_rss_delta_bytes" if dev == "cpu" else "peak_cuda_bytes", got.peak_bytes, unit="bytes",
@@ -70,6 +73,19 @@ def _record_parts(rec: Recorder, name, method, p, pm, mm, full_pred, full_meas) 
         if mv > 0:
             rec.add("A2", "memory_model_over_measured", pv / mv, unit="ratio", model=name, method=method,
                     scale="toy", params=p | {"part": part})
+
+
+def _record_independent(rec: Recorder, name, method, p, pm, fresh, ids, dev) -> None:
+    """A2's non-circular check: the model's predicted peak (parts + transient) over the peak measured without the
+    model's counting (measure_peak on `fresh`, a copy no step has touched: its own warm-up step, then one
+    measured step)."""
+    got = measure_peak(fresh.to(dev), ids)
+    kw = {"model": name, "method": method, "scale": "toy", "params": p | {"part": "total"}}
+    rec.add("A2", "independent_peak_bytes", got.total, unit="bytes",
+            info={"source": "torch.profiler memory events" if dev == "cpu" else "cuda max_memory_allocated",
+                  "step_peak_bytes": got.step_peak}, **kw)
+    rec.add("A2", "memory_model_over_independent", pm.peak / got.total, unit="ratio",
+            info={"model_peak_bytes": pm.peak}, **kw)
 
 
 def _step_times(rec: Recorder, name, s: Settings, live: dict, ids) -> None:

@@ -157,20 +157,26 @@ def _toy_memory_section(df: pd.DataFrame, tm: pd.DataFrame, settings: dict, rung
                                                                             "params.part": pt})
                            for pt in ("weights", "gradients", "optimizer", "activations", "total")}
         mo = value(df, "memory_model_over_measured", **where, **{"params.part": "total"})
+        mi = value(df, "memory_model_over_independent", **where, **{"params.part": "total"})
         rv = value(df, "memory_ratio_vs_full", claim="A2", **where,
                    **{"params.part": "total", "params.source": "measured"})
         st = value(tm, "step_time_ratio_vs_full", **where)
         pk = value(tm, ["peak_rss_delta_bytes", "peak_cuda_bytes"], **where)
         rows.append([label, fmt_bytes(v["weights"]), fmt_bytes(v["gradients"]), fmt_bytes(v["optimizer"]),
-                     fmt_bytes(v["activations"]), fmt_bytes(v["total"]), f"{mo:.4f}",
+                     fmt_bytes(v["activations"]), fmt_bytes(v["total"]), f"{mo:.4f}", num(mi),
                      f"{rv if finite(rv) else 1.0:.3f}", f"{st:.2f}", fmt_bytes(pk)])
     figures.memory_parts(bars, rung, out / "memory_parts.png")
     return [f"## A2, L3, L4: training memory measured on `{rung}` (toy)", "",
             f"One AdamW step, fp32, batch {settings.get('mem_batch')} x {settings.get('mem_seq')} tokens. "
             "Measured = live tensors: parameter storages, .grad, optimizer state, and every storage autograd saved "
-            "for backward (saved_tensors_hooks, deduplicated, parameters excluded). Model = bench.memory.", "",
+            "for backward (saved_tensors_hooks, deduplicated, parameters excluded). Model = bench.memory. "
+            "`model / measured` counts the same tensors twice (1 by construction, a consistency check); A2 is "
+            "decided on `model peak / independent`: the model's predicted peak of a step over the peak the "
+            "allocator saw on a fresh copy (bench.memory.measure_peak: torch.profiler memory events on CPU), "
+            "which counts no tensor by name.", "",
             md_table(["method", "weights", "gradients", "optimizer", "activations", "total (measured)",
-                      "model / measured", "total / full FT", "step time / full FT", "peak RSS delta"], rows),
+                      "model / measured", "model peak / independent", "total / full FT", "step time / full FT",
+                      "peak RSS delta"], rows),
             "", "Peak RSS delta = the process' peak RSS during the step minus its RSS before; it includes "
             "temporaries the model does not count (matmul outputs freed in the forward, backward buffers, allocator "
             "slack), so it is a cross-check, not the quantity the model predicts.", "",
@@ -193,7 +199,7 @@ def _l1_section(df: pd.DataFrame) -> list[str]:
 
 def _l4_section(df: pd.DataFrame, rung: str, out: Path) -> list[str]:
     """L4: accuracy by rank (mean, std over seeds) next to full FT, trainable parameters and measured training
-    memory; l4_rank.png."""
+    memory; full FT's lr search; l4_rank.png."""
     acc = select(df, "l4_test_accuracy")
     if acc.empty:
         return []
@@ -211,13 +217,30 @@ def _l4_section(df: pd.DataFrame, rung: str, out: Path) -> list[str]:
         stds.append(v.std(ddof=0))
         mems.append(mb)
         rows.append(["LoRA", r, f"{v.mean():.3f}", f"{v.std(ddof=0):.3f}", num(tp), fmt_bytes(mb)])
-    figures.l4_rank(rs, means, stds, full.mean(), chance, mems, rung, out / "l4_rank.png")
+    figures.l4_rank(rs, means, stds, full.mean(), chance, zs, mems, rung, out / "l4_rank.png")
     return [f"## L4: quality vs rank (toy, `{rung}`, task `{acc['data'].iloc[0]}`)", "",
             f"Fine-tune on the world's train people, score test people (accuracy over the candidate answers). "
             f"Chance {chance:.3f}, zero-shot {zs:.3f}. Seeds: {sorted(set(acc['seed']))}. Paper (GPT-3, q,v, "
             "r = 1/2/4/8/64): WikiSQL 73.4/73.3/73.7/73.8/73.5, MNLI 91.3/91.4/91.3/91.6/91.4.", "",
             md_table(["method", "r", "accuracy mean", "std", "trainable params", "training memory (measured)"], rows),
-            "", "![quality and memory vs r](l4_rank.png)", ""]
+            "", *_lr_search_lines(df), "![quality and memory vs r](l4_rank.png)", ""]
+
+
+def _lr_search_lines(df: pd.DataFrame) -> list[str]:
+    """Full FT's lr search: validation accuracy per grid point, the pick and whether it is interior."""
+    pts = select(df, "l4_full_lr_search_val_accuracy")
+    if pts.empty:
+        return []
+    tuned = select(df, "l4_full_lr_tuned")
+    info = params_of(tuned["info"].iloc[0]) if not tuned.empty else {}
+    pick, n_val = info.get("lr"), params_of(pts["info"].iloc[0]).get("n_validation")
+    rows = [[f"{lr:g}", f"{v:.3f}", "pick" if lr == pick else ""]
+            for lr, v in sorted(zip(param(pts, "lr").astype(float), pts["value"]))]
+    where = "inside the grid" if value(df, "l4_full_lr_tuned") == 1 else "at the grid's edge (precondition fails)"
+    return [f"Full FT's learning rate: searched on seed {int(pts['seed'].iloc[0])} by accuracy on the "
+            f"{n_val} validation items (people never scored as test), 4x grid extended while the best sat on an "
+            f"edge; pick {pick:g}, {where}. Every seed of full FT (and the permuted-answer null of L6) trains at the "
+            "pick; LoRA keeps its fixed lr.", "", md_table(["lr", "validation accuracy", ""], rows), ""]
 
 
 def _l5_section(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
@@ -273,10 +296,32 @@ def _l6_section(df: pd.DataFrame, settings: dict, rung: str, out: Path) -> list[
         rows.append([f"LoRA r={r}{' (< k)' if r < k else ''}", f"{v.mean():.4f}", f"{v.std(ddof=0):.4f}", f"{g:.3f}"])
     lines.append(md_table(["student", "KL mean", "std", "gap"], rows))
     en, er = select(df, "l6_fullft_energy_top_r"), select(df, "l6_random_energy_top_r")
+    es = select(df, "l6_shuffled_energy_top_r")
     if not en.empty:
-        lines += ["", "Full fine-tuning update on the knowledge task, c_attn of every layer, mean over layers and "
-                  "seeds: share of energy in the top r singular directions vs a Gaussian matrix of the same shape.", "",
-                  md_table(["r", "dW", "Gaussian"], [[params_of(a.params)["r"], f"{a.value:.3f}", f"{b.value:.3f}"]
-                                                     for a, b in zip(en.itertuples(), er.itertuples())])]
-    figures.l6_rank(rs6, gaps, k, en, er, out / "l6_rank.png")
+        null = {params_of(a.params)["r"]: a.value for a in es.itertuples()}
+        lines += ["", "Full fine-tuning update dW = W_ft - W_0 on the knowledge task, c_attn of every layer, mean over "
+                  "layers and seeds: share of energy in the top r singular directions, against the null (full FT "
+                  "at the same lr and steps on the same prompts with answers permuted within each attribute: "
+                  "training alike, nothing stored to adapt to) and a Gaussian matrix of the same shape (a weak "
+                  "null, reported only).", "",
+                  md_table(["r", "dW", "dW, permuted answers (null)", "Gaussian"],
+                           [[params_of(a.params)["r"], f"{a.value:.3f}", num(null.get(params_of(a.params)["r"])),
+                             f"{b.value:.3f}"] for a, b in zip(en.itertuples(), er.itertuples())])]
+    lines += _subspace_lines(df)
+    figures.l6_rank(rs6, gaps, k, en, er, es, out / "l6_rank.png")
     return lines + ["", "![intrinsic rank](l6_rank.png)", ""]
+
+
+def _subspace_lines(df: pd.DataFrame) -> list[str]:
+    """phi(A_8, A_R, i, j) (Hu et al. Sec. 7.2) against the random-subspace expectation max(i, j) / d."""
+    ph = select(df, "l6_subspace_similarity")
+    if ph.empty:
+        return []
+    rows = [[p["i"], p["j"], f"{r.value:.3f}", f"{params_of(r.info)['random_expectation']:.3f}"]
+            for r in ph.itertuples() for p in [params_of(r.params)]]
+    p0 = params_of(ph["params"].iloc[0])
+    return ["", f"Subspace similarity of LoRA's A matrices on the knowledge task, r = {p0['r_small']} against r = "
+            f"{p0['r_large']} (same seed), mean over layers and seeds: phi = ||U_i^T U_j||_F^2 / min(i, j) of "
+            "their top right-singular vectors (Hu et al. 2021, Sec. 7.2; the paper finds the top direction shared, "
+            "phi > 0.5 at i = j = 1). Reported, not decided.", "",
+            md_table(["i (of r small)", "j (of r large)", "phi", "random subspaces"], rows)]

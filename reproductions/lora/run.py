@@ -17,13 +17,14 @@ from bench.schema import Recorder
 from bench.train import num_threads
 
 from reproductions.lora.exact import exact_counts
-from reproductions.lora.jobs import do_job, make_env, plan
+from reproductions.lora.jobs import Job, do_job, make_env, plan
 from reproductions.lora.knowledge import knowledge_runs
 from reproductions.lora.memory import memory_sweep
 from reproductions.lora.merge import l1_step0, latency
 from reproductions.lora.planted import calibrate_env, planted_runs
 from reproductions.lora.rung import capped_ranks, load
 from reproductions.lora.settings import ALPHA, SETTINGS, Settings
+from reproductions.lora.tuning import search_full_lr
 
 GROUP = "lora"
 CLAIMS = ("A2", "L1", "L2", "L3", "L4", "L5", "L6")
@@ -72,18 +73,24 @@ def _run(ctx: RunContext, s: Settings) -> Recorder:
 
 def _fine_tuning(ctx: RunContext, rec: Recorder, s: Settings, walls: dict, base, tok, name, seeds,
                  mem_totals: dict) -> None:
-    """Parts 4-6 (need the rung's world): the knowledge and planted runs as jobs, then latency."""
+    """Parts 4-6 (need the rung's world): full FT's lr search, then the knowledge, planted and null runs as jobs,
+    then latency."""
     with _part(walls, "task_setup"):
         env = make_env(name, s, base=base, tok=tok)
         calibrate_env(env)
-    k_jobs = plan("knowledge", capped_ranks(s.ranks, base), seeds)
-    p_jobs = plan("planted", capped_ranks(s.l6_ranks, base), seeds)
     workers = job_workers(s.workers)
-    with _part(walls, "fine_tuning_runs"):
-        with JobRunner(setup=make_env, args=(name, s, env["plant_scale"]), workers=workers, env=env) as runner:
-            results = runner.map(do_job, p_jobs + k_jobs, progress=ctx.progress, desc="lora: fine-tuning runs")
+    with JobRunner(setup=make_env, args=(name, s, env["plant_scale"]), workers=workers, env=env) as runner:
+        with _part(walls, "full_lr_search"):
+            full_lr = search_full_lr(runner, rec, env, seeds[0], ctx.progress)
+        k_jobs = plan("knowledge", capped_ranks(s.ranks, base), seeds, full_lr)
+        p_jobs = plan("planted", capped_ranks(s.l6_ranks, base), seeds)
+        n_jobs = [Job("shuffled", "full", 0, seed, full_lr) for seed in seeds]
+        with _part(walls, "fine_tuning_runs"):
+            results = runner.map(do_job, p_jobs + k_jobs + n_jobs, progress=ctx.progress,
+                                 desc="lora: fine-tuning runs")
     rec.notes["workers"] = workers
-    info = knowledge_runs(rec, env, results[len(p_jobs):], k_jobs, seeds, mem_totals)
-    planted_runs(rec, env, results[:len(p_jobs)], p_jobs)
+    n_p, n_k = len(p_jobs), len(k_jobs)
+    info = knowledge_runs(rec, env, results[n_p:n_p + n_k], k_jobs, seeds, mem_totals, results[n_p + n_k:])
+    planted_runs(rec, env, results[:n_p], p_jobs)
     with _part(walls, "latency"):
         latency(rec, base, info.pop("trained_lora"), name, s)

@@ -26,8 +26,12 @@ class Settings:
     step_reps: int = 5                          # timed steps per method, round-robin
     ft_steps: int = 120                         # knowledge-task fine-tuning
     ft_batch: int = 32
-    lr_full: float = 5e-4
     lr_lora: float = 3e-3
+    # Full FT's lr is picked on validation accuracy (seed 0), strictly inside its grid (L4's precondition): a
+    # 4x-spaced grid around the former fixed 5e-4, extended (bench.lrsearch) while the pick sits on an edge.
+    full_lr_grid: tuple[float, ...] = (1.25e-4, 5e-4, 2e-3)
+    lr_search_factor: float = 4.0
+    lr_search_extensions: int = 3               # at most this many extension rounds (one run each)
     attributes: str = "all"
     fmt: str = "discrete"                       # hand-written prompt the rung never saw: a new task format
     l6_k: int = 4                               # planted rank
@@ -40,6 +44,7 @@ class Settings:
     l6_eval_rows: int = 64
     l6_lr_full: float = 1e-3
     l6_lr_lora: float = 3e-2
+    l6_shuffle_seed: int = 0                    # the null of L6: full FT on answers permuted within each attribute
     latency_reps: int = 20
     workers: int = 1                            # processes for the fine-tuning runs, one thread each
                                                 # ($BENCH_WORKERS overrides; bench.jobs.job_workers)

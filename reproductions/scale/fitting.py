@@ -94,7 +94,9 @@ def record_run(rec, rc: Rung, task: str, method: str, kw: dict, rows, steps: int
     scores = score(rc, task, model) if not diverged else {METRIC[task]: math.nan}
     p = {**extra, "task": task, "steps": steps, "batch": batch, "rung_params": rc.params,
          "n_train": len(rows), **describe(kw)}
-    info = {"lr": lr}   # the searched lr is a measured choice: never part of the row's identity
+    # the searched lr is a measured choice: never part of the row's identity. n_test sizes the binomial error of
+    # an accuracy (bench.report reads it); BLEU is no proportion, so d2t rows carry none
+    info = {"lr": lr} | ({"n_test": len(rc.data[task]["test"])} if task == "knowledge" else {})
     row = dict(model=rc.name, data=rc.names[task], method=method, seed=seed)
     for k, v in scores.items():
         rec.add(claim, k, v, unit="accuracy" if k == "accuracy" else "0-1", scale=rc.scale, params=p, info=info, **row)

@@ -11,8 +11,8 @@ import pandas as pd
 from bench.claims import get
 from bench.fileio import atomic_write_text
 from bench.report import checks_markdown, group_verdicts
-from bench.report_tools import (MISSING, finite, md_table, num, params_of, pyplot, save_figure, select, value,
-                                with_params)
+from bench.report_tools import (MISSING, finite, log_ticks, md_table, num, params_of, pyplot, save_figure, select,
+                                value, with_params)
 from bench.schema import read_meta, read_results, write_frame
 from reproductions.scale.derive import ablation_runs, runs_frame, sample_sd, stats
 from reproductions.scale.settings import CLAIMS, GROUP, METHODS, METRIC, TASKS, ZERO_SHOT
@@ -165,13 +165,20 @@ def _main_figures(out: Path, table: pd.DataFrame, chance: dict) -> list[tuple[st
             if meth != "full" and not full.empty:
                 d = d[d["model"].isin(full.index)]
                 gap = full.loc[d["model"], "mean"].to_numpy() - d["mean"].to_numpy()
-                ax2.plot(d["rung_params"], gap, marker="o", ls="--" if meth == ZERO_SHOT else "-", label=meth)
+                # independent seeds on both sides: sd of the difference of means' runs, sqrt(sd_full^2 + sd_m^2)
+                err = np.hypot(full.loc[d["model"], "sd"].fillna(0).to_numpy(), d["sd"].fillna(0).to_numpy())
+                ax2.errorbar(d["rung_params"], gap, yerr=err, marker="o", capsize=3,
+                             ls="--" if meth == ZERO_SHOT else "-", label=meth)
         if task == "knowledge" and chance:
             xs = tt.drop_duplicates("model")
             ax.plot(xs["rung_params"], [chance.get(m, math.nan) for m in xs["model"]], "k:", label="chance")
-        ax.set(xscale="log", xlabel="model parameters", ylabel=METRIC[task], title=f"{task}")
+        ax.set(xlabel="model parameters (log scale)", ylabel=METRIC[task], title=f"{task}")
         ax2.axhline(0, color="k", lw=0.8)
-        ax2.set(xscale="log", xlabel="model parameters", ylabel=f"full FT minus method ({METRIC[task]})", title=task)
+        ax2.set(xlabel="model parameters (log scale)", ylabel=f"full FT minus method ({METRIC[task]}), +- sd",
+                title=task)
+        for a in (ax, ax2):
+            log_ticks(a, tt["rung_params"].unique(), base=10)
+            a.tick_params(axis="x", labelsize=7)
         ax.legend(fontsize=7)
         ax2.legend(fontsize=7)
     fig.tight_layout()
