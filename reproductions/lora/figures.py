@@ -52,8 +52,10 @@ def l4_rank(ranks, means, stds, full_mean: float, chance: float, zero_shot: floa
     ax2 = ax.twinx()
     ax2.plot(ranks, [m / MiB for m in mems], "s--", color="tab:red", ms=3, label="training memory (MiB)")
     ax2.set_ylabel("training memory, measured (MiB)", color="tab:red")
-    ax2.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="lower right")
+    ax2.set_ylim(0, 1.15 * max([m / MiB for m in mems if m == m] or [1.0]))
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower right")
     save_figure(fig, path)
 
 
@@ -75,7 +77,8 @@ def l6_rank(ranks, gaps, k: int, energy, energy_random, energy_null, path: Path)
                          label="full FT on permuted answers (null)")
         axes[1].plot([int(x) for x in param(energy_random, "r")], energy_random["value"], "s--",
                      label="Gaussian matrix, same shape")
-        axes[1].set(xscale="log", xlabel="top r singular directions", ylabel="share of energy (sum s_i^2)",
+        axes[1].set(xlabel="top r singular directions", ylabel="share of energy (sum s_i^2)",
                     title="spectrum of dW = W_ft - W_0 (c_attn)")
+        log_ticks(axes[1], [int(x) for x in param(energy, "r")])
         axes[1].legend(fontsize=7)
     save_figure(fig, path)

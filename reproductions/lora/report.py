@@ -163,7 +163,8 @@ def _toy_memory_section(df: pd.DataFrame, tm: pd.DataFrame, settings: dict, rung
         st = value(tm, "step_time_ratio_vs_full", **where)
         pk = value(tm, ["peak_rss_delta_bytes", "peak_cuda_bytes"], **where)
         rows.append([label, fmt_bytes(v["weights"]), fmt_bytes(v["gradients"]), fmt_bytes(v["optimizer"]),
-                     fmt_bytes(v["activations"]), fmt_bytes(v["total"]), f"{mo:.4f}", num(mi),
+                     fmt_bytes(v["activations"]), fmt_bytes(v["total"]), f"{mo:.4f}",
+                     f"{mi:.4f}" if finite(mi) else MISSING,
                      f"{rv if finite(rv) else 1.0:.3f}", f"{st:.2f}", fmt_bytes(pk)])
     figures.memory_parts(bars, rung, out / "memory_parts.png")
     return [f"## A2, L3, L4: training memory measured on `{rung}` (toy)", "",
@@ -298,15 +299,15 @@ def _l6_section(df: pd.DataFrame, settings: dict, rung: str, out: Path) -> list[
     en, er = select(df, "l6_fullft_energy_top_r"), select(df, "l6_random_energy_top_r")
     es = select(df, "l6_shuffled_energy_top_r")
     if not en.empty:
-        null = {params_of(a.params)["r"]: a.value for a in es.itertuples()}
+        null = {params_of(a.params)["r"]: f"{a.value:.3f}" for a in es.itertuples()}
+        rows = [[r, f"{a.value:.3f}", null.get(r, MISSING), f"{b.value:.3f}"]
+                for a, b in zip(en.itertuples(), er.itertuples()) for r in [params_of(a.params)["r"]]]
         lines += ["", "Full fine-tuning update dW = W_ft - W_0 on the knowledge task, c_attn of every layer, mean over "
                   "layers and seeds: share of energy in the top r singular directions, against the null (full FT "
                   "at the same lr and steps on the same prompts with answers permuted within each attribute: "
                   "training alike, nothing stored to adapt to) and a Gaussian matrix of the same shape (a weak "
                   "null, reported only).", "",
-                  md_table(["r", "dW", "dW, permuted answers (null)", "Gaussian"],
-                           [[params_of(a.params)["r"], f"{a.value:.3f}", num(null.get(params_of(a.params)["r"])),
-                             f"{b.value:.3f}"] for a, b in zip(en.itertuples(), er.itertuples())])]
+                  md_table(["r", "dW", "dW, permuted answers (null)", "Gaussian"], rows)]
     lines += _subspace_lines(df)
     figures.l6_rank(rs6, gaps, k, en, er, es, out / "l6_rank.png")
     return lines + ["", "![intrinsic rank](l6_rank.png)", ""]
