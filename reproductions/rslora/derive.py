@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.report_tools import with_params
+from bench.report_tools import params_of, with_params
 from reproductions.rslora.settings import METHODS
 
 # (per-run step-mean metric, name in the derived metric): the norms whose power of r is fitted
@@ -33,9 +33,14 @@ def sample_sd(v) -> float:
     return float(np.std(v, ddof=1)) if len(v) >= 2 else math.nan
 
 
-def per_run_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """results.csv's per-run rows (method lora / rslora) as the per-run frame: lr, method, r, seed, metric, value."""
-    d = with_params(df[df["method"].isin(METHODS)], "r", "lr")
+def per_run_frame(df: pd.DataFrame, roles=("main", "second")) -> pd.DataFrame:
+    """results.csv's per-run rows (method lora / rslora) of the lr_roles `roles` as the per-run frame: lr, method,
+    r, seed, metric, value. The default (the runs at the lrs) never mixes in the search or the tuned runs, which
+    `derive` would group with the main runs of the same lr. A tuned row's lr (a pick) is read from its info."""
+    d = with_params(df[df["method"].isin(METHODS)], "r", "lr", "lr_role")
+    d = d[d["lr_role"].isin(roles)]
+    picked = d["info"].map(lambda s: params_of(s).get("lr")) if "info" in d else None
+    d = d.assign(lr=d["lr"].where(d["lr"].notna(), picked))
     return d[["lr", "method", "r", "seed", "metric", "value"]]
 
 

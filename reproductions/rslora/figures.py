@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report_tools import log_ticks, num, pyplot, save_figure, select, with_params
-from reproductions.rslora.derive import per_rank
+from reproductions.rslora.derive import per_rank, per_run_frame
 from reproductions.rslora.settings import METHODS
 
 TITLE = {"lora": "LoRA (alpha/r)", "rslora": "rsLoRA (alpha/sqrt(r))"}       # a panel per scaling
@@ -129,6 +129,25 @@ def scaling_vs_rank(out: Path, df: pd.DataFrame, alpha: float) -> tuple[str, str
     return "the scaling read from the modules vs the formulas", "scaling_vs_rank.png"
 
 
+def tuned_loss_vs_rank(out: Path, df: pd.DataFrame) -> tuple[str, str] | None:
+    """Final held-out loss at each (scaling, rank)'s own searched lr against r, seed mean +- sd, the pick
+    written beside each point; None when the run has no tuned runs."""
+    pr = per_rank(per_run_frame(df, roles=("tuned",)), "final_heldout_loss").sort_values(["method", "r"])
+    if pr.empty:
+        return None
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.8))
+    _errorbars(ax, pr)
+    for row in pr.itertuples():
+        ax.annotate(f"{row.lr:g}", (row.r, row.mean), textcoords="offset points", xytext=(4, 4), fontsize=6)
+    ax.set(xlabel="rank r", ylabel="final held-out loss (nats/token)", title="each at its own lr, searched per rank")
+    log_ticks(ax, pr["r"])
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out / "tuned_loss_vs_rank.png")
+    return ("final held-out loss vs rank, each scaling at its own lr searched per rank (seed mean +- sd; the pick "
+            "beside each point)", "tuned_loss_vs_rank.png")
+
+
 def draw_all(out: Path, df: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFrame, alpha: float, lrs, main_lr,
              ranks) -> list[tuple[str, str]]:
     """Every figure that has data: [(title, file name)]."""
@@ -136,5 +155,5 @@ def draw_all(out: Path, df: pd.DataFrame, runs: pd.DataFrame, curves: pd.DataFra
         return []
     figs = [loss_curves(out, curves, lrs, ranks), final_loss_vs_rank(out, runs, lrs, ranks),
             gradnorm_vs_rank(out, runs, lrs, ranks), gradnorm_curves(out, curves, main_lr, ranks),
-            scaling_vs_rank(out, df, alpha)]
+            scaling_vs_rank(out, df, alpha), tuned_loss_vs_rank(out, df)]
     return [f for f in figs if f is not None]

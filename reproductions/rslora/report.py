@@ -9,7 +9,7 @@ import pandas as pd
 from bench.claims import get
 from bench.fileio import atomic_write_text
 from bench.report import checks_markdown, group_verdicts
-from bench.report_tools import md_table, num, params_of, select, value
+from bench.report_tools import md_table, num, params_of, select, value, with_params
 from bench.schema import read_meta, read_results
 from reproductions.rslora.derive import per_rank, per_run_frame
 from reproductions.rslora.figures import draw_all
@@ -53,7 +53,8 @@ def header(st: dict, meta: dict, ranks, lrs) -> list[str]:
         f"(RANKS capped at the targets' width)",
         f"- AdamW, {st.get('steps')} steps, batch {st.get('batch')}, warmup {st.get('warmup')} then cosine to 10%, "
         f"grad clip 1.0 (bench.train); learning rates {', '.join(num(x) for x in lrs)} "
-        f"(the first decides the verdict); seeds {meta.get('seeds', [])}",
+        f"(the first decides the checks at the main lr; rsLoRA vs LoRA at the largest rank is decided at lrs "
+        f"searched per rank, see 'Learning rates tuned per rank'); seeds {meta.get('seeds', [])}",
         f"- profile `{meta.get('profile', '?')}`, {meta.get('wall_s', '?')} s wall, {threads}, load average at end "
         f"{num(meta.get('load_average_1m_at_end'), 3)}; versions: {meta.get('versions', '?')}", "",
         "## Verdict", "",
@@ -109,6 +110,45 @@ def derived_section(df: pd.DataFrame, lrs) -> list[str]:
     return L + [""]
 
 
+def _grid_cell(points: pd.DataFrame, best) -> str:
+    """One search's points as "lr: val loss", the pick in bold."""
+    cells = [f"{num(lr)}: {num(v, 3)}" for lr, v in zip(points["lr"], points["value"])]
+    return ", ".join(f"**{c}**" if lr == best else c for c, lr in zip(cells, points["lr"]))
+
+
+def tuned_section(df: pd.DataFrame, st: dict, meta: dict) -> list[str]:
+    """Per rank and scaling: the lr search on validation loss (grid, pick, interior) and the tuned runs' final
+    held-out loss (every seed at the pick); [] when the run has no search (an older results.csv)."""
+    pts = with_params(select(df, "lr_search_val_loss"), "r", "lr").sort_values(["r", "lr"])
+    chosen = with_params(select(df, "lr_search_pick_interior"), "r")
+    if pts.empty or chosen.empty:
+        return []
+    held = per_rank(per_run_frame(df, roles=("tuned",)), "final_heldout_loss")
+    rows, diffs = [], []
+    for c in chosen.itertuples():
+        best = params_of(c.info).get("lr")
+        at = held[(held["method"] == c.method) & (held["r"] == c.r)]
+        loss = (f"{num(at['mean'].iloc[0])} +- {num(at['sd'].iloc[0], 2)} (n={int(at['n'].iloc[0])})"
+                if len(at) else "-")
+        rows.append([int(c.r), c.method, _grid_cell(pts[(pts["method"] == c.method) & (pts["r"] == c.r)], best),
+                     num(best), "yes" if c.value == 1 else "no", loss])
+    for r in sorted(held["r"].unique()):
+        diffs.append(f"r = {int(r)}: {num(_cell(held, 'rslora', r) - _cell(held, 'lora', r), 3)}")
+    ok = value(df, "lora_lr_tuned_per_rank")
+    return ["## Learning rates tuned per rank", "",
+            f"Seed {meta.get('seeds', ['?'])[0]} of every scaling and rank trained at each lr of the grid "
+            f"{', '.join(num(x) for x in st.get('search_lrs', []))}, scored by its final validation loss "
+            f"(nats/token, {meta.get('validation_rows', '?')} rows of the task's validation people); while the best "
+            f"point sat on an edge the grid grew by {num(st.get('search_factor'))}x past it (at most "
+            f"{st.get('search_extensions', '?')} rounds, bench.lrsearch). Every seed then trained at the pick and was "
+            "scored on the test people (lr_role tuned; a pick equal to one of the lrs above reuses those runs). "
+            "A diverged point scores `-` (the worst).", "",
+            md_table(["r", "scaling", "val loss per lr searched (pick in bold)", "pick", "interior",
+                      "held-out loss at the pick"], rows), "",
+            "rsLoRA minus LoRA final held-out loss at their picks (seed means): " + "; ".join(diffs) + ". "
+            f"Every LoRA pick interior (L7's precondition): {'yes' if ok == 1 else 'no' if ok == 0 else '-'}.", ""]
+
+
 def smoothness_section(runs: pd.DataFrame) -> list[str]:
     rough = per_rank(runs, "train_loss_roughness") if not runs.empty else pd.DataFrame()
     if rough.empty:
@@ -143,7 +183,8 @@ def write_report(out: Path) -> Path:
     ranks = sorted(runs["r"].unique()) if not runs.empty else []
     figs = draw_all(out, df, runs, curves, float(st.get("alpha", 1.0)), lrs, main_lr, ranks)
     L = (header(st, meta, ranks, lrs) + [checks_markdown(group_verdicts(GROUP, out)), ""] + DEFINITIONS
-         + rank_section(df, runs, lrs, main_lr) + derived_section(df, lrs) + smoothness_section(runs)
+         + rank_section(df, runs, lrs, main_lr) + derived_section(df, lrs) + tuned_section(df, st, meta)
+         + smoothness_section(runs)
          + figures_section(figs))
     path = out / "report.md"
     atomic_write_text(path, "\n".join(L) + "\n")
