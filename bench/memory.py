@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from bench import BenchError
-from bench.probes import SavedTensors, reset_peak_rss, rss_bytes, unique_bytes
+from bench.probes import SavedTensors, quiet_native_stderr, reset_peak_rss, rss_bytes, unique_bytes
 
 PRECISIONS = {
     # name: (bytes per weight, per gradient, per optimizer-state element, fp32 master copy?, bytes per activation)
@@ -724,7 +724,7 @@ def measure_peak(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
         torch.cuda.synchronize()
         return Peak(*map(float, parts), float(torch.cuda.max_memory_allocated() - before))
     from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     cur = peak = 0

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import re
 import resource
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from typing import Iterable
 
 import torch
@@ -119,3 +121,20 @@ class PeakRSS:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, rss_bytes())
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Silence file descriptor 2 for the block: torch's profiler (kineto) prints `profiler_start` /
+    `profiler_stop` lines from C++ on every use, with no setting to turn them off. Python exceptions still
+    propagate (and print after the block)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+

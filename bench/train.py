@@ -138,6 +138,32 @@ def _progress(total: int, cfg_progress: bool, desc: str):
     return tqdm(total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False)
 
 
+def _optimizer(params, cfg: TrainConfig, device: torch.device):
+    """(AdamW with weight decay on matrices only, the autocast dtype or None, a GradScaler or None: FP16
+    autocast with loss scaling, on CUDA or where `loss_scale_cpu` asks for it)."""
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.autocast)
+    scale_here = device.type == "cuda" or cfg.loss_scale_cpu
+    scaler = torch.amp.GradScaler(device.type, init_scale=cfg.init_scale) if (
+        amp_dtype == torch.float16 and cfg.loss_scale and scale_here) else None
+    return opt, amp_dtype, scaler
+
+
+def _batch_indices(n_rows: int, cfg: TrainConfig):
+    """Each step's row indices, forever: epochs of a fresh permutation under `cfg.seed` (or the row order when
+    not shuffling), batches running across epoch edges."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    order: list[int] = []
+    while True:
+        while len(order) < cfg.batch_size:              # new epoch
+            order += torch.randperm(n_rows, generator=gen).tolist() if cfg.shuffle else list(range(n_rows))
+        idx, order = order[:cfg.batch_size], order[cfg.batch_size:]
+        yield idx
+
+
 def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = None,
           on_step: Callable | None = None) -> TrainResult:
     """Train `model` in place on `train_data` (rows with input_ids and optional labels).
@@ -158,16 +184,8 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise BenchError("the model has no trainable parameters (nothing requires grad)")
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
-    amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.autocast)
-    scale_here = device.type == "cuda" or cfg.loss_scale_cpu
-    scaler = torch.amp.GradScaler(device.type, init_scale=cfg.init_scale) if (
-        amp_dtype == torch.float16 and cfg.loss_scale and scale_here) else None
-    gen = torch.Generator().manual_seed(cfg.seed)
-    order: list[int] = []
+    opt, amp_dtype, scaler = _optimizer(params, cfg, device)
+    batches = _batch_indices(len(rows), cfg)
     res = TrainResult(trainable_params=sum(p.numel() for p in params))
     step_times = []
     t_start = time.perf_counter()
@@ -175,10 +193,7 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     model.train()
     for step in range(cfg.steps):
         t0 = time.perf_counter()
-        while len(order) < cfg.batch_size:              # new epoch: fresh permutation (or row order)
-            order += torch.randperm(len(rows), generator=gen).tolist() if cfg.shuffle else list(range(len(rows)))
-        idx, order = order[:cfg.batch_size], order[cfg.batch_size:]
-        batch = {k: v.to(device) for k, v in collate([rows[i] for i in idx]).items()}
+        batch = {k: v.to(device) for k, v in collate([rows[i] for i in next(batches)]).items()}
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr

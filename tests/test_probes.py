@@ -1,6 +1,8 @@
+import os
+
 import torch
 
-from bench.probes import SavedTensors, storage_key, unique_bytes
+from bench.probes import SavedTensors, quiet_native_stderr, storage_key, unique_bytes
 
 
 def test_saved_tensors_counts_each_storage_once_and_skips_excluded():
@@ -17,3 +19,11 @@ def test_views_share_a_storage():
     t = torch.zeros(10)
     assert storage_key(t[:5])[0] == storage_key(t)[0]
     assert unique_bytes([t, t[:5], None]) == 40
+
+
+def test_quiet_native_stderr_silences_fd2_and_restores_it(capfd):
+    with quiet_native_stderr():
+        os.write(2, b"hidden\n")
+    os.write(2, b"shown\n")
+    err = capfd.readouterr().err
+    assert "hidden" not in err and "shown" in err
