@@ -15,6 +15,13 @@ quantization sees the values).
 `plant_outliers` scales a few dimensions of the MLP's input (via the preceding LayerNorm's weight and
 bias) and divides the matching rows of the MLP's first weight by the same factor, so the FP32 function
 is unchanged while the int8 layer sees outliers: the mechanism by which plain int8 breaks.
+
+`plant_outliers_all_ln` does the same at the paper's magnitudes on EVERY LayerNorm output that feeds a Linear
+in GPT-2 blocks (ln_1 -> attn.c_attn and ln_2 -> mlp.c_fc, all layers), the same dims everywhere (the paper's
+outliers are systematic: the same few dims in every layer, Dettmers et al. 2022 Sec. 4.1, Fig. 3). Each
+(LayerNorm, dim) gets its own factor, chosen from that dim's RMS on a calibration batch so that the planted dim's
+RMS becomes `target_rms` (default 20): values then sit around 20 with peaks near 60, and most positions reach
+|x| >= 6, as at 6.7B where 75% of positions are affected (Sec. 4.1: "outliers ... up to magnitude 60").
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ OUTLIER_MAGNITUDE = 6.0
 LAYER_SHARE = 0.25
 POSITION_SHARE = 0.06
 BULK_RANGE = 3.5
+PLANT_TARGET_RMS = 20.0   # all-LN planting: RMS of a planted dim (|x| ~ 20, peaks ~ 60: the paper's 6..60)
+MIN_CALIBRATION_RMS = 1e-3   # a dim quieter than this on the calibration batch has no usable scale
 
 
 @dataclass
@@ -157,12 +166,70 @@ def plant_outliers(model: nn.Module, dims: list[int], scale: float, layers: list
                                                         blocks[i].mlp.c_fc.weight) if t is not None])
     idx = torch.tensor(dims)
     for i in layers:
-        ln, fc = blocks[i].ln_2, blocks[i].mlp.c_fc
-        ln.weight[idx] *= scale
-        if ln.bias is not None:
-            ln.bias[idx] *= scale
-        if isinstance(fc, nn.Linear):
-            fc.weight[:, idx] /= scale     # (out, in)
-        else:
-            fc.weight[idx, :] /= scale     # Conv1D: (in, out)
+        _scale_pair(blocks[i].ln_2, blocks[i].mlp.c_fc, idx, scale)
     return model
+
+
+def _scale_pair(ln: nn.LayerNorm, lin: nn.Module, idx: torch.Tensor, scale) -> None:
+    """Multiply LayerNorm output dims `idx` by `scale` (a float, or a tensor (len(idx),)) and divide the matching
+    input rows of the Linear / Conv1D reading it: x W is unchanged up to rounding. In place."""
+    ln.weight[idx] *= scale
+    if ln.bias is not None:
+        ln.bias[idx] *= scale
+    if isinstance(lin, nn.Linear):
+        lin.weight[:, idx] /= scale                                  # (out, in): columns are inputs
+    else:
+        lin.weight[idx, :] /= scale if not torch.is_tensor(scale) else scale[:, None]   # Conv1D: (in, out)
+
+
+def all_ln_pairs(model: nn.Module) -> list[tuple[str, nn.LayerNorm, nn.Module]]:
+    """(LayerNorm name, LayerNorm, the Linear it feeds) for every GPT-2 block: ln_1 -> attn.c_attn, ln_2 -> mlp.c_fc."""
+    blocks = _gpt2_blocks(model)
+    if not all(hasattr(b, "ln_1") and hasattr(getattr(b, "attn", None), "c_attn") for b in blocks):
+        raise BenchError(f"all-LN planting needs GPT-2 blocks (ln_1 -> attn.c_attn), got {type(model).__name__}")
+    return [(f"transformer.h.{i}.{ln}", getattr(b, ln), lin) for i, b in enumerate(blocks)
+            for ln, lin in (("ln_1", b.attn.c_attn), ("ln_2", b.mlp.c_fc))]
+
+
+@torch.no_grad()
+def _dim_rms(model: nn.Module, norms: list[nn.Module], ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """RMS over the positions of `ids` (B, T) of dims `idx` of each LayerNorm's output -> (len(norms), len(idx))."""
+    got: list[torch.Tensor] = [None] * len(norms)
+    hooks = [n.register_forward_hook(lambda mod, i, o, k=k: got.__setitem__(k, o[..., idx].reshape(-1, len(idx))))
+             for k, n in enumerate(norms)]
+    was = model.training
+    model.eval()
+    try:
+        model(input_ids=ids)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return torch.stack([g.double().pow(2).mean(0).sqrt() for g in got]).float()
+
+
+@torch.no_grad()
+def plant_outliers_all_ln(model: nn.Module, dims: list[int], calibration_ids: torch.Tensor,
+                          target_rms: float = PLANT_TARGET_RMS) -> tuple[nn.Module, torch.Tensor]:
+    """Plant outlier dims `dims` on every LayerNorm output that feeds a Linear (`all_ln_pairs`), compensated in
+    that Linear's input rows: the FP32 function is unchanged (up to rounding). The factor of (LayerNorm l, dim d)
+    is target_rms / RMS(x_ld) on `calibration_ids` (B, T), all measured on the model before any change (the
+    function, hence every LayerNorm's input, is the same after planting). In place; returns (model, the factors
+    (2 * n_layer, len(dims)), in all_ln_pairs order): measured values, for a row's info, not its identity."""
+    pairs = all_ln_pairs(model)
+    hidden = pairs[0][1].weight.shape[0]
+    if not dims or any(not (0 <= d < hidden) for d in dims) or len(set(dims)) != len(dims):
+        raise BenchError(f"plant_outliers_all_ln needs distinct dims in [0, {hidden}), got {dims}")
+    if not (0 < target_rms < float("inf")):
+        raise BenchError(f"plant_outliers_all_ln needs a finite target_rms > 0, got {target_rms}")
+    _refuse_shared(model, [t for _, ln, lin in pairs for t in (ln.weight, ln.bias, lin.weight) if t is not None])
+    idx = torch.tensor(dims)
+    rms = _dim_rms(model, [ln for _, ln, _ in pairs], calibration_ids, idx)          # (2L, n)
+    if bool((rms < MIN_CALIBRATION_RMS).any()):
+        k, j = (int(v) for v in torch.nonzero(rms < MIN_CALIBRATION_RMS)[0])
+        raise BenchError(f"plant_outliers_all_ln: dim {dims[j]} of {pairs[k][0]} has RMS {float(rms[k, j]):.2g} on "
+                         f"the calibration batch (< {MIN_CALIBRATION_RMS:g}): no usable factor; plant other dims")
+    scales = target_rms / rms
+    for (_, ln, lin), s in zip(pairs, scales):
+        _scale_pair(ln, lin, idx, s)
+    return model, scales

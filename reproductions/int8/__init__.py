@@ -12,8 +12,14 @@ before and after planting outlier features, and an outlier census per rung. The 
 weights and int8 conversion is deterministic, so each rung is evaluated once (seed = its pretraining seed),
 not once per --seeds entry. `--model a,b,...` replaces the ladder entries (the paper-scale path).
 
+Issue 15's measures, reported beside them (claims Q4 / Q5, metric names no current rule reads; `degradation.py`):
+per rung and planted variant ("none", "ln_2", "all_ln": every LayerNorm output that feeds a Linear planted at the
+paper's magnitudes), KL(p_fp32 || p_int8) per token on the held-out blocks and answer-token NLL / accuracy on the
+rung's knowledge task for each quantizer, and the census of LayerNorm outputs that feed a Linear (share |x| >= 6,
+top magnitudes, kurtosis per layer); MiniLM's census and embedding cosine under int8 (`minilm.py`, scale real).
+
 Files: `settings.py` (names, bands, constants, settings per profile), `exact.py`, `bnb.py`, `models.py`,
-`run.py` (the recipe), `report.py` (report.md and figures).
+`degradation.py`, `minilm.py`, `run.py` (the recipe), `report.py` and `report_deg.py` (report.md and figures).
 """
 
 from .bnb import bnb_layer, bnb_outlier_cols, parity_inputs, quiet_bnb

@@ -11,6 +11,10 @@ Paper-scale path: `--model a,b,...` (rung names, local HF folders or hub ids, vi
 replaces the ladder entries; each model is evaluated on the same held-out text through its own tokenizer.
 Planting (and the planted sweep) needs GPT-2 blocks (ln_2 -> mlp.c_fc): other architectures get the
 FP32/int8 perplexity table, the census and Q6 only.
+
+After these, each model gets issue 15's reported rows (`degradation.py`): per planted variant (none, ln_2, and for
+GPT-2 all_ln), the census of LayerNorm outputs that feed a Linear, KL to FP32 per quantizer, and for rungs the
+knowledge task's answer NLL and accuracy (QA prompts about test people, `bench.data.tasks.knowledge_task`).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ from bench.numerics.int8_linear import METHODS, quantize_model, storage_bytes
 from bench.numerics.outliers import outlier_census, plant_outliers
 from bench.repro import RunContext
 from bench.schema import Recorder
+from bench.data.tasks import knowledge_task
 from bench.train import perplexity
 
-from .settings import PLANT_DIMS, PLANT_SCALE, THRESHOLD, Settings
+from .degradation import all_ln_variant, variant_rows
+from .settings import PLANT_DIMS, PLANT_SCALE, TASK_FORMAT, THRESHOLD, Settings
 
 LAYER_METHODS = ("absmax", "vectorwise", "llm_int8")   # the supporting layer-error and sweep rows
 
@@ -70,15 +76,24 @@ def _positions(model) -> int:
 
 
 def model_entries(specs: list[str], ladder: str, s: Settings):
-    """Yield (name, model, eval batches, scale) for each spec (rung name, local folder or hub id), loaded
-    one at a time through `bench.models.load_model`; all are evaluated on the ladder world's held-out text."""
+    """Yield (name, model, eval batches, scale, knowledge test split or None) for each spec (rung name, local
+    folder or hub id), loaded one at a time through `bench.models.load_model`; all are evaluated on the ladder
+    world's held-out text. The knowledge task (QA format, test people) needs the rung's own world and tokenizer:
+    rungs only."""
     world = load_world(rung_names(ladder)[0])
     for spec in specs:
         model, tok = load_model(spec, ladder)
         name = spec if spec in SPECS else Path(spec).name or spec
         seq_len = min(s.seq_len, _positions(model))
+        task = knowledge_task(load_world(spec), tok, fmt=TASK_FORMAT)["test"] if spec in SPECS else None
         yield name, model, heldout_batches(world, tok, seq_len, s.batch_size, s.eval_batches), \
-            "toy" if spec in SPECS else "paper"
+            "toy" if spec in SPECS else "paper", task
+
+
+def task_name(model: str) -> str:
+    """The data column of a model's knowledge-task rows: the rung's world (a model given its own task: generic)."""
+    w = SPECS.get(model)
+    return f"world-{w.world}-seed{w.world_seed}-knowledge-{TASK_FORMAT}-test" if w else f"knowledge-{TASK_FORMAT}-test"
 
 
 def entry_specs(ctx: RunContext) -> list[str]:
@@ -102,9 +117,10 @@ def _is_gpt2(model) -> bool:
 
 @torch.no_grad()
 def model_rows(rec: Recorder, entries, seed: int, s: Settings, data_name: str, sweep: bool = True,
-               scale: str = "toy") -> None:
-    """entries: (name, model, eval batches). Planting and the layer error need GPT-2 blocks; other models
-    get the unplanted table, the census and Q6."""
+               scale: str = "toy", tasks: dict | None = None) -> None:
+    """entries: (name, model, eval batches); tasks: {name: knowledge test split} where the model has one.
+    Planting and the layer error need GPT-2 blocks; other models get the unplanted table, the census and Q6.
+    Then issue 15's reported rows (degradation.py) per planted variant: none, ln_2, and all_ln (GPT-2)."""
     pp = {"dims": list(PLANT_DIMS), "scale": PLANT_SCALE}
     for name, model, batches in entries:
         kw = dict(model=name, data=data_name, seed=seed, scale=scale)
@@ -118,6 +134,11 @@ def model_rows(rec: Recorder, entries, seed: int, s: Settings, data_name: str, s
             for sc in (s.sweep_scales if sweep else ()):
                 sweep_rows(rec, name, model, batches, sc, kw)
         q6_rows(rec, model, kw)
+        named = [("ln_2" if planted else "none", m) for planted, m in variants]
+        if len(variants) > 1:
+            named.append(("all_ln", all_ln_variant(rec, model, batches, kw)))
+        task = (tasks or {}).get(name)
+        variant_rows(rec, named, batches, task, task_name(name) if task is not None else None, kw)
 
 
 def planted_variants(rec: Recorder, name: str, model, ids: torch.Tensor, pp: dict, kw: dict) -> list:

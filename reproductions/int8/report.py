@@ -13,6 +13,8 @@ from bench.report_tools import md_table, num, params_where, pyplot, save_figure,
 from bench.schema import param, read_meta, read_results
 
 from .models import LAYER_METHODS
+from .report_deg import census_section as ln_census_section
+from .report_deg import degradation_section, minilm_section, planting_section
 from .settings import EXAMPLE_Q2, GROUP, PLANT_DIMS, PLANT_SCALE
 
 
@@ -21,7 +23,9 @@ def report(out_dir: Path) -> None:
     df, tm, meta = read_results(out_dir), read_results(out_dir, timing=True), read_meta(out_dir)
     L = header(meta, group_verdicts(GROUP, out_dir))
     for section in (worked_section(df), parity_section(df), latency_section(tm, meta), ppl_section(df, out_dir),
-                    sweep_section(df, out_dir), layer_error_section(df), census_section(df), q6_section(df)):
+                    sweep_section(df, out_dir), layer_error_section(df), census_section(df),
+                    degradation_section(df), planting_section(df), ln_census_section(df, out_dir),
+                    minilm_section(df, meta), q6_section(df)):
         L += section
     atomic_write_text(out_dir / "report.md", "\n".join(L) + "\n")
 

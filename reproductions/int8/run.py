@@ -1,5 +1,6 @@
 """The int8 group's measurement recipe: the exact parts, parity with bitsandbytes and latency, then every model
-(the profile's ladder rungs, or --model's entries) on the ladder world's held-out text."""
+(the profile's ladder rungs, or --model's entries) on the ladder world's held-out text, then MiniLM (issue 15's
+census and embedding cosine on a real checkpoint; the ladder run only)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bench.train import num_threads
 
 from .bnb import bnb_parity, latency
 from .exact import bloom_q6, vectorwise_checks, worked_examples
+from .minilm import minilm_rows
 from .models import entry_specs, model_entries, model_rows
 from .settings import CLAIMS, GROUP, SETTINGS, VECTORWISE_SHAPES
 
@@ -34,8 +36,11 @@ def run(ctx: RunContext) -> Recorder:
         # fixed pretrained weights + deterministic int8: one evaluation per model; seed = the rung's
         # pretraining seed (0 for other models)
         entries = model_entries(specs, ctx.profile.ladder, s)
-        for name, model, batches, scale in ctx.progress(entries, total=len(specs), desc="int8 models"):
+        for name, model, batches, scale, task in ctx.progress(entries, total=len(specs), desc="int8 models"):
             seed = SPECS[name].seed if name in SPECS else 0
-            model_rows(rec, [(name, model, batches)], seed, s, data_name, scale=scale)
+            model_rows(rec, [(name, model, batches)], seed, s, data_name, scale=scale,
+                       tasks={name: task} if task is not None else None)
+        if not ctx.model and s.minilm_snippets:     # the ladder run; --model runs only the models it names
+            minilm_rows(rec, s.minilm_snippets)
     rec.notes["int8_config"] = repr(s)
     return rec

@@ -1,4 +1,5 @@
-"""Outlier census and planting outliers (Q5): function preserved, census finds them, plain int8 breaks."""
+"""Outlier census and planting outliers (Q5): function preserved, census finds them, plain int8 breaks; the all-LN
+planting at the paper's magnitudes (issue 15)."""
 
 import copy
 
@@ -8,7 +9,8 @@ import torch.nn as nn
 
 from bench import BenchError
 from bench.numerics.int8_linear import quantize_model
-from bench.numerics.outliers import census_from_states, outlier_census, plant_outliers
+from bench.numerics.ln_census import ln_census
+from bench.numerics.outliers import all_ln_pairs, census_from_states, outlier_census, plant_outliers, plant_outliers_all_ln
 from bench.numerics.toy import ToyLMConfig, tiny_gpt2
 
 
@@ -96,3 +98,39 @@ def test_plant_outliers_refuses_tied_tensors_before_writing(model_and_ids):
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
     with pytest.raises(BenchError, match="tied weights"):                     # one layer, still shared: refused
         plant_outliers(model, [1], 4.0, layers=[1])
+
+
+# ---------------------------------------------------------------- all-LN planting (issue 15)
+@torch.no_grad()
+def test_all_ln_planting_keeps_fp32_and_reaches_the_paper_magnitudes(model_and_ids):
+    model, batches = model_and_ids
+    planted, factors = plant_outliers_all_ln(copy.deepcopy(model), [1, 7], batches[0], target_rms=20.0)
+    for ids in batches:                                                       # the calibration batch and another
+        assert float((planted(input_ids=ids).logits - model(input_ids=ids).logits).abs().max()) <= 1e-4
+    assert factors.shape == (2 * 2, 2) and bool((factors > 1).all())          # (ln_1, ln_2) x 2 blocks, 2 dims
+    names = [n for n, _, _ in all_ln_pairs(planted)]
+    assert names == ["transformer.h.0.ln_1", "transformer.h.0.ln_2", "transformer.h.1.ln_1", "transformer.h.1.ln_2"]
+    c, states = ln_census(planted, batches[:1])
+    assert c.names == names and c.outlier_dims == [1, 7] and c.layers_affected == 1.0
+    for X in states:                                                          # every LayerNorm: RMS 20 on the
+        rms = X[:, [1, 7]].double().pow(2).mean(0).sqrt()                     # calibration batch, peaks 20-100
+        assert torch.allclose(rms, torch.full_like(rms, 20.0), rtol=1e-3)
+        assert 20.0 <= float(X[:, [1, 7]].abs().max()) <= 100.0
+        others = [d for d in range(X.shape[1]) if d not in (1, 7)]
+        assert float(X[:, others].abs().max()) < 6.0                          # the rest untouched
+    assert ln_census(model, batches[:1])[0].outlier_dims == []
+
+
+def test_all_ln_planting_bad_input(model_and_ids):
+    model, batches = model_and_ids
+    for dims, target, msg in (([], 20.0, "distinct dims"), ([32], 20.0, "distinct dims"), ([1], 0.0, "target_rms")):
+        with pytest.raises(BenchError, match=msg):
+            plant_outliers_all_ln(copy.deepcopy(model), dims, batches[0], target)
+    quiet = copy.deepcopy(model)
+    with torch.no_grad():                                                     # dim 3 of block 1's ln_1 is always 0
+        quiet.transformer.h[1].ln_1.weight[3] = 0.0
+        quiet.transformer.h[1].ln_1.bias[3] = 0.0
+    with pytest.raises(BenchError, match=r"dim 3 of transformer\.h\.1\.ln_1 has RMS"):
+        plant_outliers_all_ln(quiet, [3], batches[0])
+    with pytest.raises(BenchError, match="GPT-2-style"):
+        plant_outliers_all_ln(nn.Sequential(nn.Linear(2, 2)), [0], batches[0])

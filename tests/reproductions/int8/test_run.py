@@ -24,7 +24,7 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     assert set(df["claim"]) == set(int8.CLAIMS)
     toy = df[df["scale"] == "toy"]
     assert set(toy["model"]) == {"smoke-a", "smoke-b"}          # the smoke ladder's rungs, not Markov toys
-    assert set(toy["data"]) == {"world-smoke-seed0-heldout"}
+    assert set(toy["data"]) == {"world-smoke-seed0-heldout", "world-smoke-seed0-knowledge-qa-test"}   # issue 15: answers
     fp32 = toy[toy["metric"] == "fp32_ppl"]
     assert len(fp32) == 4 and fp32["value"].between(1.0, 50.0).all()   # 2 rungs x (plain, planted), pretrained
     verdicts = {v.claim.id: v.status for v in group_verdicts("int8", tmp_path)}
@@ -40,6 +40,12 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     assert "bitsandbytes" in text and "## Q5" in text and "## Q6" in text
     assert (tmp_path / "int8_ppl.png").stat().st_size > 0
+    # issue 15's reported rows: per rung and planted variant, in the report with the kurtosis figure
+    kl = toy[toy["metric"] == "deg_kl_per_token"]
+    assert len(kl) == 2 * 3 * 4 and set(param(kl, "planted")) == {"none", "ln_2", "all_ln"}   # rungs x variants x methods
+    assert len(toy[toy["metric"] == "deg_answer_accuracy"]) == 2 * 3 * 5                     # fp32 too
+    assert "Issue 15: int8 degradation" in text and "LayerNorm outputs that feed a Linear" in text
+    assert (tmp_path / "lncensus_kurtosis.png").stat().st_size > 0
 
 
 def _tiny_opt(folder):
