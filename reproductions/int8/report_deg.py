@@ -1,4 +1,4 @@
-"""The int8 report's issue-15 sections (reported, not judged): degradation per quantizer and rung (KL, answer NLL),
+"""The int8 report's issue-15 sections : degradation per quantizer and rung (KL, answer NLL),
 the all-LN planting, the census of LayerNorm outputs that feed a Linear, and MiniLM's embedding cosine."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def degradation_section(df: pd.DataFrame) -> list[str]:
             ans_rows.append([model, planted, f"{v('deg_answer_accuracy', 'fp32'):.3f} / {v('deg_answer_nll', 'fp32'):.3f}"]
                             + [f"{v('deg_answer_nll_increase', m):+.4f} / {v('deg_answer_accuracy', m):.3f}"
                                for m in DEG_METHODS])
-    L = ["## Issue 15: int8 degradation per quantizer and rung (reported, not judged)", "",
+    L = ["## Q4: int8 degradation per quantizer and rung (the all_ln rows decide Q4's toy parts)", "",
          "Held-out blocks: mean per-token KL(p_fp32 || p_int8) of the next-token distributions in nats/token, and in "
          "brackets the perplexity ratio over FP32 from the same pass. Planted: `none`; `ln_2` (the old planting, dims "
          "x8 on the MLP inputs only); `all_ln` (every LayerNorm output that feeds a Linear, all layers, planted dims at "
