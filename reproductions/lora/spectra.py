@@ -46,8 +46,9 @@ def _mean_share(spectra: list[tuple], r: int, col: int) -> float:
 
 def record_spectra(rec: Recorder, name: str, data: str, ranks, spectra: list[tuple], null: list[tuple]) -> None:
     """Energy shares by r (mean over layers and seeds) of the full-FT update, the permuted-answer update (null)
-    and a Gaussian matrix; per layer at r = 8; the top-8 ratios to the null (decided) and to the Gaussian
-    (reported). spectra, null: (seed, layer, energy of dW by r, energy of a Gaussian by r)."""
+    and a Gaussian matrix; per layer at r = 8; the top-8 share ratios to the null and to the Gaussian (reported)
+    and the null's residual energy outside the top 8 over the task update's (decided, L6).
+    spectra, null: (seed, layer, energy of dW by r, energy of a Gaussian by r)."""
     if not spectra:
         return
     kw = {"model": name, "method": "full", "scale": "toy"}
@@ -67,9 +68,12 @@ def record_spectra(rec: Recorder, name: str, data: str, ranks, spectra: list[tup
     rec.add("L6", "l6_energy_top8_over_random", top / _mean_share(spectra, SPECTRUM_R, 3), unit="ratio", data=data,
             **kw)
     if null:
-        rec.add("L6", "l6_energy_top8_over_shuffled", top / _mean_share(null, SPECTRUM_R, 2), unit="ratio",
-                data=data, params={"null": "full FT on permuted answers", "seeds": len({sp[0] for sp in null})},
-                **kw)
+        p_null = {"null": "full FT on permuted answers", "seeds": len({sp[0] for sp in null})}
+        top_null = _mean_share(null, SPECTRUM_R, 2)
+        rec.add("L6", "l6_energy_top8_over_shuffled", top / top_null, unit="ratio", data=data, params=p_null, **kw)
+        # decided on the residuals: a ratio of shares is bounded by 1 / top_null, the residual ratio is not
+        rec.add("L6", "l6_residual_energy_top8_null_over_task", (1 - top_null) / max(1 - top, 1e-12), unit="ratio",
+                data=data, params=p_null, **kw)
 
 
 def record_subspaces(rec: Recorder, name: str, data: str, a_mats: dict[tuple[int, int], list[torch.Tensor]],
