@@ -32,7 +32,7 @@ def report(out_dir: Path) -> None:
 
 def header(meta: dict, verdicts) -> list[str]:
     """Title, the run's conditions, the models and what scale they stand for, the verdicts and their checks."""
-    conditions = (f"Profile `{meta.get('profile')}`, seeds {meta.get('seeds')}, commit {meta.get('git_commit')}, "
+    conditions = (f"Profile `{meta.get('profile')}`, one deterministic evaluation per rung (no seeds), commit {meta.get('git_commit')}, "
                   f"{meta.get('hardware')}; {meta.get('versions')}; torch threads {meta.get('torch_threads')}; "
                   f"torch._int_mm exact on this CPU: {meta.get('int_mm_exact_on_cpu')}, "
                   f"used: {meta.get('int_mm_used_on_cpu')}.")
@@ -112,7 +112,7 @@ def ppl_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
     q2 = with_params(select(df, "int8_ppl_ratio_absmax_over_zeropoint"), "planted")
     for planted, g in q2.groupby("planted", sort=False):
         L.append(f"\nQ2, absmax ppl / zero-point ppl ({'planted' if planted else 'not planted'}): mean "
-                 f"{g['value'].mean():.5f}, sd {g['value'].std():.5f}, n = {len(g)} (model x seed); compare the "
+                 f"{g['value'].mean():.5f}, sd {g['value'].std():.5f}, n = {len(g)} rungs (one evaluation each); compare the "
                  "difference from 1 with the spread before reading an ordering into it.")
     L += ["", f"Planted: dims {list(PLANT_DIMS)} of every MLP input scaled x{PLANT_SCALE:g} via ln_2 and compensated in "
           "mlp.c_fc (FP32 function unchanged). bitsandbytes-style LLM.int8() multiplies the outlier columns by the "

@@ -43,7 +43,7 @@ def l4_rank(ranks, means, stds, full_mean: float, chance: float, zero_shot: floa
     """L4: LoRA accuracy (mean +- std over seeds) vs r (log axis) with full FT, the zero-shot model and chance;
     measured memory on a twin axis that starts at zero."""
     fig, ax = pyplot().subplots(figsize=(6, 4))
-    ax.errorbar(ranks, means, yerr=stds, fmt="o-", capsize=3, label="LoRA (mean +- std over seeds)")
+    ax.errorbar(ranks, means, yerr=stds, fmt="o-", capsize=3, label="LoRA (mean +- sample sd over seeds)")
     ax.axhline(full_mean, color="k", ls="--", lw=1, label="full FT")
     ax.axhline(zero_shot, color="tab:green", ls="-.", lw=1, label="zero-shot (no fine-tuning)")
     ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")

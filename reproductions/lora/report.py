@@ -171,8 +171,9 @@ def _toy_memory_section(df: pd.DataFrame, tm: pd.DataFrame, settings: dict, rung
             f"One AdamW step, fp32, batch {settings.get('mem_batch')} x {settings.get('mem_seq')} tokens. "
             "Measured = live tensors: parameter storages, .grad, optimizer state, and every storage autograd saved "
             "for backward (saved_tensors_hooks, deduplicated, parameters excluded). Model = bench.memory. "
-            "`model / measured` counts the same tensors twice (1 by construction, a consistency check); A2 is "
-            "decided on `model peak / independent`: the model's predicted peak of a step over the peak the "
+            "`model / measured` counts the same tensors twice (1 by construction, a consistency check); A2's "
+            "part 'memory model' is decided on `model peak / independent` (its other parts on the measured ratios "
+            "to full FT): the model's predicted peak of a step over the peak the "
             "allocator saw on a fresh copy (bench.memory.measure_peak: torch.profiler memory events on CPU), "
             "which counts no tensor by name.", "",
             md_table(["method", "weights", "gradients", "optimizer", "activations", "total (measured)",
@@ -208,22 +209,22 @@ def _l4_section(df: pd.DataFrame, rung: str, out: Path) -> list[str]:
     full = select(acc, None, method="full")["value"]
     full_mem = value(df, "train_memory_bytes", agg="max", claim="A2", method="full",
                      **{"params.part": "total", "params.source": "measured"})
-    rows = [["full FT", MISSING, f"{full.mean():.3f}", f"{full.std(ddof=0):.3f}", MISSING, fmt_bytes(full_mem)]]
+    rows = [["full FT", MISSING, f"{full.mean():.3f}", f"{full.std(ddof=1):.3f}", MISSING, fmt_bytes(full_mem)]]
     rs = sorted({int(x) for x in param(select(acc, None, method="lora"), "r")})
     means, stds, mems = [], [], []
     for r in rs:
         v = select(acc, None, method="lora", **{"params.r": r})["value"]
         tp, mb = (value(df, m, **{"params.r": r}) for m in ("l4_trainable_params", "l4_train_memory_bytes"))
         means.append(v.mean())
-        stds.append(v.std(ddof=0))
+        stds.append(v.std(ddof=1))
         mems.append(mb)
-        rows.append(["LoRA", r, f"{v.mean():.3f}", f"{v.std(ddof=0):.3f}", num(tp), fmt_bytes(mb)])
+        rows.append(["LoRA", r, f"{v.mean():.3f}", f"{v.std(ddof=1):.3f}", num(tp), fmt_bytes(mb)])
     figures.l4_rank(rs, means, stds, full.mean(), chance, zs, mems, rung, out / "l4_rank.png")
     return [f"## L4: quality vs rank (toy, `{rung}`, task `{acc['data'].iloc[0]}`)", "",
             f"Fine-tune on the world's train people, score test people (accuracy over the candidate answers). "
             f"Chance {chance:.3f}, zero-shot {zs:.3f}. Seeds: {sorted(set(acc['seed']))}. Paper (GPT-3, q,v, "
             "r = 1/2/4/8/64): WikiSQL 73.4/73.3/73.7/73.8/73.5, MNLI 91.3/91.4/91.3/91.6/91.4.", "",
-            md_table(["method", "r", "accuracy mean", "std", "trainable params", "training memory (measured)"], rows),
+            md_table(["method", "r", "accuracy mean", "sample sd", "trainable params", "training memory (measured)"], rows),
             "", *_lr_search_lines(df), "![quality and memory vs r](l4_rank.png)", ""]
 
 
@@ -235,13 +236,14 @@ def _lr_search_lines(df: pd.DataFrame) -> list[str]:
     tuned = select(df, "l4_full_lr_tuned")
     info = params_of(tuned["info"].iloc[0]) if not tuned.empty else {}
     pick, n_val = info.get("lr"), params_of(pts["info"].iloc[0]).get("n_validation")
+    lora_lr = params_of(select(df, "l4_test_accuracy", method="lora")["params"].iloc[0]).get("lr", float("nan"))
     rows = [[f"{lr:g}", f"{v:.3f}", "pick" if lr == pick else ""]
             for lr, v in sorted(zip(param(pts, "lr").astype(float), pts["value"]))]
     where = "inside the grid" if value(df, "l4_full_lr_tuned") == 1 else "at the grid's edge (precondition fails)"
     return [f"Full FT's learning rate: searched on seed {int(pts['seed'].iloc[0])} by accuracy on the "
             f"{n_val} validation items (people never scored as test), 4x grid extended while the best sat on an "
-            f"edge; pick {pick:g}, {where}. Every seed of full FT (and the permuted-answer null of L6) trains at the "
-            "pick; LoRA keeps its fixed lr.", "", md_table(["lr", "validation accuracy", ""], rows), ""]
+            f"edge, ties to the smaller lr; pick {pick:g}, {where}. Every seed of full FT (and the permuted-answer "
+            f"null of L6) trains at the pick; LoRA keeps its fixed lr {lora_lr:g} at every rank.", "", md_table(["lr", "validation accuracy", ""], rows), ""]
 
 
 def _l5_section(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
@@ -289,24 +291,29 @@ def _l6_section(df: pd.DataFrame, settings: dict, rung: str, out: Path) -> list[
              f"corpus text for {settings.get('l6_steps')} steps; KL on held-out rows. gap(r) = (KL(LoRA r) - "
              "KL(full FT)) / KL(base).", ""]
     fk = select(kl, None, method="full")["value"]
-    rows = [["full FT", f"{fk.mean():.4f}", f"{fk.std(ddof=0):.4f}", "0"]]
+    rows = [["full FT", f"{fk.mean():.4f}", f"{fk.std(ddof=1):.4f}", "0"]]
     rs6 = sorted({int(x) for x in param(select(kl, None, method="lora"), "r")})
     gaps = [value(df, "l6_gap", **{"params.r": r}) for r in rs6]
     for r, g in zip(rs6, gaps):
         v = select(kl, None, method="lora", **{"params.r": r})["value"]
-        rows.append([f"LoRA r={r}{' (< k)' if r < k else ''}", f"{v.mean():.4f}", f"{v.std(ddof=0):.4f}", f"{g:.3f}"])
-    lines.append(md_table(["student", "KL mean", "std", "gap"], rows))
+        rows.append([f"LoRA r={r}{' (< k)' if r < k else ''}", f"{v.mean():.4f}", f"{v.std(ddof=1):.4f}", f"{g:.3f}"])
+    lines.append(md_table(["student", "KL mean", "sample sd", "gap"], rows))
     en, er = select(df, "l6_fullft_energy_top_r"), select(df, "l6_random_energy_top_r")
     es = select(df, "l6_shuffled_energy_top_r")
     if not en.empty:
         null = {params_of(a.params)["r"]: f"{a.value:.3f}" for a in es.itertuples()}
+        null_top8 = value(es, "l6_shuffled_energy_top_r", **{"params.r": 8})
+        task_top8 = value(en, "l6_fullft_energy_top_r", **{"params.r": 8})
         rows = [[r, f"{a.value:.3f}", null.get(r, MISSING), f"{b.value:.3f}"]
                 for a, b in zip(en.itertuples(), er.itertuples()) for r in [params_of(a.params)["r"]]]
         lines += ["", "Full fine-tuning update dW = W_ft - W_0 on the knowledge task, c_attn of every layer, mean over "
                   "layers and seeds: share of energy in the top r singular directions, against the null (full FT "
                   "at the same lr and steps on the same prompts with answers permuted within each attribute: "
-                  "training alike, nothing stored to adapt to) and a Gaussian matrix of the same shape (a weak "
-                  "null, reported only).", "",
+                  "nothing stored to adapt to; it cannot fit them, final training loss "
+                  f"{select(df, 'l6_shuffled_final_train_loss')['value'].mean():.2f} vs the task's "
+                  f"{select(df, 'l4_final_train_loss', method='full')['value'].mean():.2f}) and a Gaussian matrix of "
+                  "the same shape (a weak null, reported only). L6 is decided on the energy left outside the top "
+                  f"8: null {1 - null_top8:.3f} vs task {1 - task_top8:.3f}.", "",
                   md_table(["r", "dW", "dW, permuted answers (null)", "Gaussian"], rows)]
     lines += _subspace_lines(df)
     figures.l6_rank(rs6, gaps, k, en, er, es, out / "l6_rank.png")

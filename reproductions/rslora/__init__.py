@@ -8,7 +8,7 @@ grows; s = alpha / sqrt(r) ("rank-stabilised", peft's `use_rslora`) keeps learni
 The sweep (sweep.py): one ladder rung, the data-to-text task (table in, sentence out, loss on the sentence), LoRA
 on the family's default targets (GPT-2: the fused q,k,v `c_attn`) at ranks r in RANKS (those <= the targets'
 min(in, out)), once with alpha / r ("lora") and once with alpha / sqrt(r) ("rslora"), the same alpha, steps and
-learning rate for all, over the profile's seeds and two learning rates (the first decides the verdict, the
+learning rate for all, over the profile's seeds and two learning rates (the first decides the slope and gradient checks, the
 second shows whether the result is an artefact of one). Then each scaling gets its own lr at every rank
 (tune.py): searched on seed 0 by the final validation loss, every seed run at the pick ("tuned"), since under
 alpha/r a larger rank is also a smaller effective step and one shared lr can favour either scaling. Every run

@@ -86,7 +86,7 @@ def rank_table(df: pd.DataFrame, d: pd.DataFrame) -> str:
 def rank_section(df: pd.DataFrame, runs: pd.DataFrame, lrs, main_lr) -> list[str]:
     L = ["## Final loss per rank", ""]
     for lr in lrs:
-        L += [f"### lr = {num(lr)}{' (decides the verdict)' if lr == main_lr else ''}", "",
+        L += [f"### lr = {num(lr)}{' (main lr: decides the slope and gradient checks)' if lr == main_lr else ''}", "",
               rank_table(df, runs[runs["lr"] == lr]), ""]
     return L + [
         "Values are seed means +- sample sd. `scaling` is read from the LoRA modules after `apply` (every layer "

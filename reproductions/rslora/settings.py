@@ -50,7 +50,7 @@ class Settings:
     rung: str                                    # ladder rung (--model overrides)
     ranks: tuple[int, ...] = RANKS               # kept where r <= min(in, out) of every target
     alpha: float = 16.0                          # the same for every rank and both scalings
-    lrs: tuple[float, ...] = (2e-3, 8e-3)        # AdamW peak lr; lrs[0] decides the verdict, the rest are shown
+    lrs: tuple[float, ...] = (2e-3, 8e-3)        # AdamW peak lr; lrs[0] decides the slope checks, the rest shown
     steps: int = 80                              # optimizer steps per run
     batch: int = 32
     warmup: int = 8                              # linear warmup, then cosine to 10% (bench.train defaults)
