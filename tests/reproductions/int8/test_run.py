@@ -40,11 +40,11 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     text = (tmp_path / "report.md").read_text()
     assert "bitsandbytes" in text and "## Q5" in text and "## Q6" in text
     assert (tmp_path / "int8_ppl.png").stat().st_size > 0
-    # issue 15's reported rows: per rung and planted variant, in the report with the kurtosis figure
+    # issue 15's rows (Q4 decides on all_ln): per rung and planted variant, in the report with the kurtosis figure
     kl = toy[toy["metric"] == "deg_kl_per_token"]
     assert len(kl) == 2 * 3 * 4 and set(param(kl, "planted")) == {"none", "ln_2", "all_ln"}   # rungs x variants x methods
     assert len(toy[toy["metric"] == "deg_answer_accuracy"]) == 2 * 3 * 5                     # fp32 too
-    assert "Issue 15: int8 degradation" in text and "LayerNorm outputs that feed a Linear" in text
+    assert "Q4: int8 degradation" in text and "LayerNorm outputs that feed a Linear" in text
     assert (tmp_path / "lncensus_kurtosis.png").stat().st_size > 0
 
 

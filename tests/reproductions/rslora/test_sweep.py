@@ -77,7 +77,7 @@ def test_run_and_report_end_to_end(micro_run):
               "gradnorm_curves.png", "scaling_vs_rank.png", "tuned_loss_vs_rank.png"):
         assert (out / f).stat().st_size > 0, f
     text = (out / "report.md").read_text()
-    assert "claim L7" in text and "| L7 |" in text and "lr = 0.002 (decides the verdict)" in text
+    assert "claim L7" in text and "| L7 |" in text and "lr = 0.002 (main lr: decides the slope and gradient checks)" in text
     assert "1 torch threads in each of 1 workers" in text and "## Learning rates tuned per rank" in text
     v = verdict(get("L7"), df)
     # every check and the precondition are fed (the tuned arm included); the outcome on a random micro model
