@@ -807,30 +807,59 @@ register(Claim(
               "6.7B: layers affected 65% -> 100%, positions 35% -> 75%; at most 7 such dimensions up to 13B "
               "(Sec. 4, Fig. 3).",
     scales=("toy", "paper"), group="int8",
-    metric="outlier census per rung; planted outliers break int8 but not LLM.int8()",
+    metric="natural outliers along pretraining and across rungs (BOS series); planted outliers break int8 but not "
+           "LLM.int8()",
     checks=(
-        Check("planted_ppl_ratio_over_fp32", ">=", 1.10, W(method="absmax"), part="planted outliers break int8"),
-        Check("planted_ppl_ratio_over_fp32", "<=", 1.02, W(method="llm_int8"), part="planted outliers break int8"),
+        Check("deg_ppl_ratio_over_fp32", ">=", 1.10, W(claim="Q4", method="absmax", **{"params.planted": "all_ln"}),
+              part="planted outliers break int8"),
+        Check("deg_ppl_ratio_over_fp32", "<=", 1.02, W(claim="Q4", method="llm_int8", **{"params.planted": "all_ln"}),
+              part="planted outliers break int8"),
+        Check("natural_spearman_kurtosis_vs_ppl", "<=", -0.5, part="natural outliers grow as perplexity falls",
+              note="Dettmers et al. Fig. 3b/4: emergence is smooth in perplexity, pooled over model sizes"),
+        Check("natural_spearman_kurtosis_vs_params", ">=", 0.9, part="natural outliers grow with size",
+              note="0.9 = the one-sided 5% critical value of Spearman's rho for 5 rungs (Fig. 3a)"),
         Check("census_outlier_share_of_layers", ">=", 0.25, missing="paper", part="emergence with scale",
               note="OPT 6.7B/13B hidden states"),
     ),
     preconditions=(
-        Check("plant_fp32_max_abs_diff", "<=", 1e-4, agg="max", note="planting leaves the FP32 function unchanged"),
-        Check("census_n_outlier_dims_found_minus_planted", "==", 0, W(**{"params.source": "linear_inputs"}), agg="max",
-              note="the census finds the planted dimensions (a unit test of the census, not evidence)"),
-        Check("census_n_outlier_dims_found_minus_planted", "==", 0, W(**{"params.source": "linear_inputs"}), agg="min",
-              note="... and no others"),
+        Check("lncensus_n_outlier_dims", "==", 2, W(**{"params.planted": "all_ln"}), agg="min",
+              part="planted outliers break int8",
+              note="the census finds both planted dims as systematic outliers in every model (a unit test)"),
+        Check("lncensus_n_outlier_dims", "==", 2, W(**{"params.planted": "all_ln"}), agg="max",
+              part="planted outliers break int8", note="... and no others"),
+        Check("natural_ppl_last_over_first_checkpoint", "<", 1.0, agg="max",
+              part="natural outliers grow as perplexity falls",
+              note="held-out perplexity falls along every rung's checkpoints: there is a perplexity trend to follow"),
+        Check("natural_n_rungs", ">=", 5, part="natural outliers grow with size",
+              note="fewer rungs cannot reach one-sided 5% significance with rho >= 0.9"),
     ),
     history=(Change(DATE, "census finds exactly the planted dims as a check", "issue 13: circular -- a unit test of "
-                    "the census, now a precondition; emergence needs paper scale"),),
-    rule="Toy mechanism only. Preconditions for the whole claim (one failing or missing makes it inconclusive): "
-         "planting outliers leaves the FP32 function unchanged (max abs diff <= 1e-4), and the census (|x| >= 6 in "
-         ">= 25% of layers and >= 6% of positions, on the linear layers' inputs) finds exactly the planted "
-         "dimensions and no others (a unit test of the census, not evidence). Part 'planted outliers break int8' "
-         "(mean over models and seeds): the planted outliers raise per-tensor absmax int8 perplexity by >= 10% over "
-         "FP32 and LLM.int8()'s by <= 2%. Part 'emergence with scale': outlier dimensions in >= 25% of layers of OPT "
-         "6.7B/13B hidden states; needs paper-scale models, here not run (needs paper scale). The unplanted census "
-         "of the ladder is recorded, not judged.",
+                    "the census, now a precondition; emergence needs paper scale"),
+             Change("2026-12-01", "part 'planted outliers break int8': mean held-out perplexity ratio (planted x8 on "
+                    "ln_2 only) of absmax >= 1.10 and of LLM.int8() <= 1.02; preconditions for the whole claim: "
+                    "plant_fp32_max_abs_diff <= 1e-4 and the residual/linear-input census finds exactly the planted "
+                    "dims; the ladder's unplanted census recorded, not judged",
+                    "issue 15: x8 on ln_2 only is not the paper's 20-60 on every LayerNorm output; the planted part "
+                    "now reads the all_ln variant (Q4's rows, the same thresholds; those rows existed when this "
+                    "was written, the thresholds were not changed), its preconditions are the LayerNorm census of "
+                    "that variant. New toy parts on a natural-outlier series (ladder rungs pretrained again with a "
+                    "BOS token in every sequence, census at 5 checkpoints), fixed before the run that decides "
+                    "them")),
+    rule="Toy and paper parts. Part 'planted outliers break int8' (ladder rungs with two dimensions of every "
+         "LayerNorm output that feeds a Linear planted at RMS 20, the all_ln variant of Q4; FP32 function "
+         "unchanged): mean held-out perplexity ratio over FP32 >= 1.10 for per-tensor absmax int8 and <= 1.02 for "
+         "LLM.int8() (threshold 6); precondition: the LayerNorm-output census (|x| >= 6 in >= 25% of layers and "
+         ">= 6% of positions) finds exactly the 2 planted dims in every model. Natural-outlier series: each rung "
+         "of the profile's ladder pretrained again exactly as the ladder does (same init, tokens, lr, batch "
+         "order) but with a beginning-of-sequence token opening every sequence (where attention can park, "
+         "Bondarenko et al. 2023), and at 1/16, 1/8, 1/4, 1/2 and all of the tokens the census of the LayerNorm "
+         "outputs that feed a Linear on BOS-opened held-out blocks; the measure is the median over those "
+         "LayerNorms of the excess kurtosis of their outputs. Part 'natural outliers grow as perplexity falls': "
+         "Spearman's rho between that measure and held-out perplexity over every (rung, checkpoint) <= -0.5; "
+         "precondition: perplexity at the last checkpoint is below the first on every rung. Part 'natural "
+         "outliers grow with size': at the last checkpoint, Spearman's rho of the measure with parameters across "
+         "rungs >= 0.9; precondition: >= 5 rungs. Part 'emergence with scale': outlier dimensions in >= 25% of "
+         "layers of OPT 6.7B/13B hidden states; needs paper-scale models, here not run (needs paper scale).",
     paper_note="OPT 6.7B/13B hidden states: --model on a GPU.",
 ))
 register(Claim(

@@ -239,8 +239,17 @@ def pretrain_rung(spec: RungSpec, folder: Path, progress: bool = True) -> dict:
         return _pretrain_rung(spec, folder, progress, threads)
 
 
+def pretrain_config(spec: RungSpec, steps: int, progress: bool = True, desc: str | None = None):
+    """The TrainConfig a rung is pretrained with: AdamW at the spec's peak lr, warmup then cosine to 10%, weight
+    decay 0.1, gradient clip 1, batch order from the spec's seed."""
+    from bench.train import TrainConfig
+    return TrainConfig(lr=spec.lr, steps=steps, batch_size=spec.batch_size, warmup=min(spec.warmup, steps // 5),
+                       decay="cosine", min_lr_ratio=0.1, weight_decay=0.1, grad_clip=1.0, seed=spec.seed,
+                       device="cpu" if spec.world != "gpu" else "auto", progress=progress, desc=desc or spec.name)
+
+
 def _pretrain_rung(spec: RungSpec, folder: Path, progress: bool, threads: int | None) -> dict:
-    from bench.train import TrainConfig, train
+    from bench.train import train
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -249,9 +258,7 @@ def _pretrain_rung(spec: RungSpec, folder: Path, progress: bool, threads: int | 
     rows = pretraining_rows(world, tok, spec.tokens, spec.seq_len)
     steps = max(1, len(rows) // spec.batch_size)
     model = init_model(spec, tok)
-    cfg = TrainConfig(lr=spec.lr, steps=steps, batch_size=spec.batch_size, warmup=min(spec.warmup, steps // 5),
-                      decay="cosine", min_lr_ratio=0.1, weight_decay=0.1, grad_clip=1.0, seed=spec.seed,
-                      device="cpu" if spec.world != "gpu" else "auto", progress=progress, desc=spec.name)
+    cfg = pretrain_config(spec, steps, progress)
     t_data = time.perf_counter() - t0
     res = train(model, rows, cfg)
     if res.diverged_at is not None:

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 LEVEL = 0.95
 Z975 = 1.959963984540054
@@ -109,3 +110,14 @@ def within(iv: Interval, band: float) -> str:
 
 
 TESTS = {"above": above, "below": below, "within": within}
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant or < 2 points."""
+    x, y = pd.Series(x, dtype=float), pd.Series(y, dtype=float)
+    if len(x) < 2 or x.isna().any() or y.isna().any():
+        return math.nan
+    rx, ry = x.rank().to_numpy(), y.rank().to_numpy()   # average ranks for ties
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from bench import stats
 
@@ -28,3 +29,11 @@ def test_three_way_tests():
 def test_deterministic():
     a, b = np.array([0.1, 0.3, 0.2]), np.array([0.0, 0.1, 0.2])
     assert stats.diff_interval(a, b) == stats.diff_interval(a, b)
+
+
+def test_spearman_ranks_ties_and_degenerate_inputs():
+    from bench.stats import spearman
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)   # average ranks for ties
+    assert math.isnan(spearman([1], [2])) and math.isnan(spearman([1, 1, 1], [1, 2, 3]))

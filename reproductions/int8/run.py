@@ -1,6 +1,7 @@
 """The int8 group's measurement recipe: the exact parts, parity with bitsandbytes and latency, then every model
 (the profile's ladder rungs, or --model's entries) on the ladder world's held-out text, then MiniLM (issue 15's
-census and embedding cosine on a real checkpoint; the ladder run only)."""
+census and embedding cosine on a real checkpoint) and Q5's natural-outlier series (natural.py); these two on the
+ladder run only."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bench.train import num_threads
 from .bnb import bnb_parity, latency
 from .exact import bloom_q6, vectorwise_checks, worked_examples
 from .minilm import minilm_rows
+from .natural import natural_rows
 from .models import entry_specs, model_entries, model_rows
 from .settings import CLAIMS, GROUP, SETTINGS, VECTORWISE_SHAPES
 
@@ -42,5 +44,7 @@ def run(ctx: RunContext) -> Recorder:
                        tasks={name: task} if task is not None else None)
         if not ctx.model and s.minilm_snippets:     # the ladder run; --model runs only the models it names
             minilm_rows(rec, s.minilm_snippets)
+        if not ctx.model and s.natural_series:
+            natural_rows(rec, ctx.profile.ladder, s, ctx.progress)
     rec.notes["int8_config"] = repr(s)
     return rec

@@ -3,9 +3,10 @@
 Trade-offs, per profile (the exact parts cost nothing; the cost is the parity/latency shapes and the toy
 models' evaluations, each a forward over the held-out blocks per int8 method, planted or not):
 - smoke: the gate's run; one small parity and latency shape and two held-out batches on the smoke ladder;
-  MiniLM's census and embedding cosine on 48 snippets;
+  MiniLM's census and embedding cosine on 48 snippets; the natural-outlier series on the two smoke rungs, in process;
 - cpu: the cpu ladder's whole held-out set, paper-sized layer shapes (K = N = 4096) for parity and latency,
-  the planted-scale sweep, and MiniLM on 256 snippets (as the real group's census);
+  the planted-scale sweep, MiniLM on 256 snippets (as the real group's census), and the natural-outlier series:
+  the five rungs pretrained again with <bos> (~20 min in two one-thread workers; cached per rung afterwards);
 - gpu: the cpu settings: the int8 layers run on the CPU here, bitsandbytes' GPU path is not compared.
 """
 
@@ -59,11 +60,14 @@ class Settings:
     latency_reps: int
     sweep_scales: tuple[float, ...] = ()                # supporting: planted scale sweep (not judged)
     minilm_snippets: int = 0                            # MiniLM census / embedding cosine (0: skipped)
+    natural_series: bool = True                         # Q5's natural-outlier series (natural.py; ladder runs only)
+    natural_workers: int = 2                            # processes growing it ($BENCH_WORKERS overrides)
 
 
 SETTINGS = {
     "smoke": Settings(seq_len=64, batch_size=8, eval_batches=2, parity_shapes=((64, 256, 192),),
-                      latency_shapes=((16, 512, 512),), latency_reps=3, minilm_snippets=48),
+                      latency_shapes=((16, 512, 512),), latency_reps=3, minilm_snippets=48,
+                      natural_workers=1),   # two smoke rungs, ~6 s each: a spawned worker costs more
     # 8 x 16 x 128 = 16k tokens >= the cpu world's whole held-out set (~7-8k tokens): all of it is used.
     "cpu": Settings(seq_len=128, batch_size=16, eval_batches=8,
                     parity_shapes=((512, 1024, 1024), (16, 4096, 4096)),

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report_tools import with_params
+from bench.stats import spearman
 from reproductions.scale.settings import A1_MARGIN, METRIC, TASKS, ZERO_SHOT
 
 # Keys of derive()'s params that are measured (a seed spread, the hand-written prompt's score): row info.
@@ -20,17 +21,6 @@ def sample_sd(v) -> float:
     """Sample sd (ddof 1); NaN with fewer than two values."""
     v = np.asarray(v, float)
     return float(np.std(v, ddof=1)) if len(v) >= 2 else math.nan
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant or < 2 points."""
-    x, y = pd.Series(x, dtype=float), pd.Series(y, dtype=float)
-    if len(x) < 2 or x.isna().any() or y.isna().any():
-        return math.nan
-    rx, ry = x.rank().to_numpy(), y.rank().to_numpy()
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def _ratio(num: float, den: float) -> float:

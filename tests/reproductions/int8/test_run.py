@@ -22,9 +22,12 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     int8.report(tmp_path)
     df = read_results(tmp_path)
     assert set(df["claim"]) == set(int8.CLAIMS)
-    toy = df[df["scale"] == "toy"]
+    toy = df[(df["scale"] == "toy") & ~df["metric"].str.startswith("natural_")]
     assert set(toy["model"]) == {"smoke-a", "smoke-b"}          # the smoke ladder's rungs, not Markov toys
     assert set(toy["data"]) == {"world-smoke-seed0-heldout", "world-smoke-seed0-knowledge-qa-test"}   # issue 15: answers
+    nat = df[df["metric"].str.startswith("natural_")]           # issue 15: the BOS series, its own models and data
+    assert set(nat["model"]) == {"smoke-a+bos", "smoke-b+bos", "ladder-smoke+bos"}
+    assert set(nat["data"]) == {"world-smoke-seed0-heldout-bos"} and set(nat["claim"]) == {"Q5"}
     fp32 = toy[toy["metric"] == "fp32_ppl"]
     assert len(fp32) == 4 and fp32["value"].between(1.0, 50.0).all()   # 2 rungs x (plain, planted), pretrained
     verdicts = {v.claim.id: v.status for v in group_verdicts("int8", tmp_path)}
@@ -46,6 +49,7 @@ def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     assert len(toy[toy["metric"] == "deg_answer_accuracy"]) == 2 * 3 * 5                     # fp32 too
     assert "Q4: int8 degradation" in text and "LayerNorm outputs that feed a Linear" in text
     assert (tmp_path / "lncensus_kurtosis.png").stat().st_size > 0
+    assert "natural outliers along pretraining" in text and (tmp_path / "natural_outliers.png").stat().st_size > 0
 
 
 def _tiny_opt(folder):

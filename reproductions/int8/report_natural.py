@@ -1,0 +1,84 @@
+"""The int8 report's Q5 natural-outlier section: the census along pretraining per rung (BOS series), the rows the
+rule reads, the KL of absmax and LLM.int8() at the end beside the ladder's (no BOS), and the figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report_tools import md_table, num, pyplot, save_figure, value, with_params
+
+from .natural import KL_METHODS, MEASURE
+
+COLS = ("kurtosis_median", "kurtosis_median_excl_bos", "kurtosis_max", "max_abs", "share_layers_ge6",
+        "layers_affected", "positions_affected", "n_outlier_dims")
+
+
+def series_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, step): tokens, held-out ppl, training loss and the census columns COLS."""
+    nat = with_params(df[df["metric"].str.startswith("natural_") & df["params"].str.contains('"step"')], "step", "tokens")
+    if nat.empty:
+        return nat
+    nat = nat.assign(col=nat["metric"].str.replace("natural_lncensus_", "").str.replace("natural_", ""))
+    wide = nat.pivot_table(index=["model", "step", "tokens"], columns="col", values="value", sort=False).reset_index()
+    order = list(dict.fromkeys(nat["model"]))
+    return wide.sort_values(["model", "step"], key=lambda s: s.map(order.index) if s.name == "model" else s)
+
+
+def natural_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
+    w = series_frame(df)
+    if w.empty:
+        return []
+    rows = [[r.model, f"{int(r.tokens):,}", num(r.heldout_ppl, 4), num(r.train_loss, 3), num(r.kurtosis_median, 3),
+             num(r.kurtosis_median_excl_bos, 3), num(r.kurtosis_max, 3), num(r.max_abs, 3),
+             f"{100 * r.share_layers_ge6:.0f}%", f"{100 * r.layers_affected:.0f}%", f"{100 * r.positions_affected:.1f}%",
+             int(r.n_outlier_dims)] for r in w.itertuples()]
+    kl_rows = []
+    for model in dict.fromkeys(w["model"]):
+        rung = model.removesuffix("+bos")
+        no_bos = [value(df, "deg_kl_per_token", model=rung, method=m, **{"params.planted": "none"}) for m in KL_METHODS]
+        kl_rows.append([rung, *[num(value(df, "natural_kl_per_token", model=model, method=m), 3) for m in KL_METHODS],
+                        *[num(v, 3) for v in no_bos],
+                        num(value(df, "lncensus_kurtosis_median", model=rung, **{"params.planted": "none"}), 3)])
+    rho = lambda metric: num(value(df, metric), 3)
+    series_figure(w, out_dir / "natural_outliers.png")
+    return ["## Q5: natural outliers along pretraining (BOS series)", "",
+            "Each rung of the ladder pretrained again exactly as the ladder (init, tokens, lr, batch order) but with "
+            "<bos> opening every sequence, a token attention can park on (Bondarenko et al. 2023). At 1/16, 1/8, "
+            "1/4, 1/2 and all of the steps: held-out perplexity and the census of the LayerNorm outputs that feed a "
+            f"Linear, on BOS-opened held-out blocks. The rule reads `{MEASURE}` (median over those LayerNorms of the "
+            "excess kurtosis of their outputs); 'excl. BOS' drops position 0 (a sink token can carry large "
+            "activations of its own). Training loss: mean of the last 20 steps.", "",
+            md_table(["model", "tokens", "held-out ppl", "train loss", "kurtosis median", "... excl. BOS",
+                      "kurtosis max", "max abs", "LNs with abs(x) >= 6", "layers affected", "positions affected",
+                      "outlier dims"], rows), "",
+            f"Spearman's rho of `{MEASURE}` with held-out perplexity over every (rung, checkpoint): "
+            f"{rho('natural_spearman_kurtosis_vs_ppl')} (rule: <= -0.5); with parameters at the last checkpoint: "
+            f"{rho('natural_spearman_kurtosis_vs_params')} over {rho('natural_n_rungs')} rungs (rule: >= 0.9, "
+            "needs 5 rungs).", "",
+            "KL(FP32 || int8) per token on the held-out blocks at the end of the series, beside the ladder's own rung "
+            "(no BOS, unplanted, its plain held-out blocks) and that rung's median kurtosis:", "",
+            md_table(["rung", *[f"{m} KL (BOS)" for m in KL_METHODS], *[f"{m} KL (ladder)" for m in KL_METHODS],
+                      "kurtosis median (ladder)"], kl_rows), "",
+            "![natural outliers along pretraining](natural_outliers.png)", ""]
+
+
+def series_figure(w: pd.DataFrame, path: Path) -> None:
+    """Median kurtosis vs tokens, median kurtosis vs held-out perplexity (Dettmers Fig. 3b's axis), max |x| vs
+    tokens; one line per rung."""
+    fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.8))
+    for model, g in w.groupby("model", sort=False):
+        axes[0].plot(g["tokens"], g["kurtosis_median"], marker="o", ms=3, label=model)
+        axes[1].plot(g["heldout_ppl"], g["kurtosis_median"], marker="o", ms=3, label=model)
+        axes[2].plot(g["tokens"], g["max_abs"], marker="o", ms=3, label=model)
+    axes[0].set(xscale="log", xlabel="pretraining tokens", ylabel="median excess kurtosis (LN -> Linear)",
+                title="heavy tails along pretraining")
+    axes[1].set(xscale="log", xlabel="held-out perplexity (log)", ylabel="median excess kurtosis",
+                title="against perplexity (cf. Dettmers Fig. 3b)")
+    axes[1].invert_xaxis()
+    axes[2].axhline(6.0, color="k", lw=0.6, ls=":")
+    axes[2].set(xscale="log", xlabel="pretraining tokens", ylabel="max abs(x) over LN outputs", title="largest value (6: the paper's outlier)")
+    axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    save_figure(fig, path)
