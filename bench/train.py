@@ -4,6 +4,8 @@ One loop for all methods keeps comparisons fair: same optimizer (AdamW over the 
 grad), same schedule (linear warmup, then cosine or linear decay), same clipping, same batching. A
 non-finite loss or gradient norm stops training and is recorded in `TrainResult.diverged_at`, never raised,
 because divergence is a result (e.g. rsLoRA vs LoRA at large ranks, FP16 without loss scaling).
+Optional early stopping (`TrainConfig.patience`) gives convergence-matched budgets: each run stops when its
+validation loss stops improving, `steps` is the cap, and a run still improving at the cap is flagged.
 
 Models are called as `model(input_ids=, attention_mask=, labels=)` and must return `.loss` and `.logits`
 (HF causal LMs and the wrappers of `bench.methods` do).
@@ -41,6 +43,13 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = 1.0    # max global grad norm; None = no clipping (norm still measured)
     eval_every: int = 0              # call eval_fn every N steps (0 = only at the end)
+    patience: int = 0                # early stopping: stop after this many evaluations in a row without a
+                                     # better `monitor` (0 = off: train all `steps`, today's behaviour). Needs
+                                     # eval_every > 0 and an eval_fn; `steps` is then the cap (see train())
+    min_delta: float = 0.0           # a better value must be lower than the best so far by more than this
+                                     # (units of `monitor`, e.g. nats/token)
+    monitor: str = "val_loss"        # the eval_fn key early stopping minimises
+    restore_best: bool = True        # early stopping: end with the best evaluation's trainable weights
     seed: int = 0                    # batch order (and nothing else: init is the caller's)
     shuffle: bool = True             # False: batches in row order (rows[0:B], rows[B:2B], ...), cycled
     device: str = "auto"             # auto | cpu | cuda
@@ -63,6 +72,11 @@ class TrainConfig:
             raise BenchError(f"decay_steps must be >= 1 or None, got {self.decay_steps}")
         if self.autocast not in (None, "bfloat16", "float16"):
             raise BenchError(f"autocast must be None, bfloat16 or float16, got {self.autocast!r}")
+        if self.patience < 0 or self.eval_every < 0 or self.min_delta < 0:
+            raise BenchError(f"need patience, eval_every, min_delta >= 0 (got {self.patience}, {self.eval_every}, "
+                             f"{self.min_delta})")
+        if self.patience and not self.eval_every:
+            raise BenchError("early stopping (patience > 0) needs eval_every > 0")
 
 
 @dataclass
@@ -75,6 +89,18 @@ class TrainResult:
     final: dict = field(default_factory=dict)           # last eval_fn metrics + final_loss
     trainable_params: int = 0
     loss_scale: float | None = None                     # the GradScaler's scale after the last step (None: none)
+    # Early stopping (TrainConfig.patience > 0); left at these defaults otherwise. steps_done is the steps used.
+    val_curve: list = field(default_factory=list)       # [(step, monitored value)] per evaluation; step = steps
+                                                        # done when evaluated (1-based)
+    best_step: int | None = None                        # steps done at the best evaluation
+    best_value: float = math.nan                        # the best monitored value (e.g. nats/token)
+    stopped_early: bool = False                         # patience ran out before the cap
+    still_improving: bool | None = None                 # cap reached with a better value within the last
+                                                        # `patience` evaluations: not converged (None: not monitored;
+                                                        # always True when patience >= the evaluations run)
+    restored_best: bool = False                         # weights copied back from best_step (False when the
+                                                        # last evaluation was the best: nothing to restore)
+    train_loss_at_best: float = math.nan                # mean training loss of the eval_every steps up to best_step
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,7 +197,16 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     eval_fn(model) -> dict of metrics, called in eval mode every `eval_every` steps and at the end.
     on_step(step, model, loss) is called after each optimizer step, before gradients are cleared
     (so a hook can read `p.grad`, e.g. LoRA gradient norms); under a GradScaler they are already unscaled
-    (on a step the scaler skips for an overflow, clipping by the infinite norm leaves them NaN or 0)."""
+    (on a step the scaler skips for an overflow, clipping by the infinite norm leaves them NaN or 0).
+
+    Early stopping (`patience` > 0; eval_fn must return `monitor`, e.g. `answer_loss_eval(val_rows)`): eval_fn
+    runs every `eval_every` steps and at the cap `steps`; training stops once `patience` evaluations in a row
+    failed to lower the best value by more than `min_delta`. The lr schedule still spans `steps` (the cap), so
+    every run follows the same schedule up to where it stops. With `restore_best` the model ends with the
+    trainable weights of its best evaluation (only parameters that require grad change in training) and
+    `final` holds that evaluation's metrics (no extra eval_fn call); `final["final_loss"]` stays the mean
+    training loss of the last tenth of the steps run, `train_loss_at_best` is the one at the best weights.
+    A diverged run restores nothing. See TrainResult for what is recorded."""
     cfg = config
     if cfg.threads:
         with num_threads(cfg.threads):
@@ -184,9 +219,13 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise BenchError("the model has no trainable parameters (nothing requires grad)")
+    early = cfg.patience > 0
+    if early and eval_fn is None:
+        raise BenchError("early stopping (patience > 0) needs an eval_fn that returns the monitored metric")
     opt, amp_dtype, scaler = _optimizer(params, cfg, device)
     batches = _batch_indices(len(rows), cfg)
     res = TrainResult(trainable_params=sum(p.numel() for p in params))
+    stopper = _EarlyStopping(cfg) if early else None
     step_times = []
     t_start = time.perf_counter()
     bar = _progress(cfg.steps, cfg.progress, cfg.desc)
@@ -225,14 +264,25 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
         step_times.append(time.perf_counter() - t0)
         entry = {"step": step, "loss": lval, "lr": lr, "grad_norm": gnorm}
         res.steps_done = step + 1
-        if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            entry.update(_run_eval(model, eval_fn))
-        res.history.append(entry)
+        if early:
+            ev = None
+            if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:   # the cap is evaluated too
+                ev = _run_eval(model, eval_fn)
+                entry.update(ev)
+            res.history.append(entry)
+            if ev is not None and stopper.update(step + 1, ev, model, res):
+                break
+        else:
+            if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+                entry.update(_run_eval(model, eval_fn))
+            res.history.append(entry)
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{lval:.3f}")
     bar.close()
-    if eval_fn is not None and res.diverged_at is None:
+    if early:
+        stopper.finish(model, res)
+    elif eval_fn is not None and res.diverged_at is None:
         res.final.update(_run_eval(model, eval_fn))
         if res.history:
             res.history[-1].update(res.final)
@@ -244,6 +294,56 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     res.loss_scale = scaler.get_scale() if scaler else None
     model.eval()
     return res
+
+
+class _EarlyStopping:
+    """train()'s bookkeeping for early stopping: the best monitored value, its step, metrics and trainable
+    weights (a copy on the model's device: small for PEFT methods, one model copy for full FT)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.best_metrics: dict = {}
+        self.state: dict | None = None
+        self.last_metrics: dict = {}
+        self.bad = 0                     # evaluations since the last improvement
+
+    def update(self, step: int, metrics: dict, model, res: TrainResult) -> bool:
+        """Record one evaluation (eval_fn's dict after `step` steps); True when patience has run out."""
+        if self.cfg.monitor not in metrics:
+            raise BenchError(f"early stopping monitors {self.cfg.monitor!r}, but eval_fn returned {sorted(metrics)}")
+        value = float(metrics[self.cfg.monitor])
+        res.val_curve.append((step, value))
+        self.last_metrics = metrics
+        # NaN never improves (a NaN validation loss is no better model); the first finite value always does
+        if math.isfinite(value) and (res.best_step is None or value < res.best_value - self.cfg.min_delta):
+            res.best_step, res.best_value, self.bad = step, value, 0
+            self.best_metrics = dict(metrics)
+            if self.cfg.restore_best:
+                self.state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        else:
+            self.bad += 1
+        if self.bad >= self.cfg.patience:
+            res.stopped_early = step < self.cfg.steps   # patience running out at the cap is not "early"
+            return True
+        return False
+
+    def finish(self, model, res: TrainResult) -> None:
+        if res.diverged_at is not None:
+            return
+        # patience left at the cap means a better value came within the last `patience` evaluations:
+        # the budget, not convergence, ended the run
+        res.still_improving = self.bad < self.cfg.patience
+        if self.state is not None and res.best_step != res.steps_done:
+            own = dict(model.named_parameters())
+            with torch.no_grad():
+                for n, t in self.state.items():
+                    own[n].copy_(t)
+            res.restored_best = True
+        have_best = self.cfg.restore_best and res.best_step is not None   # (None: every value was NaN)
+        res.final.update(self.best_metrics if have_best else self.last_metrics)
+        if res.best_step is not None:
+            window = [h["loss"] for h in res.history[max(0, res.best_step - self.cfg.eval_every):res.best_step]]
+            res.train_loss_at_best = sum(window) / len(window)
 
 
 def _run_eval(model, eval_fn) -> dict:
@@ -357,6 +457,29 @@ def perplexity(model, batches) -> float:
     """exp(mean next-token NLL) over all label tokens of `batches` (dicts of input_ids/attention_mask/labels,
     rows to collate, or LongTensors (B, T) of unpadded token blocks). Token-weighted, so batch composition
     does not change the result."""
+    nll, count = _label_nll(model, batches)
+    return math.exp(nll / count) if count else math.nan
+
+
+def answer_loss(model, rows, batch_size: int = 64) -> float:
+    """Mean next-token NLL in nats per answer token: over the tokens whose label is not -100 (a task row's
+    answer; rows without labels count every token), token-weighted over all rows of `rows` (a list of dicts or
+    a datasets.Dataset with input_ids and labels), scored `batch_size` rows at a time. NaN when no row has a
+    label. The validation loss for early stopping (see `answer_loss_eval`)."""
+    rows = _rows(rows)
+    nll, count = _label_nll(model, [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)])
+    return nll / count if count else math.nan
+
+
+def answer_loss_eval(rows, key: str = "val_loss", batch_size: int = 64) -> Callable:
+    """An eval_fn for train(): {key: answer_loss(model, rows)}, the default metric early stopping monitors."""
+    rows = _rows(rows)
+    return lambda model: {key: answer_loss(model, rows, batch_size)}
+
+
+@torch.no_grad()
+def _label_nll(model, batches) -> tuple[float, int]:
+    """(summed next-token NLL in nats, number of label tokens) over `batches` (as `perplexity` takes them)."""
     dev = _device_of(model)
     was_training = model.training
     model.eval()
@@ -374,4 +497,4 @@ def perplexity(model, batches) -> float:
                                                        ignore_index=IGNORE, reduction="sum"))
         count += int((tgt != IGNORE).sum())
     model.train(was_training)
-    return math.exp(nll / count) if count else math.nan
+    return nll, count

@@ -5,8 +5,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from bench import BenchError
-from bench.train import (TrainConfig, TrainResult, evaluate_classification, evaluate_generation, lr_at,
-                         perplexity, train)
+from bench.train import (IGNORE, TrainConfig, TrainResult, answer_loss, answer_loss_eval, evaluate_classification,
+                         evaluate_generation, lr_at, perplexity, train)
 
 V = 40
 
@@ -229,3 +229,123 @@ class _AnswerOracle(torch.nn.Module):
         for b, row in enumerate(input_ids.tolist()):
             logits[b, -1, self.ans[tuple(row)]] = 1.0
         return type("Out", (), {"logits": logits, "loss": None})()
+
+
+# ---------------------------------------------------------------- early stopping (TrainConfig.patience)
+
+def _params(m):
+    return {n: p.detach().clone() for n, p in m.named_parameters()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Scripted:
+    """An eval_fn returning a fixed sequence of validation losses, keeping the weights it saw at each call."""
+
+    def __init__(self, values):
+        self.values, self.seen = list(values), []
+
+    def __call__(self, model):
+        self.seen.append(_params(model))
+        return {"val_loss": self.values[len(self.seen) - 1], "val_other": len(self.seen)}
+
+
+def _cfg(**kw):
+    return TrainConfig(lr=1e-2, batch_size=8, warmup=2, progress=False, threads=1, **kw)
+
+
+def test_default_run_is_unchanged_by_the_early_stopping_fields():
+    """patience 0 (the default) ignores min_delta / monitor / restore_best; and early stopping that never triggers
+    and restores nothing trains exactly like a run without it (same batches, same weights, same losses)."""
+    runs = {}
+    for key, kw in {"plain": {}, "inert": dict(patience=0, min_delta=0.5, monitor="x", restore_best=False),
+                    "never": dict(patience=1000, restore_best=False)}.items():
+        m = tiny_model()
+        ev = lambda model: {"val_loss": perplexity(model, [counting_data(8)])}  # noqa: E731
+        res = train(m, counting_data(), _cfg(steps=23, eval_every=5, **kw), eval_fn=ev)
+        runs[key] = (_params(m), [(h["loss"], h["grad_norm"], h["lr"]) for h in res.history], res)
+    for key in ("inert", "never"):
+        assert _same(runs[key][0], runs["plain"][0]) and runs[key][1] == runs["plain"][1], key
+    plain, never = runs["plain"][2], runs["never"][2]
+    assert plain.val_curve == [] and plain.best_step is None and plain.still_improving is None
+    assert not plain.stopped_early and not plain.restored_best and math.isnan(plain.train_loss_at_best)
+    assert never.steps_done == 23 and [s for s, _ in never.val_curve] == [5, 10, 15, 20, 23]  # the cap is evaluated
+    assert never.final["val_loss"] == plain.final["val_loss"]
+
+
+def test_stops_early_on_a_plateau():
+    ev = Scripted([3.0, 2.0, 1.0, 0.999, 1.2, 0.5, 0.4])       # 0.999 is within min_delta: no improvement
+    res = train(tiny_model(), counting_data(), _cfg(steps=100, eval_every=5, patience=2, min_delta=0.01), eval_fn=ev)
+    assert res.stopped_early and res.steps_done == 25 and len(res.history) == 25
+    assert res.val_curve == [(5, 3.0), (10, 2.0), (15, 1.0), (20, 0.999), (25, 1.2)]
+    assert res.best_step == 15 and res.best_value == 1.0 and res.still_improving is False
+    assert res.final["val_loss"] == 1.0 and res.final["val_other"] == 3     # the best evaluation's metrics
+    assert res.train_loss_at_best == pytest.approx(sum(h["loss"] for h in res.history[10:15]) / 5)
+    assert "final_loss" in res.final and res.history[-1]["val_loss"] == 1.2
+
+
+def test_flags_a_run_still_improving_at_the_cap():
+    ev = Scripted([3.0, 2.0, 1.0, 0.5])
+    res = train(tiny_model(), counting_data(), _cfg(steps=20, eval_every=5, patience=2), eval_fn=ev)
+    assert not res.stopped_early and res.still_improving is True and res.steps_done == 20
+    assert res.best_step == 20 and not res.restored_best                  # the last evaluation was the best
+    # a better value inside the last patience window, but not at the last evaluation: still improving
+    ev = Scripted([3.0, 2.0, 1.0, 1.5])
+    res = train(tiny_model(), counting_data(), _cfg(steps=20, eval_every=5, patience=2), eval_fn=ev)
+    assert res.still_improving is True and res.best_step == 15 and res.restored_best
+    # patience running out exactly at the cap: converged, not "stopped early"
+    ev = Scripted([3.0, 2.0, 2.5, 2.5])
+    res = train(tiny_model(), counting_data(), _cfg(steps=20, eval_every=5, patience=2), eval_fn=ev)
+    assert res.still_improving is False and not res.stopped_early and res.steps_done == 20
+
+
+def test_restores_the_best_weights():
+    ev = Scripted([3.0, 1.0, 2.0, 2.5, 2.6])
+    m = tiny_model()
+    m.transformer.h[0].mlp.requires_grad_(False)                          # frozen parts are left as they are
+    res = train(m, counting_data(), _cfg(steps=100, eval_every=4, patience=3), eval_fn=ev)
+    assert res.steps_done == 20 and res.best_step == 8 and res.restored_best
+    assert _same(_params(m), ev.seen[1]) and not _same(_params(m), ev.seen[-1])
+    assert not m.training
+    # restore_best=False keeps the last weights (the best step is still recorded)
+    ev2 = Scripted([3.0, 1.0, 2.0, 2.5, 2.6])
+    m2 = tiny_model()
+    res2 = train(m2, counting_data(), _cfg(steps=100, eval_every=4, patience=3, restore_best=False), eval_fn=ev2)
+    assert res2.best_step == 8 and not res2.restored_best and _same(_params(m2), ev2.seen[-1])
+    assert res2.final["val_loss"] == 2.6
+
+
+def test_early_stopping_with_the_answer_loss():
+    """The real metric end to end: the restored model scores exactly the best recorded validation loss."""
+    val = [{"input_ids": r["input_ids"], "labels": [IGNORE] * 11 + r["input_ids"][11:]} for r in counting_data(8)]
+    m = tiny_model()
+    res = train(m, counting_data(), _cfg(steps=30, eval_every=5, patience=2), eval_fn=answer_loss_eval(val))
+    assert res.best_value == min(v for _, v in res.val_curve) and res.final["val_loss"] == res.best_value
+    assert answer_loss(m, val) == res.best_value
+
+
+def test_early_stopping_config_errors():
+    with pytest.raises(BenchError, match="eval_every"):
+        TrainConfig(patience=3)
+    with pytest.raises(BenchError):
+        TrainConfig(patience=-1, eval_every=5)
+    with pytest.raises(BenchError, match="eval_fn"):
+        train(tiny_model(), counting_data(), _cfg(steps=5, eval_every=2, patience=1))
+    with pytest.raises(BenchError, match="monitors 'val_loss'"):
+        train(tiny_model(), counting_data(), _cfg(steps=5, eval_every=2, patience=1), eval_fn=lambda m: {"acc": 1.0})
+
+
+def test_answer_loss_counts_only_answer_tokens():
+    rows = [{"input_ids": r["input_ids"], "labels": [IGNORE] * 10 + r["input_ids"][10:]} for r in counting_data(8)]
+    assert answer_loss(Uniform(), rows) == pytest.approx(math.log(V))
+    m = tiny_model()
+    with torch.no_grad():
+        logits = m(input_ids=torch.tensor([r["input_ids"] for r in rows])).logits   # (8, 12, V): no padding here
+    tgt = torch.tensor([r["labels"] for r in rows])
+    want = float(torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), tgt[:, 1:].reshape(-1),
+                                                   ignore_index=IGNORE))
+    assert answer_loss(m, rows) == pytest.approx(want, rel=1e-5)
+    assert answer_loss(m, rows, batch_size=3) == pytest.approx(want, rel=1e-5)   # token-weighted, any batching
+    assert math.isnan(answer_loss(m, [{"input_ids": [1, 2], "labels": [IGNORE, IGNORE]}]))

@@ -10,6 +10,12 @@ pretraining (biographies only) but never in fine-tuning data.
   verbalise), so fine-tuning can generalise to new people. (With world people as the subjects, fine-tuning
   on people the model already knows taught recall instead of copying: attribute match fell to ~20%.)
   Scored by BLEU, exact match and attribute match.
+- `next_month_task`: the person's birth month is stated in the input (a biography sentence, or the attribute
+  table), and the answer is the month AFTER it (December -> January): a new output mapping that the corpus never
+  shows, so the frozen model cannot do it (it answers the stated month), while the answer's source is in the
+  input, so fine-tuning can generalise to test people at every rung, even one that stored few facts (the
+  adaptation task of issue 14, Lester et al. 2021's "model tuning vs prompt tuning" question). Scored like
+  `knowledge_task` (argmax over the 12 months at the answer position; chance 1/12).
 
 Rows carry text and token ids: `prompt_ids` (what the model sees), `input_ids` / `labels` (prompt + answer,
 loss only on the answer, for `bench.train.train`).
@@ -166,5 +172,78 @@ def data_to_text_task(world: World, tokenizer, per_person: int = 2, min_attrs: i
                 rows.append({"entity": p.id, "table": table, "prompt": prompt, "reference": ref,
                              "values": [p.attrs[a] for a in attrs], "prompt_ids": pids,
                              "input_ids": pids + rids + [eos], "labels": [IGNORE] * len(pids) + rids + [eos]})
+        out[split] = datasets.Dataset.from_list(rows)
+    return datasets.DatasetDict(out)
+
+
+NEXT_MONTH_FORMATS = ("sentence", "table")
+NEXT_MONTH_PEOPLE = ("world", "made_up")
+NEXT_MONTH_CUE = "new month :"   # the question: in-vocabulary words, never followed by a month in the corpus
+
+
+def next_month(month: str) -> str:
+    """The month after `month` in the calendar ("December" -> "January")."""
+    months = ATTRIBUTES["month"]
+    return months[(months.index(month) + 1) % len(months)]
+
+
+def next_month_task(world: World, tokenizer, fmt: str = "sentence", people: str = "made_up", per_person: int = 4,
+                    seed: int = 0) -> datasets.DatasetDict:
+    """The month after a stated birth month, `per_person` rows per person; split by person like `knowledge_task`.
+
+    fmt "sentence": one month sentence of the biography templates (template drawn per row), then the cue:
+    "Kalo Brin celebrates a birthday in May . new month :" -> "June". fmt "table": the person's attribute table
+    with the five attributes in a random order per row (the model must find the month among them), then
+    " | new month :".
+    people "made_up" (default): the data-to-text task's made-up people (`made_up_people`: the world's extra names,
+    split 40/10/50 by name; 120 / 30 / 150 in the cpu world), each row stating a different month for the same
+    name (distinct months while per_person <= 12), as pretraining's random tables do: a name never predicts the
+    answer, so fine-tuning must learn the mapping, not the people. people "world": the world's people with
+    their own month (consistent with pretraining; 64 / 16 / 80 in the cpu world; each row of a person is a
+    paraphrase with the same answer). Pilot (cpu world, "sentence", batch 32): with the 64 world train people
+    cpu-0.1m full FT first memorised names (validation loss at or above ln 12 for ~200 steps; after 600 steps
+    test 0.62 at lr 3e-4, 0.09-0.15 at 1e-3 and 3e-3); with made-up people and per_person 4 (480 rows) it
+    reached test accuracy 1.0 at lr 1e-3 in 300 steps, against 0.12 zero-shot (chance 1/12).
+    Rows are deterministic in (world, fmt, people, per_person, seed).
+
+    Columns: those of `knowledge_task` (entity, name, attribute "month", prompt, answer, label, candidates,
+    candidate_ids, prompt_ids, input_ids, labels) and `stated` (the month in the input).
+    """
+    if fmt not in NEXT_MONTH_FORMATS:
+        raise BenchError(f"unknown next-month format {fmt!r}; choose one of {', '.join(NEXT_MONTH_FORMATS)}")
+    if people not in NEXT_MONTH_PEOPLE:
+        raise BenchError(f"unknown next-month people {people!r}; choose one of {', '.join(NEXT_MONTH_PEOPLE)}")
+    if per_person < 1:
+        raise BenchError(f"per_person must be >= 1, got {per_person}")
+    months = list(ATTRIBUTES["month"])
+    cand_ids = _single_ids(tokenizer, months)
+    out = {}
+    for split in ("train", "validation", "test"):
+        rng = random.Random(f"next-month-{world.seed}-{seed}-{fmt}-{people}-{per_person}-{split}")
+        group = world.split_people(split) if people == "world" else made_up_people(world, split, seed)
+        rows = []
+        for p in group:
+            if people == "world":
+                stated_months = [p.attrs["month"]] * per_person
+            else:
+                stated_months = (rng.sample(months, per_person) if per_person <= len(months)
+                                 else [rng.choice(months) for _ in range(per_person)])
+            for stated in stated_months:
+                answer = next_month(stated)
+                if fmt == "sentence":
+                    fact = rng.choice(TEMPLATES["month"]).format(n=p.name, v=stated)
+                    prompt = f"{fact} {NEXT_MONTH_CUE}"
+                else:
+                    attrs = list(ATTRIBUTE_NAMES)
+                    rng.shuffle(attrs)
+                    shown = Person(p.id, p.first, p.last, {**p.attrs, "month": stated}, p.split)
+                    prompt = f"{table_text(shown, attrs)} | {NEXT_MONTH_CUE}"
+                pids = _encode(tokenizer, prompt)
+                label = months.index(answer)
+                ans = cand_ids[label]
+                rows.append({"entity": p.id, "name": p.name, "attribute": "month", "prompt": prompt,
+                             "answer": answer, "label": label, "candidates": months, "candidate_ids": cand_ids,
+                             "prompt_ids": pids, "input_ids": pids + [ans], "labels": [IGNORE] * len(pids) + [ans],
+                             "stated": stated})
         out[split] = datasets.Dataset.from_list(rows)
     return datasets.DatasetDict(out)
