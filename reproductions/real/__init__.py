@@ -17,8 +17,8 @@ Training memory: weights + gradients + AdamW states of the trainable parameters 
 backward on one batch of `memory_batch` rows x `memory_tokens` tokens (bench.probes.SavedTensors, storages
 deduplicated), deterministic. Step time (timings.csv): median wall time of an optimizer step.
 
-Outliers and int8 (Q5, Q4): every LayerNorm output feeds a Linear in BERT (embeddings -> q/k/v, attention
-output -> FFN input, FFN output -> next q/k/v / the head); the census (census.py) reads the 13 LayerNorm outputs
+Outliers and int8 (Q5, Q4): the census (census.py, bench.numerics.ln_census) reads the LayerNorm outputs that
+feed a Linear (embeddings -> q/k/v, attention output -> FFN input, FFN output -> next q/k/v: 12 of MiniLM's 13)
 on test snippets (real tokens only). Int8 (quant.py; bench.numerics.int8_linear, every Linear but the head) on
 the fully fine-tuned seed-0 model: test accuracy, mean KL(fp32 || int8) of the class distribution, and the mean
 cosine of the pretrained encoder's mean-pooled embeddings; bitsandbytes' Linear8bitLt(threshold =
