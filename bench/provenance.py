@@ -50,10 +50,11 @@ def _folder_sha256(folder: str, mtime: float) -> str:
 def data_version(model: str) -> str:
     """The rung's world, world seed and ladder version; "-" for models that are not rungs."""
     from bench import ladder as L
-    spec = L.SPECS.get(model)
+    series = model.endswith("+bos")      # a rung's spec pretrained again with <bos> (int8's natural-outlier series)
+    spec = L.SPECS.get(model.removesuffix("+bos"))
     if spec is None:
         return NONE
-    return f"world={spec.world};world_seed={spec.world_seed};ladder=v{L.LADDER_VERSION}"
+    return f"world={spec.world};world_seed={spec.world_seed};ladder=v{L.LADDER_VERSION}" + (";series=bos" if series else "")
 
 
 def model_sha256(model: str, cache_dir=None) -> str:

@@ -56,3 +56,9 @@ def test_measured_values_are_refused_in_params():
         rec.add("L7", "x_over_spread", 1.0, params={"lr": 0.002, "spread": 0.01})
     rec.add("L7", "x_over_spread", 1.0, params={"lr": 0.002}, info={"spread": 0.01})
     assert json.loads(rec.frame()["info"].iloc[0]) == {"spread": 0.01}
+
+
+def test_data_version_of_a_bos_series_rung():
+    from bench.provenance import data_version
+    assert data_version("cpu-1m+bos") == data_version("cpu-1m") + ";series=bos"
+    assert data_version("not-a-rung+bos") == "-"

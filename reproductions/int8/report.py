@@ -26,7 +26,7 @@ def report(out_dir: Path) -> None:
     for section in (worked_section(df), parity_section(df), latency_section(tm, meta), ppl_section(df, out_dir),
                     sweep_section(df, out_dir), layer_error_section(df), census_section(df),
                     degradation_section(df), planting_section(df), ln_census_section(df, out_dir),
-                    minilm_section(df, meta), natural_section(df, out_dir), q6_section(df)):
+                    minilm_section(df, meta), natural_section(df, out_dir, tm), q6_section(df)):
         L += section
     atomic_write_text(out_dir / "report.md", "\n".join(L) + "\n")
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from matplotlib.ticker import NullFormatter
+
 from bench.report_tools import md_table, num, pyplot, save_figure, value, with_params
 
 from .natural import KL_METHODS, MEASURE
@@ -26,7 +28,7 @@ def series_frame(df: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values(["model", "step"], key=lambda s: s.map(order.index) if s.name == "model" else s)
 
 
-def natural_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
+def natural_section(df: pd.DataFrame, out_dir: Path, tm: pd.DataFrame) -> list[str]:
     w = series_frame(df)
     if w.empty:
         return []
@@ -42,6 +44,13 @@ def natural_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
                         *[num(v, 3) for v in no_bos],
                         num(value(df, "lncensus_kurtosis_median", model=rung, **{"params.planted": "none"}), 3)])
     rho = lambda metric: num(value(df, metric), 3)
+    wall = tm[tm["metric"] == "natural_pretrain_wall_s"] if "metric" in tm else tm
+    walls = ", ".join(f"{m.removesuffix('+bos')} {v / 60:.1f} min" for m, v in zip(wall["model"], wall["value"])) or "-"
+    mini = df[df["metric"].eq("lncensus_kurtosis_median") & df["scale"].eq("real")]
+    minilm = (f"has a median of {num(mini['value'].iloc[0], 3)} (max "
+              f"{num(value(df, 'lncensus_kurtosis_max', model=mini['model'].iloc[0]), 3)})" if len(mini) else "was not run")
+    last = w.groupby("model", sort=False).tail(1)
+    last_ge6 = ", ".join(f"{m.removesuffix('+bos')} {100 * v:.0f}%" for m, v in zip(last["model"], last["share_layers_ge6"]))
     series_figure(w, out_dir / "natural_outliers.png")
     return ["## Q5: natural outliers along pretraining (BOS series)", "",
             "Each rung of the ladder pretrained again exactly as the ladder (init, tokens, lr, batch order) but with "
@@ -53,6 +62,9 @@ def natural_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
             md_table(["model", "tokens", "held-out ppl", "train loss", "kurtosis median", "... excl. BOS",
                       "kurtosis max", "max abs", "LNs with abs(x) >= 6", "layers affected", "positions affected",
                       "outlier dims"], rows), "",
+            f"For scale: the largest `{MEASURE}` in the series is {num(w[MEASURE].max(), 3)} (a Gaussian: 0; a uniform: "
+            f"-1.2); MiniLM, pretrained elsewhere, {minilm}. LayerNorm outputs with any abs(x) >= 6 at the last "
+            f"checkpoints: {last_ge6}; systematic outlier dims (Dettmers' criteria) found: {int(w['n_outlier_dims'].max())}.", "",
             f"Spearman's rho of `{MEASURE}` with held-out perplexity over every (rung, checkpoint): "
             f"{rho('natural_spearman_kurtosis_vs_ppl')} (rule: <= -0.5); with parameters at the last checkpoint: "
             f"{rho('natural_spearman_kurtosis_vs_params')} over {rho('natural_n_rungs')} rungs (rule: >= 0.9, "
@@ -61,7 +73,9 @@ def natural_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
             "(no BOS, unplanted, its plain held-out blocks) and that rung's median kurtosis:", "",
             md_table(["rung", *[f"{m} KL (BOS)" for m in KL_METHODS], *[f"{m} KL (ladder)" for m in KL_METHODS],
                       "kurtosis median (ladder)"], kl_rows), "",
-            "![natural outliers along pretraining](natural_outliers.png)", ""]
+            "![natural outliers along pretraining](natural_outliers.png)", "",
+            f"Pretraining wall time per series rung (one-thread processes, `natural_workers` at once; measured when it was built and cached afterwards, so a rerun's wall time in "
+            f"meta.json does not include it): {walls}.", ""]
 
 
 def series_figure(w: pd.DataFrame, path: Path) -> None:
@@ -76,7 +90,12 @@ def series_figure(w: pd.DataFrame, path: Path) -> None:
                 title="heavy tails along pretraining")
     axes[1].set(xscale="log", xlabel="held-out perplexity (log)", ylabel="median excess kurtosis",
                 title="against perplexity (cf. Dettmers Fig. 3b)")
+    ppl_ticks = [t for t in (1.5, 2, 3, 5, 10, 20, 50) if w["heldout_ppl"].min() / 1.2 <= t <= w["heldout_ppl"].max() * 1.2]
+    axes[1].set_xticks(ppl_ticks, [f"{t:g}" for t in ppl_ticks])
+    axes[1].xaxis.set_minor_formatter(NullFormatter())
     axes[1].invert_xaxis()
+    for ax in axes[:2]:
+        ax.axhline(0.0, color="k", lw=0.6, ls=":")     # a Gaussian's excess kurtosis
     axes[2].axhline(6.0, color="k", lw=0.6, ls=":")
     axes[2].set(xscale="log", xlabel="pretraining tokens", ylabel="max abs(x) over LN outputs", title="largest value (6: the paper's outlier)")
     axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -40,6 +40,10 @@ REGRESS = [
                                "crosses 6 (atol: ~10 of 1024 positions)"),
     ("plant_all_ln_fp32_max_abs_diff", 1e-4, 0.0, "planting keeps FP32's function: ~1e-6, must stay <= 1e-4"),
     ("plant_all_ln_dim_*", 0.01, 0.01, "magnitudes reached by planting: moved <= 5e-5"),
+    # Q5's natural-outlier series (smoke: two BOS rungs, 5 checkpoints); movements under --other-float-path, 2026-12-01
+    ("natural_kl_per_token", 3e-5, 0.1, "KL ~1e-5..1e-4 nats/token: moved 0.5% rel"),
+    ("natural_*", 0.02, 0.05, "ppl, losses, kurtosis, max abs: moved <= 1e-6 rel; counts, shares and the rank "
+                              "correlations did not move (smoke-a/b's final kurtoses are 0.1 apart)"),
 ]
 EXAMPLE_Q2 = [1.2, -0.5, -4.3, 1.2, -3.1, 0.8, 2.4, 5.4]        # the HF blog's absmax example
 EXAMPLE_Q2_CODES = [28, -12, -101, 28, -73, 19, 56, 127]        # and the codes it prints
