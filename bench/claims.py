@@ -143,6 +143,35 @@ def R(**kw) -> tuple[tuple[str, object], ...]:
 DATE = "2026-11-30"   # issue 13: verdicts a skeptic accepts
 KNOWLEDGE_ITEMS = 400  # knowledge test items: stored accuracies are multiples of 1/400 (harness: record n_test)
 LOSS_FACTOR = math.log(3)  # "converged alike": seed-mean training losses within a factor of 3
+DATE_14 = "2026-12-01"  # issue 14: converged methods on a task that needs adaptation
+ADAPT_POINTS, ADAPT_SE = 0.10, 3.0   # "the task needs adaptation": full FT beats the zero-shot model by these
+
+
+def needs_adaptation(task: str, part: str) -> tuple:
+    """Preconditions (issue 14): on every rung that ran `task`, full FT beats the zero-shot model (its hand-written
+    prompt) by >= 10 points and >= 3 standard errors (seeds + test items): else the frozen model already does the
+    task, and a method cannot show what adaptation buys."""
+    w = W(claim="*", **{"params.task": task})
+    return (Check("adapt_full_minus_zeroshot", ">=", ADAPT_POINTS, w, agg="min", part=part,
+                  note=f"{task} needs adaptation: full FT minus the zero-shot model >= 0.10 on every rung"),
+            Check("adapt_full_minus_zeroshot_over_se", ">=", ADAPT_SE, w, agg="min", part=part,
+                  note="... and >= 3 standard errors"))
+
+
+def converged(task: str, methods: tuple, part: str, phase: str = "main", **rungs) -> tuple:
+    """Preconditions (issue 14): no run of `methods` on `task` (phase, rungs: params.largest=1 / half="lower" / ...)
+    was still improving at its cap; else the verdict rests on an unconverged run: inconclusive (not converged)."""
+    where = {"params.task": task, "params.of_phase": phase, **{f"params.{k}": v for k, v in rungs.items()}}
+    return tuple(Check("conv_still_improving", "==", 0, W(claim="*", method=m, **where),
+                       agg="max", part=part, note=f"not converged: {m} runs ({phase}) still improving at the cap")
+                 for m in methods)
+
+
+def MAIN(task: str, **kw) -> tuple:
+    """Per-run rows of the main sweep on `task`."""
+    return R(**{"params.task": task, "params.phase": "main"}, **kw)
+
+
 
 CLAIMS: dict[str, Claim] = {}
 
@@ -165,32 +194,43 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="knowledge-task accuracy of P-tuning vs the hand-written prompt (frozen model), per rung",
     checks=(
-        Effect("accuracy", R(method="ptuning", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.03,
-               b=R(method="prompt_design", **{"params.task": "knowledge", "params.phase": "zeroshot"}), by="model",
-               items=KNOWLEDGE_ITEMS, part="vs hand-written",
-               note="every rung: P-tuning minus the hand-written prompt, floor = the lecture's 3 points"),
-        Effect("accuracy", R(method="ptuning", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0, b=R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
-               rungs="lower", items=KNOWLEDGE_ITEMS, part="vs prompt tuning",
+        Effect("accuracy", MAIN("nextmonth", method="ptuning"), "above", 0.03,
+               b=R(method="prompt_design", **{"params.task": "nextmonth", "params.phase": "zeroshot"}), by="model",
+               part="vs hand-written",
+               note="every rung: P-tuning minus the hand-written prompt (the task's cue on the frozen model), floor = "
+                    "the lecture's 3 points"),
+        Effect("accuracy", MAIN("nextmonth", method="ptuning"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
+               by="model", rungs="lower", part="vs prompt tuning",
                note="smaller half of the rungs: P-tuning minus prompt tuning (no published size: floor 0)"),
     ),
     preconditions=(
-        Effect("final_train_loss", R(method="ptuning", **{"params.task": "knowledge", "params.phase": "main"}), "within", LOSS_FACTOR, b=R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}),
-               by="model", log=True, part="vs prompt tuning",
-               note="P-tuning and prompt tuning trained alike (final training losses within 3x): else underfit, not worse"),
+        *needs_adaptation("nextmonth", "vs hand-written"),
+        *converged("nextmonth", ("ptuning",), "vs hand-written"),
+        *converged("nextmonth", ("ptuning", "prompt"), "vs prompt tuning", half="lower"),
     ),
     history=(Change(DATE, "min over rungs of (P-tuning - hand-written) > 0; mean over the smaller half of (P-tuning - "
                           "prompt tuning) > 0; seed means, no interval",
                     "issue 13: a difference of 0.007 passed with no uncertainty; the lecture's 3 points are the floor, "
-                    "decided on a 95% interval (seeds + 400 test items); convergence is a precondition"),),
-    rule="Toy, >= 3 seeds, knowledge task (attribute questions about people never seen in fine-tuning); each "
-         "difference of seed-mean accuracies gets a 95% interval from the seeds plus the binomial error of the 400 "
-         "test items. Part 'vs hand-written': on every rung P-tuning (frozen LM, 20 continuous tokens from the "
-         "paper's LSTM encoder) minus the hand-written discrete prompt (zero-shot, no training) has its interval "
-         "above +3 points (0.03, the lecture's floor; the paper's LAMA gain is about +20). Part 'vs prompt tuning': "
-         "on each rung of the smaller half (by parameters) P-tuning minus plain prompt tuning of the same length has "
-         "its interval above 0 (no published size); this part is inconclusive unless the two trained alike, i.e. the "
-         "interval of the log ratio of their final training losses lies within a factor of 3 on every rung (else "
-         "underfit, not worse). An interval straddling its floor is inconclusive.",
+                    "decided on a 95% interval (seeds + 400 test items); convergence is a precondition"),
+             Change(DATE_14, "knowledge task, 100 steps for every method; parts as now; precondition of 'vs prompt "
+                             "tuning': final training losses of P-tuning and prompt tuning within 3x on every rung",
+                    "issue 14: on the knowledge task the frozen model already scores 0.925 against full FT's 0.970 "
+                    "(cpu-5m): nothing to adapt; runs stopped at a fixed step count. Now decided on the next-month "
+                    "task (its precondition: full FT beats the zero-shot model by >= 10 points and 3 SE on every "
+                    "rung) with every run trained until its validation loss stops improving; a run still improving "
+                    "at its cap makes its part inconclusive. Knowledge is reported, not decided")),
+    rule="Toy, >= 3 seeds, next-month task (a stated birth month -> the month after it, for made-up people: the frozen "
+         "model cannot do it); every run trains until its validation answer loss stops improving (patience 6 "
+         "evaluations, min_delta 1e-3) under a cap of 2000 steps, keeping the best evaluation's weights. Each "
+         "difference of seed-mean accuracies gets a 95% interval from the seeds plus the binomial error of the test "
+         "items. Part 'vs hand-written': on every rung P-tuning (frozen LM, 20 continuous tokens from the paper's "
+         "LSTM encoder) minus the hand-written prompt (the task's own cue 'new month :' on the frozen model, no "
+         "training) has its interval above +3 points (0.03, the lecture's floor; the paper's LAMA gain is about +20); "
+         "preconditions: the task needs adaptation (full FT minus the zero-shot model >= 0.10 and >= 3 standard "
+         "errors on every rung) and no P-tuning run was still improving at its cap. Part 'vs prompt tuning': on each "
+         "rung of the smaller half (by parameters) P-tuning minus plain prompt tuning of the same length has its "
+         "interval above 0 (no published size); precondition: no run of either still improving at its cap. An "
+         "interval straddling its floor is inconclusive. The knowledge task's numbers are reported, not decided.",
     paper_note="LAMA with BERT/GPT-2/Megatron checkpoints: --model <hub id> on a GPU.",
 ))
 register(Claim(
@@ -210,25 +250,32 @@ register(Claim(
                note="50-500 training rows, per-seed mean over sizes (paper: +2.9 BLEU)"),
     ),
     preconditions=(
-        Effect("final_train_loss", R(method="prefix", **{"params.task": "d2t", "params.phase": "main"}), "within", LOSS_FACTOR, b=R(method="full", **{"params.task": "d2t", "params.phase": "main"}),
-               by="model", rungs="largest", log=True, part="largest rung",
-               note="prefix tuning and full FT trained alike (final training losses within 3x): else underfit, not worse"),
-        Effect("final_train_loss", R(method="prefix", **{"params.phase": "lowdata"}), "within", LOSS_FACTOR,
-               b=R(method="full", **{"params.phase": "lowdata"}), log=True, part="low data",
-               note="the same in the low-data run"),
+        *needs_adaptation("d2t", "largest rung"),
+        *converged("d2t", ("prefix", "full"), "largest rung", largest=1),
+        *needs_adaptation("d2t", "low data"),
+        *converged("d2t", ("prefix", "full"), "low data", phase="lowdata"),
     ),
     history=(Change(DATE, "(prefix - full) / max(sd_prefix, sd_full) >= -1 at the largest rung; low-data mean difference > 0",
                     "issue 13: spread from the larger of two 3-seed sds; methods compared at training losses 17x apart "
-                    "(underfit, not worse) -- now a 95% interval with a 2-point margin and a convergence precondition"),),
+                    "(underfit, not worse) -- now a 95% interval with a 2-point margin and a convergence precondition"),
+             Change(DATE_14, "preconditions: final training losses of prefix tuning and full FT within 3x (largest "
+                             "rung; low-data run); 150 steps x batch 16 for every method; low data 50/100/200/500 rows",
+                    "issue 14: after 150 steps prefix tuning's training loss was 17x full FT's: a verdict on a "
+                    "starved method. Now every run trains until its validation loss stops improving (cap 1500 "
+                    "steps, 10x); a run still improving at its cap makes its part inconclusive; a prefix that "
+                    "converged at a higher loss is worse, not underfit. The d2t task must need adaptation (full FT "
+                    "beats the zero-shot model by >= 10 points and 3 SE); low data 50/200/500 rows (cpu budget)"),),
     rule="Toy, >= 3 seeds, data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
-         "fine-tuned on); differences of seed means with 95% intervals from the seeds. Part 'largest rung': prefix "
-         "tuning (length 10, MLP reparameterisation, folded) minus full fine-tuning has its interval above -0.02 "
-         "(non-inferiority: at most 2 BLEU points worse; the paper has +1.5 for prefix). Part 'low data' (largest "
-         "rung, 50, 100, 200, 500 training rows, same steps and learning rates, per-seed mean over the sizes): "
-         "prefix minus full FT has its interval above 0 (the paper: +2.9 BLEU). Each part is inconclusive unless "
-         "prefix tuning and full FT trained alike in that run: the interval of the log ratio of their final training "
-         "losses within a factor of 3 (else underfit, not worse). The prefix's share of the parameters is reported "
-         "next to the paper's ~0.1%, not decided.",
+         "fine-tuned on), largest rung; every run trains until its validation loss (teacher-forced, 32 validation "
+         "rows) stops improving (patience 6 evaluations every 50 steps, min_delta 1e-3) under a cap of 1500 steps, "
+         "keeping the best evaluation's weights; differences of seed means with 95% intervals from the seeds. Part "
+         "'largest rung': prefix tuning (length 10, MLP reparameterisation, folded) minus full fine-tuning has its "
+         "interval above -0.02 (non-inferiority: at most 2 BLEU points worse; the paper has +1.5 for prefix). Part "
+         "'low data' (largest rung, 50, 200, 500 training rows, same learning rates and stopping rule, per-seed mean "
+         "over the sizes): prefix minus full FT has its interval above 0 (the paper: +2.9 BLEU). Each part is "
+         "inconclusive unless the task needs adaptation (full FT minus the zero-shot model >= 0.10 BLEU and >= 3 "
+         "standard errors) and no prefix or full-FT run of that part was still improving at its cap. The prefix's "
+         "share of the parameters is reported next to the paper's ~0.1%, not decided.",
     paper_note="E2E with GPT-2 Medium/Large: --model gpt2-medium on a GPU.",
 ))
 register(Claim(
@@ -242,36 +289,54 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="gap (full FT minus prompt tuning) vs parameters over the ladder; length and init ablations",
     checks=(
-        Check("p3_gap_spearman_vs_log_params", "<", 0.0, W(**{"params.task": "knowledge"}), part="gap closes",
+        Check("p3_gap_spearman_vs_log_params", "<", 0.0, W(**{"params.task": "nextmonth"}), part="gap closes",
               note="Spearman rank correlation of the gap (seed means) with log parameters over the rungs"),
-        Check("p3_gap_drop_over_spread", ">", 1.0, W(**{"params.task": "knowledge"}), part="gap closes",
+        Check("p3_gap_drop_over_spread", ">", 1.0, W(**{"params.task": "nextmonth"}), part="gap closes",
               note="(gap smallest - gap largest) / seed spread of the gap"),
-        Effect("accuracy", R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0,
+        Effect("accuracy", MAIN("knowledge", method="prompt"), "above", 0.0,
                b=R(method="prompt", **{"params.phase": "ablation", "params.num_virtual_tokens": 1}), by="model",
                rungs="smallest", items=KNOWLEDGE_ITEMS, part="length ablation",
                note="Fig. 3a: 20 tokens minus 1 token on the smallest rung"),
-        Effect("accuracy", R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0,
+        Effect("accuracy", MAIN("knowledge", method="prompt"), "above", 0.0,
                b=R(method="prompt", **{"params.phase": "ablation", "params.init": "random"}), by="model",
                rungs="smallest", items=KNOWLEDGE_ITEMS, part="init ablation",
                note="Fig. 3b: class-label init minus random uniform on the smallest rung"),
     ),
     preconditions=(
-        Effect("accuracy", R(method="full", **{"params.task": "knowledge", "params.phase": "main"}), "above", 0.0, b=R(method="prompt", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
-               rungs="smallest", items=KNOWLEDGE_ITEMS, part="gap closes",
+        *needs_adaptation("nextmonth", "gap closes"),
+        Effect("accuracy", MAIN("nextmonth", method="full"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
+               by="model", rungs="smallest", part="gap closes",
                note="a gap to close: full FT ahead of prompt tuning at the smallest rung"),
+        *converged("nextmonth", ("full", "prompt"), "gap closes"),
+        *converged("knowledge", ("prompt",), "length ablation", smallest=1),
+        *converged("knowledge", ("prompt",), "length ablation", phase="ablation", smallest=1),
+        *converged("knowledge", ("prompt",), "init ablation", smallest=1),
+        *converged("knowledge", ("prompt",), "init ablation", phase="ablation", smallest=1),
     ),
     history=(Change(DATE, "p3_gap_smallest_rung > 0 as a check; ablations: mean difference > 0",
                     "issue 13: a failed 'gap to close' read as 'not reproduced' (it makes the closing part "
-                    "inconclusive); ablations passed on 0.018 with no uncertainty"),),
-    rule="Toy, >= 3 seeds, knowledge task (the SuperGLUE analogue). The gap = full FT minus prompt tuning (length "
-         "20, class-label init) in seed-mean accuracy per rung. Part 'gap closes' (point values, no interval): the "
-         "gap's Spearman correlation with log parameters over the rungs is negative, and the smallest rung's gap "
-         "exceeds the largest's by more than the gap's seed spread; it is inconclusive unless there is a gap to "
-         "close: full FT minus prompt tuning at the smallest rung with its 95% interval (seeds + binomial error of "
-         "the 400 test items) above 0. Ablations on the smallest rung, each its own part decided on the same kind of "
-         "interval, above 0: length 20 minus length 1 (Fig. 3a) and class-label init minus random uniform (Fig. 3b). "
-         "The same numbers on the second ablation rung (the middle one), the sampled-vocabulary init, lengths 5 and "
-         "100 and the data-to-text gap are reported, not decided.",
+                    "inconclusive); ablations passed on 0.018 with no uncertainty"),
+             Change(DATE_14, "part 'gap closes' on the knowledge task (precondition: full FT ahead of prompt tuning "
+                             "at the smallest rung); ablations as now; 100 steps for every run, no convergence check",
+                    "issue 14: on the knowledge task there was no gap to close (frozen 0.925 vs full FT 0.970 at "
+                    "cpu-5m; full FT behind prompt tuning at the smallest rung) and prompt tuning stopped at 1.7 "
+                    "nats/token after 100 steps. Now 'gap closes' is decided on the next-month task, which needs "
+                    "adaptation (precondition), with every run trained until its validation loss stops improving; "
+                    "every part needs its runs converged (none still improving at the cap)"),),
+    rule="Toy, >= 3 seeds; every run trains until its validation answer loss stops improving (patience 6 "
+         "evaluations, min_delta 1e-3) under a cap (next month 2000 steps, knowledge 1000), keeping the best "
+         "evaluation's weights. The gap = full FT minus prompt tuning (length 20, class-label init) in seed-mean "
+         "accuracy per rung on the next-month task (a stated month -> the month after it: the frozen model cannot "
+         "do it). Part 'gap closes' (point values, no interval): the gap's Spearman correlation with log parameters "
+         "over the rungs is negative, and the smallest rung's gap exceeds the largest's by more than the gap's seed "
+         "spread; preconditions: the task needs adaptation (full FT minus the zero-shot model >= 0.10 and >= 3 "
+         "standard errors on every rung), a gap to close (full FT minus prompt tuning at the smallest rung with its "
+         "95% interval (seeds + binomial error of the test items) above 0), and no full-FT or prompt-tuning run "
+         "still improving at its cap. Ablations on the smallest rung, knowledge task, each its own part decided on "
+         "the same kind of interval, above 0: length 20 minus length 1 (Fig. 3a) and class-label init minus random "
+         "uniform (Fig. 3b); precondition: none of those prompt runs still improving at its cap. The knowledge "
+         "task's gap, the sampled-vocabulary init and the other lengths are reported, not decided; so is the gap on "
+         "a second pretraining seed of the middle rung beside the fine-tuning seed spread.",
     paper_note="SuperGLUE with T5.1.1 Small..XXL: --model on a GPU.",
 ))
 register(Claim(
@@ -314,35 +379,44 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="downstream metric of adapters vs full FT per rung, with trainable %",
     checks=(
-        Effect("accuracy", R(method="full", **{"params.task": "knowledge", "params.phase": "main"}), "within", 0.004,
-               b=R(method="adapters", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
-               rungs="largest", items=KNOWLEDGE_ITEMS, part="knowledge",
+        Effect("accuracy", MAIN("nextmonth", method="full"), "within", 0.004, b=MAIN("nextmonth", method="adapters"),
+               by="model", rungs="largest", part="next month",
                note="equivalence: full - adapters inside +-0.4 points (the paper's number)"),
-        Effect("bleu", R(method="full", **{"params.task": "d2t", "params.phase": "main"}), "within", 0.004,
-               b=R(method="adapters", **{"params.task": "d2t", "params.phase": "main"}), by="model",
+        Effect("bleu", MAIN("d2t", method="full"), "within", 0.004, b=MAIN("d2t", method="adapters"), by="model",
                rungs="largest", part="data-to-text", note="the same on BLEU (0-1 scale)"),
         Check("a1_adapters_stored_pct", ">=", 1.0, part="parameter share", note="paper: 2.1-3.6%"),
         Check("a1_adapters_stored_pct", "<=", 5.0, part="parameter share", note="two-sided around the paper's 2.1-3.6%"),
     ),
     preconditions=(
-        Effect("final_train_loss", R(method="adapters", **{"params.task": "d2t", "params.phase": "main"}), "within",
-               LOSS_FACTOR, b=R(method="full", **{"params.task": "d2t", "params.phase": "main"}), by="model",
-               rungs="largest", log=True, part="data-to-text",
-               note="adapters and full FT trained alike (final training losses within 3x)"),
-        Effect("final_train_loss", R(method="adapters", **{"params.task": "knowledge", "params.phase": "main"}), "within",
-               LOSS_FACTOR, b=R(method="full", **{"params.task": "knowledge", "params.phase": "main"}), by="model",
-               rungs="largest", log=True, part="knowledge", note="the same on the knowledge task"),
+        *needs_adaptation("nextmonth", "next month"),
+        *converged("nextmonth", ("full", "adapters"), "next month", largest=1),
+        Check("a1_full_score", "<=", 0.99, W(**{"params.task": "nextmonth"}), part="next month",
+              note="room above full FT: at the ceiling an equivalence test cannot fail"),
+        *needs_adaptation("d2t", "data-to-text"),
+        *converged("d2t", ("full", "adapters"), "data-to-text", largest=1),
+        Check("a1_full_score", "<=", 0.99, W(**{"params.task": "d2t"}), part="data-to-text",
+              note="room above full FT (BLEU)"),
     ),
     history=(Change(DATE, "max over tasks of (full - adapters) / max(0.02, seed spread) <= 1; stored % <= 5",
-                    "issue 13: a 2-point margin is 5x the paper's 0.4 points; the share check passed trivially"),),
+                    "issue 13: a 2-point margin is 5x the paper's 0.4 points; the share check passed trivially"),
+             Change(DATE_14, "parts 'knowledge' and 'data-to-text', each with the precondition final training losses "
+                             "of adapters and full FT within 3x; 100 / 150 steps for every run",
+                    "issue 14: the knowledge task needs no adaptation (frozen 0.925 vs full FT 0.970 at cpu-5m); "
+                    "runs stopped at fixed step counts. Now the next-month task and d2t, each with the preconditions "
+                    "'needs adaptation' (>= 10 points and 3 SE over zero-shot), 'converged' (no run still improving "
+                    "at its cap) and 'room above full FT' (full FT <= 0.99: at the ceiling equivalence cannot fail); "
+                    "knowledge reported"),),
     rule="Toy, >= 3 seeds, at the largest rung, adapters (size d/16, near-identity init, layer norms trained) vs "
-         "full fine-tuning; differences of seed means with 95% intervals from the seeds (plus, for accuracy, the "
-         "binomial error of the 400 test items). Part 'knowledge': full FT minus adapters in accuracy has its "
-         "interval inside +-0.4 points (+-0.004, the paper's number; an equivalence test, so adapters ahead by more "
-         "than that do not pass either). Part 'data-to-text': the same +-0.004 band on BLEU (0-1 scale). Each task's "
-         "part is inconclusive unless adapters and full FT trained alike on it (interval of the log ratio of final "
-         "training losses within a factor of 3). Part 'parameter share': adapters store between 1% and 5% of the "
-         "model's parameters (the paper: 2.1-3.6%).",
+         "full fine-tuning, every run trained until its validation loss stops improving (patience 6 evaluations, "
+         "min_delta 1e-3; caps 2000 / 1500 steps), keeping the best evaluation's weights; differences of seed means "
+         "with 95% intervals from the seeds (plus, for accuracy, the binomial error of the test items). Part 'next "
+         "month': full FT minus adapters in accuracy on the next-month task has its interval inside +-0.4 points "
+         "(+-0.004, the paper's number; an equivalence test, so adapters ahead by more than that do not pass either). "
+         "Part 'data-to-text': the same +-0.004 band on BLEU (0-1 scale). Each task's part is inconclusive unless the "
+         "task needs adaptation (full FT minus the zero-shot model >= 0.10 and >= 3 standard errors on every rung), "
+         "no adapter or full-FT run at the largest rung was still improving at its cap, and full FT leaves room (its "
+         "seed mean <= 0.99: at the ceiling an equivalence cannot fail). Part 'parameter share': adapters store "
+         "between 1% and 5% of the model's parameters (the paper: 2.1-3.6%). The knowledge task is reported.",
     paper_note="GLUE with BERT-Large: --model bert-large-uncased on a GPU.",
 ))
 register(Claim(

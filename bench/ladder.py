@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -90,6 +90,10 @@ LADDERS: dict[str, list[RungSpec]] = {
     ],
 }
 SPECS = {s.name: s for rungs in LADDERS.values() for s in rungs}
+# A second pretraining run of a rung (issue 14: how much of a trend one pretraining run could fake): the same spec
+# but its init and batch order from seed 1, named "<rung>-s1". Not part of any ladder; built on first use.
+REPLICAS = {f"{s.name}-s1": replace(s, name=f"{s.name}-s1", seed=1) for rungs in LADDERS.values() for s in rungs}
+SPECS.update(REPLICAS)
 
 
 def rung_names(ladder: str) -> list[str]:

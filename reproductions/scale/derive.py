@@ -1,20 +1,26 @@
 """Derived metrics: from the sweep's per-run rows to the numbers the registry's Checks decide on (bench/claims.py:
 P1, P2, P3, A1). Spreads are sample sds over seeds; a NaN run (diverged) makes its cell's mean NaN.
+
+Issue 14 adds rows under claim "-" that several claims' preconditions read: per task and rung, how far full FT
+beats the zero-shot model (`adapt_*`: does the task need adaptation?), per (phase, task, method, rung) how many
+runs were still improving at the cap (`conv_still_improving`), and the second pretraining seed's spread
+(`replica_*`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 
 from bench.report_tools import with_params
-from bench.stats import spearman
-from reproductions.scale.settings import A1_MARGIN, METRIC, TASKS, ZERO_SHOT
+from bench.stats import diff_interval, spearman
+from reproductions.scale.settings import A1_MARGIN, CLASSIFICATION, METRIC, TASKS, ZERO_SHOT
 
 # Keys of derive()'s params that are measured (a seed spread, the hand-written prompt's score): row info.
-DERIVED_MEASURED = ("spread", "handwritten")
+DERIVED_MEASURED = ("spread", "handwritten", "zeroshot", "se", "full", "prompt")
 
 
 def sample_sd(v) -> float:
@@ -37,8 +43,9 @@ def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
     size, n, init (from the params JSON)."""
     d = df[df["params"].str.contains('"phase"', regex=False)]
     d = with_params(d, "phase", "rung_params", "task", "size", "num_virtual_tokens", "init")
-    return d.rename(columns={"num_virtual_tokens": "n"})[
-        ["phase", "model", "rung_params", "task", "method", "seed", "metric", "value", "size", "n", "init"]]
+    n_test = d["info"].map(lambda i: json.loads(i).get("n_test") if isinstance(i, str) and i else None)
+    return d.rename(columns={"num_virtual_tokens": "n"}).assign(n_test=n_test)[
+        ["phase", "model", "rung_params", "task", "method", "seed", "metric", "value", "size", "n", "init", "n_test"]]
 
 
 def stats(runs: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
@@ -66,7 +73,68 @@ def derive(runs: pd.DataFrame) -> list[tuple[str, str, float, dict, str]]:
             v = top[top["method"] == meth]["value"]
             if len(v):
                 out.append((claim, metric, float(v.mean()), {"rung_params": int(size[order[-1]])}, order[-1]))
-    return out + _low_data(runs) + _ablations(runs, order, size)
+    return (out + _low_data(runs) + _ablations(runs, order, size) + _adaptation(runs, order, size)
+            + _convergence(runs, order) + _replica(runs))
+
+
+def _adaptation(runs: pd.DataFrame, order: list, size: dict) -> list:
+    """Per task and rung: full FT (seed mean) minus the zero-shot model (the hand-written prompt), and that
+    difference over its standard error (seeds + the binomial error of the test items; bench.stats.diff_interval)."""
+    main, zero = runs[runs["phase"] == "main"], runs[runs["phase"] == "zeroshot"]
+    out = []
+    for task in TASKS:
+        metric = METRIC[task]
+        for m in order:
+            f = main[(main["task"] == task) & (main["model"] == m) & (main["method"] == "full") & (main["metric"] == metric)]
+            z = zero[(zero["task"] == task) & (zero["model"] == m) & (zero["method"] == ZERO_SHOT) & (zero["metric"] == metric)]
+            if f.empty or z.empty:
+                continue
+            n_items = int(f["n_test"].dropna().iloc[0]) if task in CLASSIFICATION and f["n_test"].notna().any() else 0
+            iv = diff_interval(f.sort_values("seed")["value"].to_numpy(float), z["value"].to_numpy(float)[:1], n_items)
+            se = math.hypot(iv.se_seeds, iv.se_items)
+            p = {"task": task, "rung_params": int(size[m]), "zeroshot": float(z["value"].iloc[0])}
+            out.append(("-", "adapt_full_minus_zeroshot", iv.est, dict(p), m))
+            out.append(("-", "adapt_full_minus_zeroshot_over_se", _ratio(iv.est, se), {**p, "se": se}, m))
+    return out
+
+
+def _convergence(runs: pd.DataFrame, order: list) -> list:
+    """Per (phase, task, method, rung): runs still improving at the cap (early stopping never fired); params
+    `of_phase` (not "phase": these are no runs), `largest` / `smallest` (1 or 0) and `half` let a rule pick rungs."""
+    flags = runs[runs["metric"] == "still_improving_at_cap"]
+    out = []
+    for (phase, task, meth, m), g in flags.groupby(["phase", "task", "method", "model"], sort=True):
+        base = m.removesuffix("-s1")
+        i = order.index(base) if base in order else -1
+        p = {"method": meth, "of_phase": phase, "task": task, "runs": len(g), "largest": int(i == len(order) - 1 and i >= 0),
+             "smallest": int(i == 0), "half": "lower" if 0 <= i < max(1, len(order) // 2) else "upper"}
+        out.append(("-", "conv_still_improving", float(g["value"].sum()), p, m))
+    return out
+
+
+def _replica(runs: pd.DataFrame) -> list:
+    """The second pretraining seed (phase "replica", rung "<base>-s1") against the base rung's main runs: per task,
+    the P3 gap (full - prompt, seed means) on each pretraining, their difference, and the fine-tuning seed spread
+    of the gap beside it."""
+    rep = runs[runs["phase"] == "replica"]
+    out = []
+    for (m1, task), g1 in rep.groupby(["model", "task"]):
+        m0 = m1.removesuffix("-s1")
+        g0 = runs[(runs["phase"] == "main") & (runs["model"] == m0) & (runs["task"] == task)]
+        gaps = {}
+        for seed_p, g in ((0, g0), (1, g1)):
+            st = {r.method: r for r in stats(g, METRIC[task], ["method"]).itertuples()}
+            if {"full", "prompt"} <= set(st):
+                f, pr = st["full"], st["prompt"]
+                gaps[seed_p] = (f.mean - pr.mean, math.hypot(f.sd, pr.sd), f.mean, pr.mean)
+        if len(gaps) < 2:
+            continue
+        for seed_p, (gap, sd, fm, pm) in gaps.items():
+            p = {"task": task, "pretrain_seed": seed_p, "full": fm, "prompt": pm, "spread": sd}
+            out.append(("-", "replica_gap", gap, p, m1 if seed_p else m0))
+        out.append(("-", "replica_gap_between_pretraining", abs(gaps[1][0] - gaps[0][0]),
+                    {"task": task, "spread": max(gaps[0][1], gaps[1][1])}, m0))
+    return out
 
 
 def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict) -> list:
@@ -99,6 +167,8 @@ def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict) -> lis
             p = {**base_p(m), "spread": spread}
             if claim == "A1":
                 out.append(("A1", "a1_full_minus_adapters", f.mean - a.mean, p, m))
+                if m == order[-1]:
+                    out.append(("A1", "a1_full_score", f.mean, {"task": task, "rung_params": int(size[m])}, m))
                 if m == order[-1]:
                     out.append(("A1", "a1_full_minus_adapters_over_margin",
                                 _ratio(f.mean - a.mean, max(A1_MARGIN, spread)), {**p, "margin": A1_MARGIN}, m))

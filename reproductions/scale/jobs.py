@@ -5,35 +5,44 @@ its rows into a `bench.jobs.RowBuffer`; the buffers are replayed into the Record
 does not depend on how many processes ran the jobs or in which order they finished. Each job fixes its own seeds
 (see reproductions.scale.fitting), so a job's numbers do not depend on the process either (tested: workers=1 and
 workers=2 give the same results.csv).
+
+Job cache (Settings.job_cache; off in the smoke profile, so the regression gate always measures): a finished
+training job is kept under $BENCH_CACHE/../scale/jobs/, keyed by everything its numbers depend on (the job, the
+rung's weights hash, the world, the settings, torch's version and the hash of the code it runs). A long run that
+is stopped resumes where it was; its rows (wall times included) are those measured when the job first ran.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
+import os
 import random
+from dataclasses import asdict
+from pathlib import Path
 from typing import NamedTuple
+
+import torch
 
 from bench.jobs import ENV, RowBuffer
 from bench.methods.lora import lora_layers
 from bench.repro import RunContext
-from reproductions.scale.fitting import fit, record_run, val_scores, zero_shot
-from reproductions.scale.models import Rung, load_rung
-from reproductions.scale.settings import Settings
+from reproductions.scale.fitting import code_hash, job_cache_dir, record_run, val_scores, zero_shot
+from reproductions.scale.models import Rung, describe, fingerprint, load_rung
+from reproductions.scale.settings import JOB_VERSION, Settings
 
 
 class Job(NamedTuple):
-    """One unit of work. zeroshot: the hand-written prompt / frozen model on (rung, task); search: one lr grid
-    point, returns validation scores; fit: train, score and record one run (keep: also return the trained
-    prompt / LoRA weights for P4)."""
-    kind: str                      # "zeroshot" | "search" | "fit"
+    """One unit of work. zeroshot: the hand-written prompt / frozen model on (rung, task); fit: train (early
+    stopping), score and record one run, and return its validation scores (what the lr search selects on) and,
+    with keep, the trained prompt / LoRA weights for P4."""
+    kind: str                      # "zeroshot" | "fit"
     rung: str
     task: str
     method: str = ""
     kw: dict | None = None         # method_kwargs
     lr: float = 0.0
     seed: int = 0
-    steps: int = 0
-    batch: int = 0
     low_data: int | None = None    # fit on a fixed random subset of this many training rows
     extra: dict | None = None      # row params (phase, ...)
     claim: str = "-"
@@ -42,7 +51,7 @@ class Job(NamedTuple):
 
 def job_env(ctx: RunContext, s: Settings, methods: list) -> dict:
     """The JobRunner's setup: what a process running jobs holds (its loaded rung comes on first use)."""
-    return dict(ctx=ctx, s=s, methods=methods, rungs={})
+    return dict(ctx=ctx, s=s, methods=methods, rungs={}, code=code_hash())
 
 
 def _job_rung(name: str) -> Rung:
@@ -53,41 +62,67 @@ def _job_rung(name: str) -> Rung:
     return rungs[name]
 
 
+def cache_path(job: Job) -> Path | None:
+    """Where a finished fit job is kept (None: the cache is off for these settings or by $BENCH_SCALE_NO_CACHE)."""
+    s: Settings = ENV["s"]
+    if not s.job_cache or job.kind != "fit" or os.environ.get("BENCH_SCALE_NO_CACHE"):
+        return None
+    rc = _job_rung(job.rung)
+    blob = {"v": JOB_VERSION, "job": {**job._asdict(), "kw": describe(job.kw or {})}, "label_ids": rc.label_ids,
+            "weights": fingerprint(job.rung, ENV["ctx"].profile.ladder), "world": rc.world.fingerprint(),
+            "settings": {k: v for k, v in asdict(s).items() if k not in ("workers", "job_cache")},
+            "torch": torch.__version__, "code": ENV["code"], "d2t_data": (ENV["ctx"].options or {}).get("d2t_data")}
+    key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return job_cache_dir() / f"{job.rung}-{job.task}-{job.method}-{key}.pt"
+
+
 def do_job(job: Job):
-    """Run one job in this process; returns what the main process needs: zeroshot (RowBuffer, None); search the
-    grid point's {"lr", "val_loss"[, "val_accuracy"]}; fit (RowBuffer, kept part or None)."""
+    """Run one job in this process (or take it from the job cache); returns what the main process needs:
+    zeroshot (RowBuffer, None, None, False); fit (RowBuffer, kept part or None, validation scores, from cache)."""
+    path = cache_path(job)
+    if path is not None and path.exists():
+        try:
+            return (*torch.load(path, weights_only=False)[:3], True)
+        except Exception:  # noqa: BLE001 - a torn or stale file: run the job again
+            pass
+    out = _run(job)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(out, tmp)
+        os.replace(tmp, path)
+    return (*out, False)
+
+
+def _run(job: Job):
     rc = _job_rung(job.rung)
     if job.kind == "zeroshot":
         buf = RowBuffer()
-        zero_shot(buf, rc, job.task)
-        return buf, None
+        zero_shot(buf, rc, job.task, **({"phase": job.extra["phase"]} if job.extra else {}))
+        return buf, None, None
     rows = rc.data[job.task]["train"]
-    if job.kind == "search":
-        model, res = fit(rc, job.task, job.method, job.kw, rows, job.steps, job.batch, job.lr, job.seed)
-        v = val_scores(rc, job.task, model) if res.diverged_at is None else {"val_loss": math.nan, "val_accuracy": math.nan}
-        return {"lr": job.lr, **v}
     if job.low_data is not None:
         rows = random.Random(f"lowdata-{job.low_data}-{job.seed}").sample(rows, job.low_data)
     buf = RowBuffer()
-    model = record_run(buf, rc, job.task, job.method, job.kw, rows, job.steps, job.batch, job.lr, job.seed,
-                       job.extra, job.claim)
+    model, res = record_run(buf, rc, job.task, job.method, job.kw, rows, ENV["s"], job.lr, job.seed, job.extra,
+                            job.claim)
+    val = val_scores(rc, job.task, model, res) if res.diverged_at is None else {"val_loss": float("nan")}
     kept = None
     if job.keep and job.method == "prompt":
         kept = model.prompt.detach().cpu().clone()
     elif job.keep and job.method == "lora":
         kept = {n: (l.lora_A.weight.detach().cpu().clone(), l.lora_B.weight.detach().cpu().clone())
                 for n, l in lora_layers(model)}
-    return buf, kept
+    return buf, kept, {"lr": job.lr, **val}
 
 
 def label(job: Job) -> str:
     """The job for the progress bar."""
     if job.kind == "zeroshot":
         return f"{job.rung} {job.task} zero-shot"
-    if job.kind == "search":
-        return f"lr search {job.rung} {job.task} {job.method} lr={job.lr:g}"
+    phase = (job.extra or {}).get("phase")
     if job.low_data is not None:
         return f"{job.rung} low-data {job.low_data} {job.method} seed={job.seed}"
-    if job.extra.get("phase") == "ablation":
+    if phase == "ablation":
         return f"{job.rung} ablation n={job.kw['num_virtual_tokens']} init={job.kw['init']} seed={job.seed}"
-    return f"{job.rung} {job.task} {job.method} seed={job.seed}"
+    return f"{job.rung} {job.task} {job.method} lr={job.lr:g} seed={job.seed}"

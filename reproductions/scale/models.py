@@ -23,7 +23,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from bench import BenchError
 from bench import ladder as L
-from bench.data.tasks import data_to_text_task, knowledge_task
+from bench.data.tasks import data_to_text_task, knowledge_task, next_month_task
 from bench.data.world import ATTRIBUTE_NAMES, ATTRIBUTES, build_world
 from bench.methods.common import dims
 from bench.methods.presets import preset
@@ -127,7 +127,24 @@ def load_rung(name: str, ctx: RunContext, s: Settings, methods) -> Rung:
                                     for vals in ATTRIBUTES.values()])
     if "d2t" in s.tasks:
         _add_d2t(rc, ctx, s, methods, wname)
+    if "nextmonth" in s.tasks:
+        _add_next_month(rc, s, wname)
     return rc
+
+
+def _add_next_month(rc: Rung, s: Settings, wname: str) -> None:
+    """nextmonth (issue 14: a task the frozen model cannot do): "<name> celebrates a birthday in May . new month :"
+    -> "June", made-up people; the frozen model on the same cue is its hand-written prompt (prompt design)."""
+    try:
+        dd = next_month_task(rc.world, rc.tok, fmt="sentence", people="made_up", per_person=s.n_per_person)
+    except BenchError as e:
+        rc.notes.append(f"next-month task skipped for {rc.name}: {e}")
+        return
+    test = dd["test"]
+    rc.data["nextmonth"] = {"train": dd["train"].select_columns(["input_ids", "labels"]).to_list(),
+                            "val": dd["validation"], "test": test, "handwritten": test,
+                            "chance": float(np.mean([1 / len(c) for c in test["candidates"]]))}
+    rc.names["nextmonth"] = f"nextmonth(sentence, made-up people, {s.n_per_person}/person, {wname})"
 
 
 def _add_knowledge(rc: Rung, wname: str) -> None:

@@ -85,7 +85,7 @@ def run_p4(rec: Recorder, rc: Rung, s: Settings, stash: dict, seed: int) -> None
     pools = []
     for k in range(K):
         t = tasks[k % len(tasks)]
-        src = rc.data[t]["test"] if t == "knowledge" else rc.data[t]["test_full"]
+        src = rc.data[t].get("test_full", rc.data[t]["test"])
         off = (k // len(tasks)) * s.p4_per_task
         pools.append((t, [list(r) for r in src["input_ids"][off:off + s.p4_per_task]]))
     task_rows = [r for _, r in pools]

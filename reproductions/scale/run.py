@@ -1,5 +1,6 @@
-"""The measurement recipe: lr search, then rung by rung the zero-shot baselines and the sweep (+ P2's low-data run
-on the largest rung, P3's ablations on the ablation rungs), then P4 and the derived metrics.
+"""The measurement recipe: lr search on the search rungs (its seed-0 runs at the chosen lr are the sweep's), then rung
+by rung the zero-shot baselines and the sweep (+ P2's low-data run on the largest rung, P3's ablations on the
+ablation rungs), the second pretraining seed of the middle rung, then P4 and the derived metrics.
 
 Every run is a job (reproductions.scale.jobs) handed to one `bench.jobs.JobRunner` as it is planned; the jobs run
 in this process or in `workers` spawned ones, and their rows are replayed into the Recorder in plan order.
@@ -7,6 +8,7 @@ in this process or in `workers` spawned ones, and their rows are replayed into t
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 from bench import BenchError
@@ -17,10 +19,10 @@ from bench.repro import RunContext
 from bench.schema import Recorder
 from bench.train import num_threads
 from reproductions.scale.derive import DERIVED_MEASURED, derive, runs_frame
-from reproductions.scale.fitting import choose, read_cache, search_cache_dir, search_key, write_cache
+from reproductions.scale.fitting import choose
 from reproductions.scale.jobs import Job, do_job, job_env, label
-from reproductions.scale.models import (Rung, count_params, fingerprint, load_rung, method_kwargs, n_positions,
-                                        resolve_rungs, virtual_tokens)
+from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, n_positions, resolve_rungs,
+                                        virtual_tokens)
 from reproductions.scale.p4 import run_p4, trained_parts
 from reproductions.scale.settings import CLAIMS, GROUP, Settings, ablation_configs, grid, settings_for
 
@@ -35,28 +37,40 @@ def run(ctx: RunContext) -> Recorder:
     sizes = {n: count_params(n, ctx.profile.ladder) for n in names}
     names = sorted(names, key=lambda n: sizes[n])
     alias = {"smallest": names[0], "middle": names[len(names) // 2], "largest": names[-1]}
-    for r in s.ablation_rungs:
-        if r not in alias and r not in names:
-            raise BenchError(f"scale: ablation rung {r!r} is neither smallest/middle/largest nor in the sweep "
+
+    def pick(what: str, rs) -> list[str]:
+        out = [alias.get(r, r) for r in rs]
+        bad = [r for r in out if r not in names]
+        if bad:
+            raise BenchError(f"scale: {what} rung(s) {bad} are neither smallest/middle/largest nor in the sweep "
                              f"({', '.join(names)})")
-    abl_rungs = {alias.get(r, r) for r in s.ablation_rungs}
-    search_rung = s.search_rung or names[len(names) // 2]
-    if search_rung not in names:
-        raise BenchError(f"scale: search rung {search_rung!r} is not in the sweep ({', '.join(names)})")
+        return sorted(set(out), key=lambda n: sizes[n])
+
+    places = dict(abl=pick("ablation", s.ablation_rungs), search=pick("search", s.search_rungs),
+                  d2t=pick("d2t", s.d2t_rungs) if s.d2t_rungs else list(names))
+    replica = None
+    if s.replica:
+        base = pick("replica", [s.replica])[0]
+        replica = (base, f"{base}-s1") if f"{base}-s1" in L.SPECS else None
     threads, workers = threads_per_worker(), job_workers(s.workers)
     rec = ctx.recorder(GROUP, CLAIMS)
     with num_threads(threads), JobRunner(job_env, (ctx, s, list(s.methods)), workers) as runner:
-        Sweep(ctx, s, seeds, names, sizes, abl_rungs, search_rung, rec, runner).run()
+        sweep = Sweep(ctx, s, seeds, names, sizes, places, replica, rec, runner)
+        sweep.run()
     rec.notes.update({"threads": threads, "workers": workers, "rungs": names, "seeds": list(seeds),
-                      "settings": asdict(s), "search_rung": search_rung, "ablation_rungs": sorted(abl_rungs)})
+                      "settings": asdict(s), "search_rungs": places["search"], "ablation_rungs": places["abl"],
+                      "d2t_rungs": places["d2t"], "replica": list(replica) if replica else None,
+                      "jobs_from_cache": sweep.from_cache})
     return rec
 
 
-def _cost(rc_params: int, task: str, steps: int, batch: int, virt: int, eval_rows: int) -> float:
-    """Relative cost of one run (for the progress bar's ETA): tokens x parameters, training + evaluation."""
-    tokens = 8 if task == "knowledge" else 45
-    train = 3 * steps * batch * (tokens + virt)
-    ev = eval_rows * (tokens + virt) if task == "knowledge" else eval_rows * 40 * (tokens + virt)
+def _cost(rc_params: int, task: str, s: Settings, virt: int, eval_rows: int) -> float:
+    """Relative cost of one run (for the progress bar's ETA): tokens x parameters, training (a third of the cap:
+    early stopping) + evaluation."""
+    tokens = {"knowledge": 8, "d2t": 45, "nextmonth": 12}[task]
+    cap, batch, _ = s.steps(task)
+    train = 3 * cap / 3 * batch * (tokens + virt)
+    ev = eval_rows * (tokens + virt) * (40 if task == "d2t" else 1)
     return (train + ev) * rc_params / 1e9
 
 
@@ -64,48 +78,62 @@ class Sweep:
     """One run's plan and state: the jobs submitted so far (`order`: a RowBuffer made here or a job's index, in
     the order results.csv gets them), the chosen learning rates, the notes, and the progress bar."""
 
-    def __init__(self, ctx: RunContext, s: Settings, seeds: tuple, names: list, sizes: dict, abl_rungs: set,
-                 search_rung: str, rec: Recorder, runner: JobRunner):
+    def __init__(self, ctx: RunContext, s: Settings, seeds: tuple, names: list, sizes: dict, places: dict,
+                 replica: tuple | None, rec: Recorder, runner: JobRunner):
         self.ctx, self.s, self.seeds, self.names, self.sizes = ctx, s, seeds, names, sizes
-        self.abl_rungs, self.search_rung, self.rec, self.runner = abl_rungs, search_rung, rec, runner
-        fixed = dict((ctx.options or {}).get("lrs", {}))
+        self.places, self.replica, self.rec, self.runner = places, replica, rec, runner
+        if replica:
+            self.sizes[replica[1]] = sizes[replica[0]]
+        self.fixed = dict((ctx.options or {}).get("lrs", {}))
         self.methods = list(s.methods)
-        self.to_search = [(m, t) for m in self.methods for t in s.tasks if m not in fixed]
-        self.chosen: dict[tuple[str, str], float] = {(m, t): v for m, v in fixed.items() for t in s.tasks}
-        self.steps_of = {"knowledge": (s.k_steps, s.k_batch), "d2t": (s.d_steps, s.d_batch)}
-        self.eval_rows = {"knowledge": 400, "d2t": s.d_eval_rows}
+        self.chosen: dict[tuple[str, str, str], float] = {}     # (method, task, rung) -> lr
+        self.searched: dict[tuple, int] = {}                    # (method, task, rung, lr) -> fit job index
+        self.eval_rows = {"knowledge": 400, "d2t": s.d_eval_rows, "nextmonth": 600}
         self.virt = virtual_tokens(s, self.methods)
         self.notes: list[str] = []
-        self.search_notes: dict[str, str] = {}
         self.order: list = []
         self.keep: dict = {}       # (method, task) -> job index whose trained part P4 reuses
+        self.from_cache = 0
         self.done_label = " (running in %d processes)" % runner.workers if runner.workers > 1 else ""
         self.bar = None
 
+    def tasks_on(self, n: str) -> list[str]:
+        base = self.replica[0] if self.replica and n == self.replica[1] else n
+        return [t for t in self.s.tasks if t != "d2t" or base in self.places["d2t"]]
+
+    def methods_for(self, t: str) -> list[str]:
+        if t == "d2t" and self.s.d2t_methods is not None:
+            return [m for m in self.methods if m in self.s.d2t_methods]
+        return self.methods
+
     def run(self) -> None:
-        total = round(sum(self.cost(n, t) for n, t in self.planned()), 3)
+        total = sum(self.cost(n, t) for n, t in self.planned())
         self.bar = self.ctx.progress(total=total, desc=GROUP, unit="",
                                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-        if self.to_search:
-            self.search_lrs()
+        for n in self.places["search"]:
+            self.search_lrs(n)
         for n in self.names:
             rc = load_rung(n, self.ctx, self.s, self.methods)
             self.notes += rc.notes
             buf = RowBuffer()
             buf.add("-", "rung_params", rc.params, unit="params", model=rc.name, scale="exact")
             self.order.append(buf)
-            for t in self.s.tasks:
+            for t in self.tasks_on(n):
                 if t in rc.data:
                     self.order.append(self.runner.submit(do_job, Job("zeroshot", n, t)))
                     self.main_fits(rc, t)
-            if self.low_data_on(n, rc.data):
+            if self.low_data_on(n):
                 self.low_data(rc)
             if self.ablations_on(n, rc.data):
                 self.ablations(rc)
+        if self.replica:
+            self.replica_fits(*self.replica)
         self.drain()
         for item in self.order:
             (item if isinstance(item, RowBuffer) else self.runner.result(item)[0]).replay(self.rec)
+        self.from_cache = sum(bool(self.runner.result(i)[3]) for i in range(len(self.runner.jobs)))
         if self.s.p4:              # in this process once the jobs are done (it times the two batch layouts)
+            rc = load_rung(self.names[-1], self.ctx, self.s, self.methods)
             self.bar.set_postfix_str(f"{rc.name} P4 mixed-task batches")
             kept = {k: self.runner.result(i)[1] for k, i in self.keep.items()}
             run_p4(self.rec, rc, self.s, trained_parts(rc, self.s, kept), self.seeds[0])
@@ -113,29 +141,40 @@ class Sweep:
         self.derived()
 
     # ---------------------------------------------------------------- the plan and the progress bar
-    def low_data_on(self, n: str, tasks) -> bool:
-        return n == self.names[-1] and "d2t" in tasks and {"full", "prefix"} <= set(self.methods)
+    def low_data_on(self, n: str) -> bool:
+        return (n == self.names[-1] and "d2t" in self.tasks_on(n)
+                and {"full", "prefix"} <= set(self.methods_for("d2t")))
 
     def ablations_on(self, n: str, tasks) -> bool:
-        return n in self.abl_rungs and "knowledge" in tasks and "prompt" in self.methods
+        return n in self.places["abl"] and "knowledge" in tasks and "prompt" in self.methods
+
+    def to_search(self, n: str) -> list[tuple[str, str]]:
+        return [(m, t) for t in self.tasks_on(n) for m in self.methods_for(t) if m not in self.fixed]
 
     def planned(self) -> list[tuple[str, str]]:
-        """(rung, task) of every run the plan holds, for one progress bar with a cost-weighted ETA."""
-        out = [(self.search_rung, t) for m, t in self.to_search for _ in grid(self.s, m)]
+        """(rung, task) of every run the plan holds, for one progress bar with a cost-weighted ETA (the search's
+        seed-0 runs are the main sweep's; grid extensions are added when they are submitted)."""
+        out = [(n, t) for n in self.places["search"] for m, t in self.to_search(n) for _ in grid(self.s, m)[1:]]
         for n in self.names:
-            out += [(n, t) for t in self.s.tasks for _ in self.methods for _ in self.seeds]
-            if self.low_data_on(n, self.s.tasks):
+            out += [(n, t) for t in self.tasks_on(n) for _ in self.methods_for(t) for _ in self.seeds]
+            if self.low_data_on(n):
                 out += [(n, "d2t")] * (len(self.s.low_data_sizes) * 2 * len(self.seeds))
             if self.ablations_on(n, self.s.tasks):
                 out += [(n, "knowledge")] * (len(ablation_configs(self.s)) * len(self.seeds))
+        if self.replica:
+            out += [(self.replica[1], t) for t in self.tasks_on(self.replica[1]) if t != "d2t"
+                    for m in self.s.replica_methods if m in self.methods for _ in self.seeds]
         return out
 
     def cost(self, n: str, t: str) -> float:
-        return _cost(self.sizes[n], t, *self.steps_of[t], self.virt, self.eval_rows[t])
+        return _cost(self.sizes[n], t, self.s, self.virt, self.eval_rows[t])
 
     def tick(self, name: str, task: str, text: str) -> None:
         self.bar.set_postfix_str(text, refresh=False)
-        self.bar.update(round(self.cost(name, task), 3))
+        self.bar.update(min(self.cost(name, task), self.bar.total - self.bar.n))
+
+    def submit(self, job: Job) -> int:
+        return self.runner.submit(do_job, job)
 
     def drain(self) -> None:
         """Run (or wait for) every submitted job, advancing the bar as each finishes."""
@@ -149,80 +188,112 @@ class Sweep:
             self.notes.append(msg)
         self.tick(n, task, "skipped")
 
-    def lr_for(self, m: str, t: str) -> float:
-        if (m, t) not in self.chosen:   # the search rung could not run this task: the grid's middle value
-            g = grid(self.s, m)
-            self.chosen[(m, t)] = g[len(g) // 2]
-            self.notes.append(f"no lr search for {m}/{t}: used {self.chosen[(m, t)]:g}")
-        return self.chosen[(m, t)]
+    def lr_for(self, m: str, t: str, n: str) -> float:
+        """The lr of (method, task) on rung n: fixed by options, its own search, else the search rung nearest in
+        log parameters (the smaller one on a tie), else the grid's middle (noted)."""
+        if m in self.fixed:
+            return self.fixed[m]
+        if (m, t, n) in self.chosen:
+            return self.chosen[(m, t, n)]
+        cands = [r for r in self.places["search"] if (m, t, r) in self.chosen]
+        if cands:
+            r = min(cands, key=lambda r: (abs(math.log(self.sizes[r] / self.sizes[n])), self.sizes[r]))
+            return self.chosen[(m, t, r)]
+        g = grid(self.s, m)
+        self.chosen[(m, t, n)] = g[len(g) // 2]
+        self.notes.append(f"no lr search for {m}/{t} on {n}: used {g[len(g) // 2]:g}")
+        return self.chosen[(m, t, n)]
 
-    # ---------------------------------------------------------------- 1. learning-rate search (cached)
-    def search_lrs(self) -> None:
-        """Per (method, task) the lr grid on the search rung with the first seed, selected on validation people;
-        cached per (model, method, task, grid, settings) under $BENCH_CACHE/scale/. Every grid point is a row."""
-        rc = load_rung(self.search_rung, self.ctx, self.s, self.methods)
-        fp = fingerprint(self.search_rung, self.ctx.profile.ladder)
-        todo = []   # (m, t, path, [job index per lr] or cached points)
-        for m, t in self.to_search:
-            if t not in rc.data:
-                continue
-            kw = method_kwargs(m, self.s, rc)
-            path = search_cache_dir() / f"lr-{m}-{t}-{search_key(fp, m, t, kw, self.s, rc.world.fingerprint())}.json"
-            points = read_cache(path)
-            self.search_notes[f"{m}/{t}"] = "cached" if points else "searched"
-            if points is None:
-                steps, batch = self.steps_of[t]
-                todo.append((m, t, path, [self.runner.submit(do_job, Job("search", self.search_rung, t, m, kw, lr,
-                                                                         self.seeds[0], steps, batch))
-                                          for lr in grid(self.s, m)]))
-            else:
-                todo.append((m, t, path, points))
-                for _ in grid(self.s, m):
-                    self.tick(self.search_rung, t, f"lr search {t} {m} (cached)")
-        self.drain()
-        for m, t, path, got in todo:
-            if got and isinstance(got[0], int):
-                got = [self.runner.result(i) for i in got]
-                write_cache(path, got)
-            self.chosen[(m, t)] = choose(got, t)
-            self.record_search(rc, m, t, got)
+    # ---------------------------------------------------------------- 1. learning-rate search
+    def search_lrs(self, n: str) -> None:
+        """Per (method, task) on search rung n: the grid with the first seed, each point a full run (early
+        stopping; it is the main sweep's seed-0 run when chosen), selected on validation people; a pick on an
+        edge of the points tried adds the next point past it (x3 or /3, `extend` times per side at most). Every
+        point is a row (lr_search_*), the pick's place too (lr_search_pick_inside)."""
+        rc = load_rung(n, self.ctx, self.s, self.methods)
+        todo = {(m, t): list(grid(self.s, m)) for m, t in self.to_search(n) if t in rc.data}
+        added = {k: [0, 0] for k in todo}
+        points: dict[tuple, dict] = {}
+        while todo:
+            for (m, t), lrs in todo.items():
+                for lr in lrs:
+                    self.searched[(m, t, n, lr)] = self.submit(self.fit_job(rc, m, t, lr, self.seeds[0], "main"))
+            self.drain()
+            nxt = {}
+            for (m, t), lrs in todo.items():
+                for lr in lrs:
+                    points[(m, t, lr)] = self.runner.result(self.searched[(m, t, n, lr)])[2]
+                tried = sorted(lr for (mm, tt, lr) in points if (mm, tt) == (m, t))
+                best = choose([points[(m, t, lr)] for lr in tried], t)
+                self.chosen[(m, t, n)] = best
+                side = 0 if best == tried[0] else 1 if best == tried[-1] else None
+                if side is not None and added[(m, t)][side] < self.s.extend:
+                    added[(m, t)][side] += 1
+                    nxt[(m, t)] = [next_lr(best, up=side == 1)]
+                    self.bar.total += self.cost(n, t)
+            todo = nxt
+        for (m, t, lr), pt in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            self.record_search(rc, m, t, pt, sorted(x for (mm, tt, x) in points if (mm, tt) == (m, t)))
 
-    def record_search(self, rc: Rung, m: str, t: str, points: list[dict]) -> None:
-        best = self.chosen[(m, t)]
-        steps, batch = self.steps_of[t]
-        for pt in points:
-            p = {"phase": "search", "task": t, "lr": pt["lr"], "steps": steps, "batch": batch, "seed": self.seeds[0],
-                 "grid": ",".join(f"{x:g}" for x in grid(self.s, m))}
-            for metric in ("val_accuracy", "val_loss"):
-                if metric in pt:
-                    self.rec.add("-", f"lr_search_{metric}", pt[metric],
-                                 unit="accuracy" if "acc" in metric else "nats/token", model=self.search_rung,
-                                 data=rc.names[t], method=m, seed=self.seeds[0], scale=rc.scale, params=p,
-                                 info={"selected": pt["lr"] == best})
+    def fit_job(self, rc: Rung, m: str, t: str, lr: float, seed: int, phase: str) -> Job:
+        stash = rc.name == self.names[-1] and seed == self.seeds[0] and m in ("prompt", "lora") and phase == "main"
+        return Job("fit", rc.name, t, m, method_kwargs(m, self.s, rc), lr, seed, extra={"phase": phase}, keep=stash)
 
-    # ---------------------------------------------------------------- 2. the sweep, low data, ablations
-    def main_fits(self, rc: Rung, t: str) -> None:
-        """Every method x seed on (rung, task); methods that do not fit the rung are skipped with a note."""
-        n, (steps, batch) = rc.name, self.steps_of[t]
-        for m in self.methods:
-            kw = method_kwargs(m, self.s, rc)
+    def record_search(self, rc: Rung, m: str, t: str, pt: dict, tried: list) -> None:
+        best = self.chosen[(m, t, rc.name)]
+        cap, batch, _ = self.s.steps(t)
+        p = {"phase": "search", "task": t, "lr": pt["lr"], "steps": cap, "batch": batch, "seed": self.seeds[0],
+             "grid": ",".join(f"{x:g}" for x in grid(self.s, m)), "rung_params": rc.params}
+        info = {"selected": pt["lr"] == best, "tried": ",".join(f"{x:g}" for x in tried),
+                "steps_used": pt.get("steps"), "still_improving": pt.get("still_improving")}
+        for metric in ("val_accuracy", "val_loss"):
+            if metric in pt:
+                self.rec.add("-", f"lr_search_{metric}", pt[metric],
+                             unit="accuracy" if "acc" in metric else "nats/token", model=rc.name,
+                             data=rc.names[t], method=m, seed=self.seeds[0], scale=rc.scale, params=p, info=info)
+        if pt["lr"] == best:
+            inside = int(tried[0] < best < tried[-1])
+            self.rec.add("-", "lr_search_pick_inside", inside, unit="flag", model=rc.name, data=rc.names[t],
+                         method=m, seed=self.seeds[0], scale=rc.scale,
+                         params={"phase": "search", "task": t, "rung_params": rc.params}, info=info | {"lr": best})
+
+    # ---------------------------------------------------------------- 2. the sweep, low data, ablations, replica
+    def main_fits(self, rc: Rung, t: str, phase: str = "main", methods=None, lr_rung: str | None = None) -> None:
+        """Every method x seed on (rung, task); methods that do not fit the rung are skipped with a note. A search
+        run with the chosen lr is the seed-0 run (not trained again)."""
+        n = rc.name
+        for m in methods or self.methods_for(t):
             try:
-                make_config(m, **kw).validate(rc.model)
+                make_config(m, **method_kwargs(m, self.s, rc)).validate(rc.model)
             except BenchError as e:
                 self.notes.append(f"{m} skipped on {n}: {e}")
                 for _ in self.seeds:
                     self.tick(n, t, f"{n} {t} {m} skipped")
                 continue
+            lr = self.lr_for(m, t, lr_rung or n)
             for seed in self.seeds:
-                stash = n == self.names[-1] and seed == self.seeds[0] and m in ("prompt", "lora")
-                i = self.runner.submit(do_job, Job("fit", n, t, m, kw, self.lr_for(m, t), seed, steps, batch,
-                                                   extra={"phase": "main"}, keep=stash))
+                i = self.searched.get((m, t, n, lr)) if seed == self.seeds[0] and phase == "main" else None
+                if i is None:
+                    i = self.submit(self.fit_job(rc, m, t, lr, seed, phase))
                 self.order.append(i)
-                if stash:
+                if self.runner.jobs[i].keep:
                     self.keep[(m, t)] = i
 
+    def replica_fits(self, base: str, name: str) -> None:
+        """The second pretraining seed of `base`: replica_methods on its short tasks with base's learning rates,
+        every seed (phase "replica"), and its zero-shot rows."""
+        L.ensure_rung(name, progress=False)
+        rc = load_rung(name, self.ctx, self.s, self.methods)
+        buf = RowBuffer()
+        buf.add("-", "rung_params", rc.params, unit="params", model=rc.name, scale="exact")
+        self.order.append(buf)
+        for t in self.tasks_on(name):
+            if t != "d2t" and t in rc.data:
+                self.order.append(self.runner.submit(do_job, Job("zeroshot", name, t, extra={"phase": "replica-zeroshot"})))
+                self.main_fits(rc, t, "replica", [m for m in self.s.replica_methods if m in self.methods], base)
+
     def low_data(self, rc: Rung) -> None:
-        """P2's low-data run (Li & Liang Sec. 6.3): prefix vs full FT on d2t with few training rows, same steps."""
+        """P2's low-data run (Li & Liang Sec. 6.3): prefix vs full FT on d2t with few training rows."""
         n, n_train = rc.name, len(rc.data["d2t"]["train"])
         for size in self.s.low_data_sizes:
             for m in ("full", "prefix"):
@@ -230,33 +301,41 @@ class Sweep:
                     if size > n_train:
                         self.skip_once(f"low-data size {size} > {n_train} training rows: skipped", n, "d2t")
                         continue
-                    self.order.append(self.runner.submit(do_job, Job(
-                        "fit", n, "d2t", m, method_kwargs(m, self.s, rc), self.lr_for(m, "d2t"), seed,
-                        self.s.d_steps, self.s.d_batch, low_data=size, extra={"phase": "lowdata", "size": size},
-                        claim="P2")))
+                    self.order.append(self.submit(Job(
+                        "fit", n, "d2t", m, method_kwargs(m, self.s, rc), self.lr_for(m, "d2t", n), seed,
+                        low_data=size, extra={"phase": "lowdata", "size": size}, claim="P2")))
 
     def ablations(self, rc: Rung) -> None:
         """P3's ablations (knowledge): prompt length with class-label init, init at the main length."""
-        n, (steps, batch) = rc.name, self.steps_of["knowledge"]
+        n = rc.name
         room = n_positions(rc.model) - max(len(p) for p in rc.data["knowledge"]["test"]["prompt_ids"]) - 1
         for length, init in ablation_configs(self.s):
             for seed in self.seeds:
                 if length > room:
                     self.skip_once(f"ablation length {length} does not fit {n}'s positions: skipped", n, "knowledge")
                     continue
-                self.order.append(self.runner.submit(do_job, Job(
+                self.order.append(self.submit(Job(
                     "fit", n, "knowledge", "prompt", method_kwargs("prompt", self.s, rc, n=length, init=init),
-                    self.lr_for("prompt", "knowledge"), seed, steps, batch, extra={"phase": "ablation"}, claim="P3")))
+                    self.lr_for("prompt", "knowledge", n), seed, extra={"phase": "ablation"}, claim="P3")))
 
     # ---------------------------------------------------------------- 3. derived metrics for the registry's checks
     def derived(self) -> None:
         scale = "toy" if all(r in L.SPECS for r in self.names) else "paper"
         for claim, metric, value, p, model in derive(runs_frame(self.rec.frame())):
             unit = ("rank correlation" if "spearman" in metric else "ratio" if "over_" in metric
-                    else "%" if metric.endswith("_pct") else "metric points (0-1)")
+                    else "%" if metric.endswith("_pct") else "runs" if metric.startswith("conv_")
+                    else "metric points (0-1)")
             info = {k: p.pop(k) for k in DERIVED_MEASURED if k in p}
-            self.rec.add(claim, metric, value, unit=unit, model=model, data=p.get("task", "-"), method="-",
+            self.rec.add(claim, metric, value, unit=unit, model=model, data=p.get("task", "-"), method=p.pop("method", "-"),
                          scale=scale, params=p, info=info)
-        self.rec.notes.update({"lr_search": self.search_notes,
-                               "chosen_lrs": {f"{m}/{t}": v for (m, t), v in self.chosen.items()},
+        self.rec.notes.update({"chosen_lrs": {f"{m}/{t}/{n}": v for (m, t, n), v in self.chosen.items()},
                                "notes": self.notes})
+
+
+def next_lr(lr: float, up: bool) -> float:
+    """The next point of the 1-3-10 sequence above (up) or below lr: 1e-3 -> 3e-3 -> 1e-2; 1e-3 -> 3e-4."""
+    e = math.floor(math.log10(lr) + 1e-9)
+    m = round(lr / 10 ** e)
+    if up:
+        return float(f"{3 * 10 ** e:g}") if m < 3 else float(f"{10 ** (e + 1):g}")
+    return float(f"{3 * 10 ** (e - 1):g}") if m < 3 else float(f"{10 ** e:g}")
