@@ -72,7 +72,7 @@ class Settings:
     n_steps: int = 2000                           # next month: cap x batch (~12-token rows)
     n_batch: int = 32
     n_per_person: int = 4                         # next-month rows per made-up person (120 train people: 480 rows)
-    eval_every: tuple[int, int, int] = (25, 50, 25)   # steps between validation evaluations (knowledge, d2t, next month)
+    eval_every: tuple[int, ...] = (25, 50, 25)    # steps between validation evaluations (knowledge, d2t, next month)
     patience: int = 6                             # evaluations without improvement before stopping (150-300 steps)
     min_delta: float = 1e-3                       # nats/token a new best must beat the old by (0: a near-zero loss
                                                   # keeps "improving" and every run hits the cap)
