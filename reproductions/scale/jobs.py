@@ -8,7 +8,8 @@ workers=2 give the same results.csv).
 
 Job cache (Settings.job_cache; off in the smoke profile, so the regression gate always measures): a finished
 training job is kept under $BENCH_CACHE/../scale/jobs/, keyed by everything its numbers depend on (the job, the
-rung's weights hash, the world, the settings, torch's version and the hash of the code it runs). A long run that
+rung's weights hash, the world, the settings it reads (`job_settings`), torch's version and the hash of the code
+it runs; JOB_VERSION for this module's own part). A long run that
 is stopped resumes where it was; its rows (wall times included) are those measured when the job first ran.
 """
 
@@ -18,7 +19,6 @@ import hashlib
 import json
 import os
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,7 +28,7 @@ from bench.jobs import ENV, RowBuffer
 from bench.methods.lora import lora_layers
 from bench.repro import RunContext
 from reproductions.scale.fitting import code_hash, job_cache_dir, record_run, val_scores, zero_shot
-from reproductions.scale.models import Rung, describe, fingerprint, load_rung
+from reproductions.scale.models import Rung, describe, fingerprint, load_rung, virtual_tokens
 from reproductions.scale.settings import JOB_VERSION, Settings
 
 
@@ -70,10 +70,24 @@ def cache_path(job: Job) -> Path | None:
     rc = _job_rung(job.rung)
     blob = {"v": JOB_VERSION, "job": {**job._asdict(), "kw": describe(job.kw or {})}, "label_ids": rc.label_ids,
             "weights": fingerprint(job.rung, ENV["ctx"].profile.ladder), "world": rc.world.fingerprint(),
-            "settings": {k: v for k, v in asdict(s).items() if k not in ("workers", "job_cache")},
+            "settings": job_settings(s, job.task, ENV["methods"]),
             "torch": torch.__version__, "code": ENV["code"], "d2t_data": (ENV["ctx"].options or {}).get("d2t_data")}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return job_cache_dir() / f"{job.rung}-{job.task}-{job.method}-{key}.pt"
+
+
+def job_settings(s: Settings, task: str, methods) -> dict:
+    """The settings a fit job's numbers depend on (the cache key's part): the task's budget and stopping rule, its
+    data sizes, and for d2t the positions the methods' virtual tokens leave. What the plan runs (methods, rungs,
+    seeds, sizes of the low-data run, ablations, replica, P4) is not in it: a smaller plan reuses a larger one's
+    runs."""
+    out = {"steps": s.steps(task), "patience": s.patience, "min_delta": s.min_delta, "warmup": s.warmup}
+    if task == "d2t":
+        out.update(per_person=s.per_person, d_eval_rows=s.d_eval_rows, d_val_rows=s.d_val_rows,
+                   max_new_tokens=s.max_new_tokens, virtual=virtual_tokens(s, methods))
+    elif task == "nextmonth":
+        out.update(n_per_person=s.n_per_person)
+    return out
 
 
 def do_job(job: Job):

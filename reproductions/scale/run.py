@@ -24,7 +24,7 @@ from reproductions.scale.jobs import Job, do_job, job_env, label
 from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, n_positions, resolve_rungs,
                                         virtual_tokens)
 from reproductions.scale.p4 import run_p4, trained_parts
-from reproductions.scale.settings import CLAIMS, GROUP, Settings, ablation_configs, grid, settings_for
+from reproductions.scale.settings import CLAIMS, GROUP, TASKS, Settings, ablation_configs, grid, settings_for
 
 
 def run(ctx: RunContext) -> Recorder:
@@ -47,7 +47,7 @@ def run(ctx: RunContext) -> Recorder:
         return sorted(set(out), key=lambda n: sizes[n])
 
     places = dict(abl=pick("ablation", s.ablation_rungs), search=pick("search", s.search_rungs),
-                  d2t=pick("d2t", s.d2t_rungs) if s.d2t_rungs else list(names))
+                  **{t: pick(t, s.task_rungs(t)) if s.task_rungs(t) else list(names) for t in TASKS})
     replica = None
     if s.replica:
         base = pick("replica", [s.replica])[0]
@@ -59,7 +59,7 @@ def run(ctx: RunContext) -> Recorder:
         sweep.run()
     rec.notes.update({"threads": threads, "workers": workers, "rungs": names, "seeds": list(seeds),
                       "settings": asdict(s), "search_rungs": places["search"], "ablation_rungs": places["abl"],
-                      "d2t_rungs": places["d2t"], "replica": list(replica) if replica else None,
+                      "task_rungs": {t: places[t] for t in TASKS}, "d2t_rungs": places["d2t"], "replica": list(replica) if replica else None,
                       "jobs_from_cache": sweep.from_cache})
     return rec
 
@@ -99,12 +99,11 @@ class Sweep:
 
     def tasks_on(self, n: str) -> list[str]:
         base = self.replica[0] if self.replica and n == self.replica[1] else n
-        return [t for t in self.s.tasks if t != "d2t" or base in self.places["d2t"]]
+        return [t for t in self.s.tasks if base in self.places[t]]
 
     def methods_for(self, t: str) -> list[str]:
-        if t == "d2t" and self.s.d2t_methods is not None:
-            return [m for m in self.methods if m in self.s.d2t_methods]
-        return self.methods
+        only = self.s.task_methods(t)
+        return self.methods if only is None else [m for m in self.methods if m in only]
 
     def run(self) -> None:
         total = sum(self.cost(n, t) for n, t in self.planned())

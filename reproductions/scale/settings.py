@@ -3,12 +3,13 @@
 Trade-offs (issue 14): every run trains until its validation answer loss stops improving (`patience` evaluations
 without a drop of more than `min_delta`) under a per-task cap of 10x the old fixed budget (knowledge 1000, d2t
 1500 steps) or more (next month 2000: prompt tuning on the smallest rung is still learning at 600); the best
-evaluation's weights are kept. Early stopping pays for the caps: methods that converge fast stop early. The cpu
-budget (120 min on 2 cores) is spent where the verdicts are: d2t (~45-token rows, ~5x a short row) runs on the
-largest rung only (P2 and A1 decide there) and without prompt tuning and P-tuning (reported before, never decided
-on d2t, and the dearest methods at the cap); P3's ablations run on the smallest rung (the decided one). The smoke
-profile runs the smoke ladder's two rungs with short caps, so the regression gate finishes in a few minutes and
-its BLEU / loss bands are wide (REGRESS's reasons).
+evaluation's weights are kept. The cpu budget (120 min on 2 cores) goes to the runs the verdicts read: next month
+on every rung with full FT, adapters, prompt tuning and P-tuning (P1, P3, A1); d2t (~45-token rows, ~5x a short
+row, ~3 min a run on cpu-5m) on the largest rung with full FT, adapters and prefix tuning, low data at 50 and 500
+rows (P2, A1); knowledge (reported, and P3's ablations on the smallest rung) on the smallest and largest rungs.
+LoRA and BitFit, decided elsewhere (the lora group) or nowhere, run where a user asks (`--set n_methods=...`).
+The smoke profile runs the smoke ladder's two rungs with short caps, so the regression gate finishes in a few
+minutes and its BLEU / loss bands are wide (REGRESS's reasons).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ TASKS = ("knowledge", "d2t", "nextmonth")
 METRIC = {"knowledge": "accuracy", "d2t": "bleu", "nextmonth": "accuracy"}   # the metric each task is decided on
 CLASSIFICATION = ("knowledge", "nextmonth")  # scored by accuracy over single-token candidates
 A1_MARGIN = 0.02                     # adapters may trail full FT by 2 points (or the seed spread, if larger)
-JOB_VERSION = 2                      # bump when what a job computes changes (invalidates the job cache)
+JOB_VERSION = 3                      # bump when jobs.py changes what a job computes (invalidates the job cache)
 LR_GRIDS = {                         # where the per-method search starts (AdamW peak lr); a pick on an edge extends
     "full": (3e-4, 1e-3, 3e-3),          # the grid by one point (x3 or /3) until it is inside, `extend` times at most
     "lora": (1e-3, 3e-3, 1e-2),
@@ -81,8 +82,11 @@ class Settings:
     d_eval_rows: int = 48                         # d2t test rows scored by generation (one per test person)
     d_val_rows: int = 32                          # d2t validation rows (early stopping, lr search: teacher-forced loss)
     max_new_tokens: int = 32                      # the longest reference is 26 tokens with eos
-    d2t_methods: tuple[str, ...] | None = None    # methods run on d2t (None: all of `methods`)
-    d2t_rungs: tuple[str, ...] | None = None      # rungs that run d2t: None = every rung, or smallest/largest/names
+    k_methods: tuple[str, ...] | None = None      # methods run on each task (None: all of `methods`)
+    d2t_methods: tuple[str, ...] | None = None
+    n_methods: tuple[str, ...] | None = None
+    k_rungs: tuple[str, ...] | None = None        # rungs that run the task: None = every rung, or smallest/largest/names
+    d2t_rungs: tuple[str, ...] | None = None
     prompt_len: int = 20                          # prompt tuning and P-tuning
     prompt_init: str = "labels"
     ptuning_encoder: str = "lstm"
@@ -106,6 +110,12 @@ class Settings:
     workers: int = 1                              # processes for the runs, 1 torch thread each ($BENCH_WORKERS)
     job_cache: bool = True                        # keep finished runs (resume a stopped run; reproductions.scale.jobs)
 
+    def task_methods(self, task: str) -> tuple[str, ...] | None:
+        return (self.k_methods, self.d2t_methods, self.n_methods)[TASKS.index(task)]
+
+    def task_rungs(self, task: str) -> tuple[str, ...] | None:
+        return (self.k_rungs, self.d2t_rungs, None)[TASKS.index(task)]
+
     def steps(self, task: str) -> tuple[int, int, int]:
         """(cap, batch, eval_every) of `task`."""
         i = TASKS.index(task)
@@ -123,7 +133,9 @@ SETTINGS = {
                       job_cache=False),
     # The full run (module doc): 5 rungs x 7 methods x 2 short tasks x 3 seeds, d2t on the largest rung, lr search
     # on the smallest and largest rungs, low data, ablations, a second pretraining seed of the middle rung.
-    "cpu": Settings(workers=2, d2t_methods=("full", "lora", "adapters", "prefix", "bitfit"), d2t_rungs=("largest",)),
+    "cpu": Settings(workers=2, d2t_methods=("full", "adapters", "prefix"), d2t_rungs=("largest",),
+                    n_methods=("full", "adapters", "prompt", "ptuning"), k_methods=("full", "adapters", "prompt", "ptuning"),
+                    k_rungs=("smallest", "largest"), low_data_sizes=(50, 500)),
     "gpu": Settings(d_eval_rows=200, per_person=16, low_data_sizes=(50, 100, 200, 500), ablation_rungs=("smallest", "middle")),
 }
 
@@ -145,8 +157,10 @@ def settings_for(ctx: RunContext) -> Settings:
                          f"(eval_every: one per task, {', '.join(TASKS)})")
     if s.min_delta < 0 or s.warmup < 0 or s.extend < 0:
         raise BenchError("scale: min_delta, warmup and extend must be >= 0")
-    if any(m not in METHODS for m in (*(s.d2t_methods or ()), *s.replica_methods)):
-        raise BenchError(f"scale: d2t_methods / replica_methods must name methods of {', '.join(METHODS)}")
+    if any(m not in METHODS for m in (*(s.k_methods or ()), *(s.d2t_methods or ()), *(s.n_methods or ()),
+                                      *s.replica_methods)):
+        raise BenchError(f"scale: k_methods / d2t_methods / n_methods / replica_methods must name methods of "
+                         f"{', '.join(METHODS)}")
     if any(n < 1 for n in (*s.low_data_sizes, *s.ablation_lengths)):
         raise BenchError("scale: low_data_sizes and ablation_lengths must be >= 1")
     if s.workers < 1:

@@ -230,7 +230,7 @@ def _ctx(folders, out, **settings):
     from bench.repro import RunContext
     over = dict(methods=["full", "adapters", "prefix", "prompt", "ptuning"], k_steps=2, d_steps=2, n_steps=3,
                 k_batch=8, d_batch=8, n_batch=8, n_per_person=1, eval_every=[1, 1, 1], patience=1, warmup=1,
-                d2t_methods=None, d2t_rungs=None, d_eval_rows=3, d_val_rows=4, max_new_tokens=4,
+                k_methods=None, d2t_methods=None, n_methods=None, k_rungs=None, d2t_rungs=None, d_eval_rows=3, d_val_rows=4, max_new_tokens=4,
                 low_data_sizes=[8, 16], ablation_lengths=[1, 20], ablation_inits=["random", "labels"], p4_per_task=3,
                 p4_rounds=1)
     over.update(settings)
@@ -386,7 +386,7 @@ def test_module_contract():
     cpu = S.SETTINGS["cpu"]
     assert len(LADDERS["cpu"]) >= 5 and set(cpu.methods) == set(S.METHODS)
     assert (cpu.prefix_len, cpu.prompt_len, cpu.prompt_init) == (10, 20, "labels")
-    assert cpu.low_data_sizes == (50, 200, 500) and cpu.ablation_lengths == (1, 5, 20, 100)
+    assert cpu.low_data_sizes == (50, 500) and cpu.ablation_lengths == (1, 5, 20, 100)
     assert cpu.search_rungs == ("smallest", "largest") and cpu.replica == "middle" and cpu.job_cache
     assert (cpu.k_steps, cpu.d_steps) == (1000, 1500) and cpu.n_steps >= 1000     # issue 14: caps >= 10x 100 / 150
     assert not S.SETTINGS["smoke"].job_cache                                     # the regression gate measures
