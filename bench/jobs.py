@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator
 
@@ -55,8 +57,22 @@ def apply_thread_policy() -> int:
     return n
 
 
-def _worker_init(setup: Callable[..., dict], args: tuple) -> None:
-    """A spawned worker: quiet, its own torch threads, then its environment."""
+def exit_when_orphaned(parent: int, poll_s: float = 2.0, exit_fn: Callable[[int], None] = os._exit) -> threading.Thread:
+    """Watch from a daemon thread that `parent` is still this process's parent; when it is gone (killed: a pool's
+    workers would otherwise go on with the jobs already queued, burning the CPU a rerun needs), exit at once."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        exit_fn(1)
+    t = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
+    t.start()
+    return t
+
+
+def _worker_init(setup: Callable[..., dict], args: tuple, parent: int | None = None) -> None:
+    """A spawned worker: exits with its parent, quiet, its own torch threads, then its environment."""
+    if parent is not None:
+        exit_when_orphaned(parent)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     os.environ["BENCH_NO_PROGRESS"] = "1"
     apply_thread_policy()
@@ -86,7 +102,7 @@ class JobRunner:
             if setup is None:
                 raise ValueError("JobRunner: workers > 1 needs a setup function")
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_worker_init, initargs=(setup, args))
+                                            initializer=_worker_init, initargs=(setup, args, os.getpid()))
 
     def submit(self, fn: Callable, job) -> int:
         """Queue fn(job); returns its index (plan order). In a pool it starts at once; in-process, lazily."""

@@ -1,6 +1,13 @@
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from bench import BenchError, jobs
+from bench.jobs import exit_when_orphaned
 
 
 def _setup(base):
@@ -58,3 +65,52 @@ def test_row_buffer_replays_calls_in_order():
     buf.add("n", 2.0)
     buf.replay(Rec())
     assert seen == [(("m", 1.0), {"seed": 0}), (("n", 2.0), {})]
+
+
+def test_exit_when_orphaned_fires_when_the_parent_is_not_ours():
+    import threading
+    fired = threading.Event()
+    t = exit_when_orphaned(parent=-1, poll_s=0.01, exit_fn=lambda code: fired.set())
+    assert fired.wait(2.0) and t.daemon
+
+
+def sleep_and_report(path: str) -> None:
+    """A job that writes its process id to `path` and then sleeps (test helper: picklable, module level)."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def test_workers_exit_when_the_parent_is_killed(tmp_path):
+    """A killed run leaves no worker behind still running the queued jobs (they would slow the rerun)."""
+    script = (f"import sys; sys.path[:0] = {[str(Path(__file__).resolve().parents[1])]!r}\n"
+              "from bench.jobs import JobRunner\n"
+              "from tests.test_jobs import sleep_and_report\n"
+              "if __name__ == '__main__':\n"
+              "    r = JobRunner(setup=dict, workers=2)\n"
+              f"    for k in range(4): r.submit(sleep_and_report, {str(tmp_path)!r} + f'/pid{{k}}')\n"
+              "    list(r.as_completed())\n")
+    (tmp_path / "run.py").write_text(script)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "run.py")])
+    try:
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob("pid*"))) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        pids = [int(p.read_text()) for p in tmp_path.glob("pid*")]
+        assert len(pids) == 2
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.time() + 15
+    alive = pids
+    while alive and time.time() < deadline:
+        time.sleep(0.5)
+        alive = [p for p in pids if _alive(p)]
+    assert not alive, f"workers {alive} outlived their killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
