@@ -48,6 +48,8 @@ class TrainConfig:
                                      # eval_every > 0 and an eval_fn; `steps` is then the cap (see train())
     min_delta: float = 0.0           # a better value must be lower than the best so far by more than this
                                      # (units of `monitor`, e.g. nats/token)
+    min_steps: int = 0               # early stopping never stops a run before this many steps (a run can sit on
+                                     # a plateau at its first loss for a few hundred steps before it learns)
     monitor: str = "val_loss"        # the eval_fn key early stopping minimises
     restore_best: bool = True        # early stopping: end with the best evaluation's trainable weights
     seed: int = 0                    # batch order (and nothing else: init is the caller's)
@@ -72,9 +74,9 @@ class TrainConfig:
             raise BenchError(f"decay_steps must be >= 1 or None, got {self.decay_steps}")
         if self.autocast not in (None, "bfloat16", "float16"):
             raise BenchError(f"autocast must be None, bfloat16 or float16, got {self.autocast!r}")
-        if self.patience < 0 or self.eval_every < 0 or self.min_delta < 0:
-            raise BenchError(f"need patience, eval_every, min_delta >= 0 (got {self.patience}, {self.eval_every}, "
-                             f"{self.min_delta})")
+        if self.patience < 0 or self.eval_every < 0 or self.min_delta < 0 or self.min_steps < 0:
+            raise BenchError(f"need patience, eval_every, min_delta, min_steps >= 0 (got {self.patience}, "
+                             f"{self.eval_every}, {self.min_delta}, {self.min_steps})")
         if self.patience and not self.eval_every:
             raise BenchError("early stopping (patience > 0) needs eval_every > 0")
 
@@ -322,7 +324,7 @@ class _EarlyStopping:
                 self.state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         else:
             self.bad += 1
-        if self.bad >= self.cfg.patience:
+        if self.bad >= self.cfg.patience and step >= self.cfg.min_steps:
             res.stopped_early = step < self.cfg.steps   # patience running out at the cap is not "early"
             return True
         return False

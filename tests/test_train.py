@@ -286,6 +286,18 @@ def test_stops_early_on_a_plateau():
     assert "final_loss" in res.final and res.history[-1]["val_loss"] == 1.2
 
 
+def test_min_steps_keeps_a_run_past_an_early_plateau():
+    """A flat start (3.0, 3.0, ...) would stop at step 15 with patience 2; min_steps 30 lets it reach the drop."""
+    ev = Scripted([3.0, 3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0])
+    res = train(tiny_model(), counting_data(), _cfg(steps=100, eval_every=5, patience=2, min_steps=30), eval_fn=ev)
+    assert res.best_value == 1.0 and res.best_step == 30 and res.stopped_early and res.steps_done == 40
+    ev = Scripted([3.0, 3.0, 3.0, 3.0])
+    assert train(tiny_model(), counting_data(), _cfg(steps=100, eval_every=5, patience=2),
+                 eval_fn=ev).steps_done == 15
+    with pytest.raises(BenchError, match="min_steps"):
+        _cfg(steps=10, min_steps=-1)
+
+
 def test_flags_a_run_still_improving_at_the_cap():
     ev = Scripted([3.0, 2.0, 1.0, 0.5])
     res = train(tiny_model(), counting_data(), _cfg(steps=20, eval_every=5, patience=2), eval_fn=ev)

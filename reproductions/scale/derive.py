@@ -103,11 +103,14 @@ def _convergence(runs: pd.DataFrame, order: list) -> list:
     `of_phase` (not "phase": these are no runs), `largest` / `smallest` (1 or 0) and `half` let a rule pick rungs."""
     flags = runs[runs["metric"] == "still_improving_at_cap"]
     out = []
-    for (phase, task, meth, m), g in flags.groupby(["phase", "task", "method", "model"], sort=True):
+    flags = flags.assign(n=flags["n"].fillna(-1), init=flags["init"].fillna("-"))   # prompt configs apart
+    for (phase, task, meth, m, n, init), g in flags.groupby(["phase", "task", "method", "model", "n", "init"],
+                                                           sort=True):
         base = m.removesuffix("-s1")
         i = order.index(base) if base in order else -1
         p = {"method": meth, "of_phase": phase, "task": task, "runs": len(g), "largest": int(i == len(order) - 1 and i >= 0),
-             "smallest": int(i == 0), "half": "lower" if 0 <= i < max(1, len(order) // 2) else "upper"}
+             "smallest": int(i == 0), "half": "lower" if 0 <= i < max(1, len(order) // 2) else "upper",
+             **({"n": int(n), "init": init} if n != -1 else {})}
         out.append(("-", "conv_still_improving", float(g["value"].sum()), p, m))
     return out
 
@@ -126,14 +129,17 @@ def _replica(runs: pd.DataFrame) -> list:
             st = {r.method: r for r in stats(g, METRIC[task], ["method"]).itertuples()}
             if {"full", "prompt"} <= set(st):
                 f, pr = st["full"], st["prompt"]
-                gaps[seed_p] = (f.mean - pr.mean, math.hypot(f.sd, pr.sd), f.mean, pr.mean)
+                # the standard error of the gap (a difference of two seed means) from the fine-tuning seeds
+                se = math.sqrt(f.sd ** 2 / f.count + pr.sd ** 2 / pr.count)
+                gaps[seed_p] = (f.mean - pr.mean, se, f.mean, pr.mean)
         if len(gaps) < 2:
             continue
-        for seed_p, (gap, sd, fm, pm) in gaps.items():
-            p = {"task": task, "pretrain_seed": seed_p, "full": fm, "prompt": pm, "spread": sd}
+        for seed_p, (gap, se, fm, pm) in gaps.items():
+            p = {"task": task, "pretrain_seed": seed_p, "full": fm, "prompt": pm, "se": se}
             out.append(("-", "replica_gap", gap, p, m1 if seed_p else m0))
+        # what the fine-tuning seeds alone would let the two gaps differ by: the SE of their difference
         out.append(("-", "replica_gap_between_pretraining", abs(gaps[1][0] - gaps[0][0]),
-                    {"task": task, "spread": max(gaps[0][1], gaps[1][1])}, m0))
+                    {"task": task, "se": math.hypot(gaps[0][1], gaps[1][1])}, m0))
     return out
 
 

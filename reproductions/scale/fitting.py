@@ -36,7 +36,8 @@ def stored_params(model, method: str, base_params: int) -> int:
 
 def fit(rc: Rung, task: str, method: str, kw: dict, rows, s: Settings, lr: float, seed: int):
     """Fine-tune a copy of the rung until its validation answer loss stops improving (Settings.patience evaluations
-    without a drop of more than min_delta) or the task's cap; the best evaluation's weights are kept. Returns
+    without a drop of more than min_delta, never before min_frac of the cap) or the task's cap; the best
+    evaluation's weights are kept. Returns
     (model, TrainResult). The seed fixes the method's init and the batch order."""
     cap, batch, every = s.steps(task)
     model = copy.deepcopy(rc.model)
@@ -44,7 +45,8 @@ def fit(rc: Rung, task: str, method: str, kw: dict, rows, s: Settings, lr: float
     model = apply(model, make_config(method, **kw))
     cfg = TrainConfig(lr=lr, steps=cap, batch_size=batch, warmup=min(s.warmup, max(1, cap // 10)), seed=seed,
                       progress=False, device="auto", desc=f"{rc.name} {task} {method}", eval_every=every,
-                      patience=s.patience, min_delta=s.min_delta, monitor="val_loss", restore_best=True)
+                      patience=s.patience, min_delta=s.min_delta, min_steps=int(s.min_frac * cap), monitor="val_loss",
+                      restore_best=True)
     return model, train(model, rows, cfg, eval_fn=answer_loss_eval(val_rows(rc, task)))
 
 
@@ -59,7 +61,7 @@ def curve(res) -> list[list[float]]:
     out, prev = [], 0
     losses = {h["step"]: h["loss"] for h in res.history if "loss" in h}
     for step, val in res.val_curve:
-        window = [v for k, v in losses.items() if prev < k <= step]
+        window = [v for k, v in losses.items() if prev <= k < step]      # history steps count from 0
         out.append([int(step), round(float(sum(window) / len(window)), 5) if window else math.nan, round(float(val), 5)])
         prev = step
     return out
@@ -88,7 +90,7 @@ def zero_shot(rec, rc: Rung, task: str, phase: str = "zeroshot") -> None:
     p = {"phase": phase, "task": task, "rung_params": rc.params}
     if task in CLASSIFICATION:
         d, n_test = rc.data[task], {"n_test": len(rc.data[task]["test"])}
-        hand, frozen = ("discrete", "table") if task == "knowledge" else ("new month :", "new month :")
+        hand, frozen = ("discrete", "table") if task == "knowledge" else (d.get("hand_prompt", "cue"), "cue")
         rec.add("-", "accuracy", evaluate_classification(rc.model, d["handwritten"]), unit="accuracy", model=rc.name,
                 data=rc.names[task], method=ZERO_SHOT, scale=rc.scale, params={**p, "prompt": hand}, info=n_test)
         if task == "knowledge":    # next month's hand-written prompt is its own input: one row
@@ -129,7 +131,7 @@ def record_run(rec, rc: Rung, task: str, method: str, kw: dict, rows, s: Setting
             ("val_loss_best", nan if diverged else res.best_value, "nats/token"),
             ("steps_used", res.steps_done, "steps"), ("best_step", res.best_step or 0, "steps"),
             ("stopped_early", int(res.stopped_early), "flag"),
-            ("still_improving_at_cap", int(bool(res.still_improving) and not res.stopped_early), "flag"),
+            ("still_improving_at_cap", int(diverged or bool(res.still_improving)), "flag"),   # diverged: not converged
             ("diverged", int(diverged), "bool")):
         rec.add(claim, metric, value, unit=unit, scale=rc.scale, params=p,
                 info=info | ({"curve": curve(res)} if metric == "steps_used" else {}), **row)

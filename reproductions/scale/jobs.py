@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+import transformers
 
 from bench.jobs import ENV, RowBuffer
 from bench.methods.lora import lora_layers
+from bench.train import resolve_device
 from bench.repro import RunContext
 from reproductions.scale.fitting import code_hash, job_cache_dir, record_run, val_scores, zero_shot
 from reproductions.scale.models import Rung, describe, fingerprint, load_rung, virtual_tokens
@@ -71,7 +73,8 @@ def cache_path(job: Job) -> Path | None:
     blob = {"v": JOB_VERSION, "job": {**job._asdict(), "kw": describe(job.kw or {})}, "label_ids": rc.label_ids,
             "weights": fingerprint(job.rung, ENV["ctx"].profile.ladder), "world": rc.world.fingerprint(),
             "settings": job_settings(s, job.task, ENV["methods"]),
-            "torch": torch.__version__, "code": ENV["code"], "d2t_data": (ENV["ctx"].options or {}).get("d2t_data")}
+            "torch": torch.__version__, "transformers": transformers.__version__, "device": resolve_device("auto").type,
+            "code": ENV["code"], "d2t_data": _d2t_source()}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return job_cache_dir() / f"{job.rung}-{job.task}-{job.method}-{key}.pt"
 
@@ -81,13 +84,23 @@ def job_settings(s: Settings, task: str, methods) -> dict:
     data sizes, and for d2t the positions the methods' virtual tokens leave. What the plan runs (methods, rungs,
     seeds, sizes of the low-data run, ablations, replica, P4) is not in it: a smaller plan reuses a larger one's
     runs."""
-    out = {"steps": s.steps(task), "patience": s.patience, "min_delta": s.min_delta, "warmup": s.warmup}
+    out = {"steps": s.steps(task), "patience": s.patience, "min_delta": s.min_delta, "min_frac": s.min_frac,
+           "warmup": s.warmup}
     if task == "d2t":
         out.update(per_person=s.per_person, d_eval_rows=s.d_eval_rows, d_val_rows=s.d_val_rows,
                    max_new_tokens=s.max_new_tokens, virtual=virtual_tokens(s, methods))
     elif task == "nextmonth":
         out.update(n_per_person=s.n_per_person)
     return out
+
+
+def _d2t_source() -> str | None:
+    """The user's data-to-text set (path and its files' sizes and times), None for the world's."""
+    user = (ENV["ctx"].options or {}).get("d2t_data") or os.environ.get("BENCH_SCALE_D2T")
+    if not user:
+        return None
+    files = sorted(p for p in Path(user).expanduser().rglob("*") if p.is_file())
+    return json.dumps([str(user)] + [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
 
 
 def do_job(job: Job):

@@ -134,17 +134,33 @@ def load_rung(name: str, ctx: RunContext, s: Settings, methods) -> Rung:
 
 def _add_next_month(rc: Rung, s: Settings, wname: str) -> None:
     """nextmonth (issue 14: a task the frozen model cannot do): "<name> celebrates a birthday in May . new month :"
-    -> "June", made-up people; the frozen model on the same cue is its hand-written prompt (prompt design)."""
+    -> "June", made-up people. Its hand-written prompt (prompt design, as GPT-3's few-shot prompts in Lester et al.
+    Fig. 1): `n_shots` worked examples from the training rows (distinct stated months), each ended by " .", then
+    the cue, on the frozen model."""
     try:
         dd = next_month_task(rc.world, rc.tok, fmt="sentence", people="made_up", per_person=s.n_per_person)
     except BenchError as e:
         rc.notes.append(f"next-month task skipped for {rc.name}: {e}")
         return
     test = dd["test"]
-    rc.data["nextmonth"] = {"train": dd["train"].select_columns(["input_ids", "labels"]).to_list(),
-                            "val": dd["validation"], "test": test, "handwritten": test,
-                            "chance": float(np.mean([1 / len(c) for c in test["candidates"]]))}
+    demos, seen = [], set()
+    dot = rc.tok(" .", add_special_tokens=False)["input_ids"]
+    for r in dd["train"]:
+        if len(seen) < s.n_shots and r["stated"] not in seen:
+            seen.add(r["stated"])
+            demos += r["input_ids"] + dot
+    room = n_positions(rc.model) - 1
+    hand = test.map(lambda r: {"prompt_ids": (demos + r["prompt_ids"])[-room:]})
+    rc.data["nextmonth"] = _classification(dd, test, hand) | {"hand_prompt": f"{len(seen)} worked examples + cue"}
     rc.names["nextmonth"] = f"nextmonth(sentence, made-up people, {s.n_per_person}/person, {wname})"
+
+
+def _classification(dd, test, handwritten) -> dict:
+    """A single-token-answer task's parts: training rows, validation and test sets, the hand-written prompt's
+    test set, chance accuracy."""
+    return {"train": dd["train"].select_columns(["input_ids", "labels"]).to_list(), "val": dd["validation"],
+            "test": test, "handwritten": handwritten,
+            "chance": float(np.mean([1 / len(c) for c in test["candidates"]]))}
 
 
 def _add_knowledge(rc: Rung, wname: str) -> None:
@@ -156,9 +172,7 @@ def _add_knowledge(rc: Rung, wname: str) -> None:
         rc.notes.append(f"knowledge task skipped for {rc.name}: {e}")
         return
     test = dd["test"]
-    rc.data["knowledge"] = {"train": dd["train"].select_columns(["input_ids", "labels"]).to_list(),
-                            "val": dd["validation"], "test": test, "handwritten": hw,
-                            "chance": float(np.mean([1 / len(c) for c in test["candidates"]]))}
+    rc.data["knowledge"] = _classification(dd, test, hw)
     rc.names["knowledge"] = f"knowledge(table, 5 attributes, {wname})"
     cand = {a: ids for a, ids in zip(test["attribute"], test["candidate_ids"])}
     rc.label_ids = _interleave([cand[a] for a in ATTRIBUTE_NAMES if a in cand])

@@ -344,7 +344,7 @@ def _replica(df: pd.DataFrame) -> list[str]:
                                                                   gt["model"])}
         if 0 not in gap or 1 not in gap:
             continue
-        diff, spread = float(bt["value"].iloc[0]), params_of(bt["info"].iloc[0]).get("spread", math.nan)
+        diff, spread = float(bt["value"].iloc[0]), params_of(bt["info"].iloc[0]).get("se", math.nan)
         cells = [f"{_dec(v)} ({m}: {_dec(i.get('full'))} - {_dec(i.get('prompt'))})" for v, i, m in (gap[0], gap[1])]
         rows.append([task, *cells, _dec(diff), _dec(spread)])
         lines.append(f"- **{task}**: " + _replica_sentence(diff, spread))
@@ -352,22 +352,23 @@ def _replica(df: pd.DataFrame) -> list[str]:
         return []
     return ["## Second pretraining seed", "",
             "P3's gap (full FT minus prompt tuning, seed means) on the base rung (pretraining seed 0) and on the same "
-            "rung pretrained again from seed 1; the difference between them, and the fine-tuning seed spread of the "
-            "gap (sqrt(sd_full^2 + sd_prompt^2), the larger of the two pretrainings').", "",
+            "rung pretrained again from seed 1; the difference between them, and the standard error of that "
+            "difference from the fine-tuning seeds alone (sqrt of the sum of sd^2 / seeds over the four cells): what "
+            "the gap would move by if the pretraining seed did not matter.", "",
             md_table(["task", "gap, pretraining seed 0 (full - prompt)", "gap, pretraining seed 1 (full - prompt)",
-                      "difference", "fine-tuning seed spread"], rows), "", *lines, ""]
+                      "difference", "its SE from the fine-tuning seeds"], rows), "", *lines, ""]
 
 
-def _replica_sentence(diff: float, spread: float) -> str:
-    """Whether the gap moves more between pretraining seeds than between fine-tuning seeds."""
-    if not (finite(diff) and finite(spread)):
-        return f"the gap differs by {_dec(diff)} between pretraining seeds; no fine-tuning seed spread to compare with."
-    if diff > spread:
-        return (f"the gap differs by {_dec(diff)} between pretraining seeds, more than its fine-tuning seed spread "
-                f"({_dec(spread)}): one pretraining per rung understates the gap's uncertainty.")
-    word = "less than" if diff < spread else "as much as"
-    return (f"the gap differs by {_dec(diff)} between pretraining seeds, {word} its fine-tuning seed spread "
-            f"({_dec(spread)}): the pretraining seed does not move the gap beyond the fine-tuning seeds' noise.")
+def _replica_sentence(diff: float, se: float) -> str:
+    """Whether the gap moves more between pretraining seeds than the fine-tuning seeds alone would move it."""
+    if not (finite(diff) and finite(se)):
+        return f"the gap differs by {_dec(diff)} between pretraining seeds; no fine-tuning seed error to compare with."
+    if diff > 2 * se:
+        return (f"the gap differs by {_dec(diff)} between pretraining seeds, more than twice the standard error the "
+                f"fine-tuning seeds give it ({_dec(se)}): one pretraining per rung understates the gap's uncertainty.")
+    return (f"the gap differs by {_dec(diff)} between pretraining seeds, within twice the standard error the "
+            f"fine-tuning seeds give it ({_dec(se)}): no sign that the pretraining seed moves the gap beyond the "
+            f"fine-tuning seeds' noise (one replica: a weak check).")
 
 
 def _lr_search(df: pd.DataFrame, meta: dict) -> list[str]:

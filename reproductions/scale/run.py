@@ -210,7 +210,7 @@ class Sweep:
         edge of the points tried adds the next point past it (x3 or /3, `extend` times per side at most). Every
         point is a row (lr_search_*), the pick's place too (lr_search_pick_inside)."""
         rc = load_rung(n, self.ctx, self.s, self.methods)
-        todo = {(m, t): list(grid(self.s, m)) for m, t in self.to_search(n) if t in rc.data}
+        todo = {(m, t): list(grid(self.s, m)) for m, t in self.to_search(n) if t in rc.data and self.fits(m, rc)}
         added = {k: [0, 0] for k in todo}
         points: dict[tuple, dict] = {}
         while todo:
@@ -233,6 +233,16 @@ class Sweep:
             todo = nxt
         for (m, t, lr), pt in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
             self.record_search(rc, m, t, pt, sorted(x for (mm, tt, x) in points if (mm, tt) == (m, t)))
+
+    def fits(self, m: str, rc: Rung) -> bool:
+        """Whether method m fits the rung (else a note; the sweep skips it there)."""
+        try:
+            make_config(m, **method_kwargs(m, self.s, rc)).validate(rc.model)
+            return True
+        except BenchError as e:
+            if f"{m} skipped on {rc.name}: {e}" not in self.notes:
+                self.notes.append(f"{m} skipped on {rc.name}: {e}")
+            return False
 
     def fit_job(self, rc: Rung, m: str, t: str, lr: float, seed: int, phase: str) -> Job:
         stash = rc.name == self.names[-1] and seed == self.seeds[0] and m in ("prompt", "lora") and phase == "main"
@@ -261,11 +271,8 @@ class Sweep:
         """Every method x seed on (rung, task); methods that do not fit the rung are skipped with a note. A search
         run with the chosen lr is the seed-0 run (not trained again)."""
         n = rc.name
-        for m in methods or self.methods_for(t):
-            try:
-                make_config(m, **method_kwargs(m, self.s, rc)).validate(rc.model)
-            except BenchError as e:
-                self.notes.append(f"{m} skipped on {n}: {e}")
+        for m in self.methods_for(t) if methods is None else methods:
+            if not self.fits(m, rc):
                 for _ in self.seeds:
                     self.tick(n, t, f"{n} {t} {m} skipped")
                 continue

@@ -28,7 +28,7 @@ TASKS = ("knowledge", "d2t", "nextmonth")
 METRIC = {"knowledge": "accuracy", "d2t": "bleu", "nextmonth": "accuracy"}   # the metric each task is decided on
 CLASSIFICATION = ("knowledge", "nextmonth")  # scored by accuracy over single-token candidates
 A1_MARGIN = 0.02                     # adapters may trail full FT by 2 points (or the seed spread, if larger)
-JOB_VERSION = 3                      # bump when jobs.py changes what a job computes (invalidates the job cache)
+JOB_VERSION = 4                      # bump when jobs.py changes what a job computes (invalidates the job cache)
 LR_GRIDS = {                         # where the per-method search starts (AdamW peak lr); a pick on an edge extends
     "full": (3e-4, 1e-3, 3e-3),          # the grid by one point (x3 or /3) until it is inside, `extend` times at most
     "lora": (1e-3, 3e-3, 1e-2),
@@ -77,7 +77,10 @@ class Settings:
     patience: int = 6                             # evaluations without improvement before stopping (150-300 steps)
     min_delta: float = 1e-3                       # nats/token a new best must beat the old by (0: a near-zero loss
                                                   # keeps "improving" and every run hits the cap)
+    min_frac: float = 0.25                        # no early stop before this share of the cap (a run can sit on
+                                                  # its first loss for a few hundred steps before it learns)
     warmup: int = 50                              # linear warmup steps, then cosine over the cap
+    n_shots: int = 3                              # worked examples in next month's hand-written prompt
     per_person: int = 8                           # d2t rows per person (64 train people x 8 = 512 >= 500)
     d_eval_rows: int = 48                         # d2t test rows scored by generation (one per test person)
     d_val_rows: int = 32                          # d2t validation rows (early stopping, lr search: teacher-forced loss)
@@ -155,8 +158,8 @@ def settings_for(ctx: RunContext) -> Settings:
            s.p4_rounds, s.patience, *s.eval_every) < 1 or len(s.eval_every) != len(TASKS):
         raise BenchError("scale: step counts, batch sizes, row counts, lengths and patience must be >= 1 "
                          f"(eval_every: one per task, {', '.join(TASKS)})")
-    if s.min_delta < 0 or s.warmup < 0 or s.extend < 0:
-        raise BenchError("scale: min_delta, warmup and extend must be >= 0")
+    if s.min_delta < 0 or s.warmup < 0 or s.extend < 0 or s.n_shots < 0 or not 0 <= s.min_frac <= 1:
+        raise BenchError("scale: min_delta, warmup, extend and n_shots must be >= 0, min_frac in [0, 1]")
     if any(m not in METHODS for m in (*(s.k_methods or ()), *(s.d2t_methods or ()), *(s.n_methods or ()),
                                       *s.replica_methods)):
         raise BenchError(f"scale: k_methods / d2t_methods / n_methods / replica_methods must name methods of "

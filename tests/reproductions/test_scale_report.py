@@ -212,11 +212,11 @@ def test_replica_table_and_sentence(full_run):
     assert "## Second pretraining seed" in text
     row = cells(section(text, "## Second pretraining seed"), "nextmonth")
     assert row[1].startswith("0.1 (r2: 0.6 - 0.5)") and row[2].startswith("0.3 (r2-s1: 0.6 - 0.3)")
-    assert row[3] == "0.2" and row[4] == "0.014"             # sqrt(0.01^2 + 0.01^2)
-    assert ("- **nextmonth**: the gap differs by 0.2 between pretraining seeds, more than its fine-tuning seed "
-            "spread (0.014)") in text
-    assert "less than" in R._replica_sentence(0.01, 0.05) and "as much as" in R._replica_sentence(0.05, 0.05)
-    assert "no fine-tuning seed spread" in R._replica_sentence(0.01, math.nan)
+    assert row[3] == "0.2" and row[4] == "0.012"             # SE of the difference: sqrt(4 x 0.01^2 / 3)
+    assert ("- **nextmonth**: the gap differs by 0.2 between pretraining seeds, more than twice the standard error "
+            "the fine-tuning seeds give it (0.012)") in text
+    assert "within twice" in R._replica_sentence(0.01, 0.05) and "within twice" in R._replica_sentence(0.1, 0.05)
+    assert "no fine-tuning seed error" in R._replica_sentence(0.01, math.nan)
 
 
 def test_lr_search_per_rung(full_run):
