@@ -142,6 +142,7 @@ def R(**kw) -> tuple[tuple[str, object], ...]:
 
 DATE = "2026-11-30"   # issue 13: verdicts a skeptic accepts
 KNOWLEDGE_ITEMS = 400  # knowledge test items: stored accuracies are multiples of 1/400 (harness: record n_test)
+NEXTMONTH_ITEMS = 600  # next-month test items (150 made-up test people x 4 rows); rows record their own n_test
 LOSS_FACTOR = math.log(3)  # "converged alike": seed-mean training losses within a factor of 3
 DATE_14 = "2026-12-01"  # issue 14: converged methods on a task that needs adaptation
 ADAPT_POINTS, ADAPT_SE = 0.10, 3.0   # "the task needs adaptation": full FT beats the zero-shot model by these
@@ -196,11 +197,11 @@ register(Claim(
     checks=(
         Effect("accuracy", MAIN("nextmonth", method="ptuning"), "above", 0.03,
                b=R(method="prompt_design", **{"params.task": "nextmonth", "params.phase": "zeroshot"}), by="model",
-               part="vs hand-written",
+               items=NEXTMONTH_ITEMS, part="vs hand-written",
                note="every rung: P-tuning minus the hand-written prompt (3 worked examples + the cue, frozen model), floor = "
                     "the lecture's 3 points"),
         Effect("accuracy", MAIN("nextmonth", method="ptuning"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
-               by="model", rungs="lower", part="vs prompt tuning",
+               by="model", rungs="lower", items=NEXTMONTH_ITEMS, part="vs prompt tuning",
                note="smaller half of the rungs: P-tuning minus prompt tuning (no published size: floor 0)"),
     ),
     preconditions=(
@@ -313,7 +314,7 @@ register(Claim(
     preconditions=(
         *needs_adaptation("nextmonth", "gap closes"),
         Effect("accuracy", MAIN("nextmonth", method="full"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
-               by="model", rungs="smallest", part="gap closes",
+               by="model", rungs="smallest", items=NEXTMONTH_ITEMS, part="gap closes",
                note="a gap to close: full FT ahead of prompt tuning at the smallest rung"),
         *converged("nextmonth", ("full", "prompt"), "gap closes"),
         *converged("knowledge", ("prompt",), "length ablation", smallest=1),
@@ -390,7 +391,7 @@ register(Claim(
     metric="downstream metric of adapters vs full FT per rung, with trainable %",
     checks=(
         Effect("accuracy", MAIN("nextmonth", method="full"), "within", 0.004, b=MAIN("nextmonth", method="adapters"),
-               by="model", rungs="largest", part="next month",
+               by="model", rungs="largest", items=NEXTMONTH_ITEMS, part="next month",
                note="equivalence: full - adapters inside +-0.4 points (the paper's number)"),
         Effect("bleu", MAIN("d2t", method="full"), "within", 0.004, b=MAIN("d2t", method="adapters"), by="model",
                rungs="largest", part="data-to-text", note="the same on BLEU (0-1 scale)"),

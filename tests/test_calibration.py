@@ -5,7 +5,7 @@ effect (for "within" rules: an effect at the band's edge) and the noise the stor
 the resolution: A1, L4 -- those rules say "inconclusive").
 
 Noise levels, measured from results/*/results.csv (cpu profile, 3 seeds): accuracy seed sd 0.005 on 400 test
-items (knowledge); BLEU seed sd 0.03; log final-train-loss sd 0.02; M3 log final loss: seed-paired sd 3e-5;
+items (knowledge; the next-month rules' 600 items with the same seed sd, assumed until its cpu run lands); BLEU seed sd 0.03; log final-train-loss sd 0.02; M3 log final loss: seed-paired sd 3e-5;
 Q2 log perplexity ratio over rungs sd 0.00035. Rows go through bench.report.evaluate_effect.
 """
 
@@ -23,9 +23,10 @@ SEEDS = (0, 1, 2)
 
 
 def noise_of(eff: Effect) -> tuple[float, int]:
-    """(seed sd, test items) the stored runs measured for this metric."""
+    """(seed sd, test items) the stored runs measured for this metric (a rule's own item count where it has one:
+    the next-month task's 600)."""
     if eff.metric in ("accuracy", "l4_test_accuracy"):
-        return 0.005, 400
+        return 0.005, eff.items or 400
     if eff.metric == "bleu":
         return 0.03, 0
     if eff.metric.startswith("int8_ppl_ratio"):
@@ -40,7 +41,7 @@ PUBLISHED = {("P1", "vs hand-written"): 0.08, ("P1", "vs prompt tuning"): 0.05, 
              ("L7", "rsLoRA learns better at large r"): -0.3, ("M3", "loss scaling needed"): 1.0,
              ("Q2", "absmax more stable"): np.log(0.9)}
 # bands narrower than the run's 95% resolution: the rule says inconclusive, never reproduced (measured power 0)
-UNRESOLVABLE = {("A1", "knowledge"), ("A1", "data-to-text"), ("L4", "quality flat in r")}
+UNRESOLVABLE = {("A1", "next month"), ("A1", "data-to-text"), ("L4", "quality flat in r")}
 # 3 seeds + 400 items resolve these effects only sometimes (measured power 0.15-0.35): mostly "inconclusive"
 LOW_POWER = {("P1", "vs hand-written"), ("P1", "vs prompt tuning"), ("P2", "largest rung"), ("P2", "low data")}
 
