@@ -221,7 +221,9 @@ register(Claim(
                     "rung) with every run trained until its validation loss stops improving; a run still improving "
                     "at its cap makes its part inconclusive. Knowledge is reported, not decided"),
              Change(DATE_14, "the hand-written prompt on next month: the task's cue alone on the frozen model; early stopping could stop a run on its first plateau; a diverged run counted as converged",
-                    "issue 14, a fresh-eyes review (helper) of the rules and harness of 9e0d0b1 / 3cb8b97, before the decisive run (the two stopped cpu runs had shown me the smallest rung's lr search and part of the largest rung's): the cue alone is no prompt design (the adaptation precondition already puts it >= 10 points below full FT, so the part tested trained vs untrained), now three worked examples; runs stopped on a flat start at chance read as converged (P-tuning at cpu-0.1m stopped after 275-925 steps at ln 12), now no early stop before a quarter of the cap; diverged runs now count as not converged")),
+                    "issue 14, a fresh-eyes review (helper) of the rules and harness of 9e0d0b1 / 3cb8b97, before the decisive run (the two stopped cpu runs had shown me the smallest rung's lr search and part of the largest rung's): the cue alone is no prompt design (the adaptation precondition already puts it >= 10 points below full FT, so the part tested trained vs untrained), now three worked examples; runs stopped on a flat start at chance read as converged (P-tuning at cpu-0.1m stopped after 275-925 steps at ln 12), now no early stop before a quarter of the cap; diverged runs now count as not converged"),
+             Change(DATE_14, "next-month Effects without an item count (the binomial error came only from the rows' recorded n_test)",
+                    "8808a52, before the decisive run: the Effects state NEXTMONTH_ITEMS = 600, which the rows record anyway; rows without n_test (the calibration test) no longer lose the binomial error")),
     rule="Toy, >= 3 seeds, next-month task (a stated birth month -> the month after it, for made-up people: the frozen "
          "model cannot do it); every run trains until its validation answer loss stops improving (patience 6 "
          "evaluations, min_delta 1e-3, never before a quarter of the cap) under a cap of 2000 steps, keeping the best "
@@ -333,7 +335,9 @@ register(Claim(
                     "adaptation (precondition), with every run trained until its validation loss stops improving; "
                     "every part needs its runs converged (none still improving at the cap)"),
              Change(DATE_14, "convergence preconditions of the ablation parts pooled every ablation config (lengths 1, 5, 100, inits); early stopping could stop a run on its first plateau",
-                    "issue 14, a fresh-eyes review (helper) of the rules and harness of 9e0d0b1 / 3cb8b97, before the decisive run (the two stopped cpu runs had shown me the smallest rung's lr search and part of the largest rung's): each ablation part now reads the convergence of its own configs (length 1; random init) and the main prompt runs; no early stop before a quarter of the cap"),),
+                    "issue 14, a fresh-eyes review (helper) of the rules and harness of 9e0d0b1 / 3cb8b97, before the decisive run (the two stopped cpu runs had shown me the smallest rung's lr search and part of the largest rung's): each ablation part now reads the convergence of its own configs (length 1; random init) and the main prompt runs; no early stop before a quarter of the cap"),
+             Change(DATE_14, "next-month Effects without an item count (the binomial error came only from the rows' recorded n_test)",
+                    "8808a52, before the decisive run: the Effects state NEXTMONTH_ITEMS = 600, which the rows record anyway; rows without n_test (the calibration test) no longer lose the binomial error")),
     rule="Toy, >= 3 seeds; every run trains until its validation answer loss stops improving (patience 6 "
          "evaluations, min_delta 1e-3) under a cap (next month 2000 steps, knowledge 1000), keeping the best "
          "evaluation's weights. The gap = full FT minus prompt tuning (length 20, class-label init) in seed-mean "
@@ -418,7 +422,9 @@ register(Claim(
                     "at its cap) and 'room above full FT' (full FT <= 0.99: at the ceiling equivalence cannot fail); "
                     "knowledge reported"),
              Change(DATE_14, "as now, without the note on resolution",
-                    "issue 14, a fresh-eyes review (helper) of the rules and harness of 9e0d0b1 / 3cb8b97, before the decisive run (the two stopped cpu runs had shown me the smallest rung's lr search and part of the largest rung's): the +-0.4-point band is narrower than ~600 test items resolve (half-width >= ~0.01 even for identical scores), so the next-month part can read 'inconclusive' or 'not reproduced', not 'reproduced', at this scale; the rule now says so"),),
+                    "issue 14, a fresh-eyes review (helper) of the rules and harness of 9e0d0b1 / 3cb8b97, before the decisive run (the two stopped cpu runs had shown me the smallest rung's lr search and part of the largest rung's): the +-0.4-point band is narrower than ~600 test items resolve (half-width >= ~0.01 even for identical scores), so the next-month part can read 'inconclusive' or 'not reproduced', not 'reproduced', at this scale; the rule now says so"),
+             Change(DATE_14, "next-month Effects without an item count (the binomial error came only from the rows' recorded n_test)",
+                    "8808a52, before the decisive run: the Effects state NEXTMONTH_ITEMS = 600, which the rows record anyway; rows without n_test (the calibration test) no longer lose the binomial error")),
     rule="Toy, >= 3 seeds, at the largest rung, adapters (size d/16, near-identity init, layer norms trained) vs "
          "full fine-tuning, every run trained until its validation loss stops improving (patience 6 evaluations, "
          "min_delta 1e-3; caps 2000 / 1500 steps), keeping the best evaluation's weights; differences of seed means "
