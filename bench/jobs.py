@@ -167,6 +167,10 @@ class RowBuffer:
     def add(self, *args, **kwargs) -> None:
         self.calls.append((args, kwargs))
 
+    def values(self, metric: str) -> list:
+        """The values of the kept `add(claim, metric, value, ...)` calls for `metric`, in order."""
+        return [args[2] for args, _ in self.calls if len(args) > 2 and args[1] == metric]
+
     def replay(self, rec) -> None:
         for args, kwargs in self.calls:
             rec.add(*args, **kwargs)

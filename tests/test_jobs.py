@@ -67,6 +67,15 @@ def test_row_buffer_replays_calls_in_order():
     assert seen == [(("m", 1.0), {"seed": 0}), (("n", 2.0), {})]
 
 
+def test_row_buffer_values_reads_one_metric_in_order():
+    buf = jobs.RowBuffer()
+    buf.add("P1", "run_wall_s", 3.0, unit="s")
+    buf.add("P1", "accuracy", 0.5)
+    buf.add("P1", "run_wall_s", 4.0)
+    buf.add("short")                                 # fewer than (claim, metric, value): skipped
+    assert buf.values("run_wall_s") == [3.0, 4.0] and buf.values("bleu") == []
+
+
 def test_exit_when_orphaned_fires_when_the_parent_is_not_ours():
     import threading
     fired = threading.Event()

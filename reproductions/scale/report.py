@@ -163,7 +163,8 @@ def _header(meta: dict) -> list[str]:
          f"{budget(st, 'd2t')}",
          f"- nextmonth: \"<name> celebrates a birthday in May . new month :\" -> \"June\" for made-up people "
          f"({st.get('n_per_person')} rows/person), accuracy over the months on test people; the zero-shot model "
-         f"is the frozen model given the cue (\"new month :\"); {budget(st, 'nextmonth')}",
+         f"(prompt design) is the frozen model given {st.get('n_shots')} worked examples from the training rows, then "
+         f"the cue (\"new month :\"); {budget(st, 'nextmonth')}",
          "- every run keeps the weights of its best evaluation (validation answer loss); linear warmup over "
          f"min({st.get('warmup')}, cap/10) steps, then cosine over the cap",
          f"- methods: prefix n = {st.get('prefix_len')} (MLP reparam, hidden {st.get('prefix_hidden')}, folded); "
@@ -293,7 +294,8 @@ def _wall(tm: pd.DataFrame) -> dict:
 
 
 def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
-    """Wall time of the recorded runs per method (every phase), against the run's wall time."""
+    """Wall time of the recorded runs per method (every phase), the search points not picked, and the compute of
+    every run against the run's wall time (a resumed run replays earlier runs' walls from the job cache)."""
     w = select(tm, "run_wall_s")
     srch = select(df, "lr_search_val_loss")
     unpicked = int((~srch["info"].map(lambda i: bool(params_of(i).get("selected")))).sum()) if len(srch) else 0
@@ -301,10 +303,15 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
         return []
     per = w.groupby("method")["value"].sum()
     per_text = ", ".join(f"{m} {num(per[m], 4)} s" for m in _order(per.index, METHODS))
+    extra = float(select(tm, "lr_search_run_wall_s")["value"].sum())
+    total, workers, cached = float(w["value"].sum()) + extra, meta.get("workers") or 1, meta.get("jobs_from_cache", 0)
     return [f"Wall time of the recorded runs per method (every phase and task): {per_text}; together "
-            f"{num(w['value'].sum(), 4)} s of the run's {num(meta.get('wall_s'), 4)} s wall (the rest: the "
-            f"{unpicked} learning-rate search points not picked, whose runs are not recorded, zero-shot scoring, "
-            "P4, loading).", ""]
+            f"{num(w['value'].sum(), 4)} s; the {unpicked} learning-rate search points not picked ran {num(extra, 4)} s "
+            f"more (`lr_search_run_wall_s`). Every run together: {num(total, 4)} s of compute, about "
+            f"{num(total / workers / 60, 3)} min on {workers} worker(s) if they never waited. The run's own wall: "
+            f"{num(meta.get('wall_s'), 4)} s (it also holds zero-shot scoring, P4 and loading)"
+            + (f"; {cached} runs were replayed from the job cache of an earlier, stopped run: their walls are that "
+               "run's, so the run's own wall covers only what it trained itself." if cached else "."), ""]
 
 
 def _cap_lines(per_run: pd.DataFrame) -> list[str]:

@@ -17,6 +17,7 @@ from bench.jobs import JobRunner, RowBuffer, job_workers, threads_per_worker
 from bench.methods import make_config
 from bench.repro import RunContext
 from bench.schema import Recorder
+from bench.timing import timing_params
 from bench.train import num_threads
 from reproductions.scale.derive import DERIVED_MEASURED, derive, runs_frame
 from reproductions.scale.fitting import choose
@@ -260,6 +261,11 @@ class Sweep:
                 self.rec.add("-", f"lr_search_{metric}", pt[metric],
                              unit="accuracy" if "acc" in metric else "nats/token", model=rc.name,
                              data=rc.names[t], method=m, seed=self.seeds[0], scale=rc.scale, params=p, info=info)
+        if pt["lr"] != best:      # its run is not replayed: keep its wall, so the budget counts every run
+            buf = self.runner.result(self.searched[(m, t, rc.name, pt["lr"])])[0]
+            for wall in buf.values("run_wall_s"):
+                self.rec.add("-", "lr_search_run_wall_s", wall, unit="s", model=rc.name, data=rc.names[t], method=m,
+                             seed=self.seeds[0], scale=rc.scale, params=timing_params(**p), timing=True)
         if pt["lr"] == best:
             inside = int(tried[0] < best < tried[-1])
             self.rec.add("-", "lr_search_pick_inside", inside, unit="flag", model=rc.name, data=rc.names[t],

@@ -103,7 +103,7 @@ def build(folder, replica: bool = True, search: bool = True, tasks=S.TASKS, nan_
             add_run(rec, tm, "ablation", name, P, "knowledge", "prompt", seed, 0.1, claim="P3",
                     num_virtual_tokens=1, init="labels")
     if search:
-        add_search(rec)
+        add_search(rec, tm)
     for claim, metric, v, p, model in S.derive(S.runs_frame(rec.frame())):     # as run.Sweep.derived records them
         info = {k: p.pop(k) for k in S.DERIVED_MEASURED if k in p}
         rec.add(claim, metric, v, model=model, method=p.pop("method", "-"), params=p, info=info)
@@ -119,8 +119,9 @@ def build(folder, replica: bool = True, search: bool = True, tasks=S.TASKS, nan_
     return rec
 
 
-def add_search(rec: Recorder) -> None:
-    """The lr search of full FT on nextmonth: r1 picks 3e-3 inside 1e-3..1e-2, r2 picks 1e-2 on the high edge."""
+def add_search(rec: Recorder, tm: list) -> None:
+    """The lr search of full FT on nextmonth: r1 picks 3e-3 inside 1e-3..1e-2, r2 picks 1e-2 on the high edge; the
+    points not picked ran 2 s each (timings)."""
     for (name, P), pick in zip(RUNGS, (0.003, 0.01)):
         tried = (0.001, 0.003, 0.01)
         for lr in tried:
@@ -132,6 +133,9 @@ def add_search(rec: Recorder) -> None:
                     params=p, info=info)
             rec.add("-", "lr_search_val_loss", 1.0 if lr == pick else 1.2, model=name, method="full", seed=0,
                     params=p, info=info)
+            if lr != pick:
+                tm.append(dict(claim="-", metric="lr_search_run_wall_s", value=2.0, model=name, method="full", seed=0,
+                               params={"threads": 1, "load_avg_1m": 0.5}))
         rec.add("-", "lr_search_pick_inside", int(tried[0] < pick < tried[-1]), model=name, method="full", seed=0,
                 params={"phase": "search", "task": "nextmonth", "rung_params": P}, info={"lr": pick})
 
@@ -201,10 +205,13 @@ def test_convergence_section_numbers(full_run):
 
 
 def test_wall_time_line_counts_every_phase(full_run):
-    _, text = full_run
+    out, text = full_run
     # full: knowledge 6 + d2t 3 + nextmonth 6 + replica 3 + low data 6 = 24 runs of 1 s
     assert "full 24 s" in text
-    assert "the 4 learning-rate search points not picked" in text
+    assert "the 4 learning-rate search points not picked ran 8 s more" in text
+    runs = read_results(out, timing=True)["value"].sum()                     # recorded runs + the 8 s of the search
+    assert f"Every run together: {runs:g} s of compute, about {runs / 60:.3g} min on 1 worker(s)" in text
+    assert "replayed from the job cache of an earlier" not in text          # jobs_from_cache 0
 
 
 def test_replica_table_and_sentence(full_run):
