@@ -347,6 +347,8 @@ def runs_table(results_dir: Path, link_prefix: str = "") -> str:
         if meta:
             wall = meta.get("wall_s")
             wall_text = f"{wall / 60:.1f} min" if isinstance(wall, (int, float)) else "-"
+            if meta.get("jobs_from_cache"):      # a resumed run: its wall leaves out what an earlier run trained
+                wall_text += f" (resumed: {meta['jobs_from_cache']} runs from the job cache)"
             lines.append(f"| [{g}]({link_prefix}{g}/report.md) | {meta.get('profile')} | {meta.get('finished')} | "
                          f"{wall_text} | {meta.get('git_commit')} | {_cell(meta.get('hardware', ''))} | "
                          f"{_cell(base_models_text(meta))} |")

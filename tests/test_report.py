@@ -1,7 +1,8 @@
+import json
 from pathlib import Path
 
 from bench.claims import CLAIMS, Check, Claim, W
-from bench.report import (NEEDS_PAPER, NOT_REPRODUCED, NOT_RUN, REPRODUCED, evaluate_check, verdict,
+from bench.report import (NEEDS_PAPER, NOT_REPRODUCED, NOT_RUN, REPRODUCED, evaluate_check, runs_table, verdict,
                           write_readme)
 from bench.schema import Recorder, read_results
 
@@ -103,3 +104,12 @@ def test_effects_read_per_run_rows_under_claim_rows():
     assert r.n_rows == 6 and r.outcome == "not reproduced" and abs(r.measured + 0.10) < 1e-9
     assert evaluate_effect(df, "P2", Effect("test_accuracy", W(method="prefix"), "above", -0.02,
                                             W(method="full"))).n_rows == 0      # without it: the claim's own rows
+
+
+def test_runs_table_marks_a_resumed_run(tmp_path):
+    for g, meta in (("scale", {"wall_s": 600, "jobs_from_cache": 7}), ("lora", {"wall_s": 120})):
+        (tmp_path / g).mkdir()
+        (tmp_path / g / "meta.json").write_text(json.dumps(meta | {"profile": "cpu"}))
+    text = runs_table(tmp_path)
+    assert "| 10.0 min (resumed: 7 runs from the job cache) |" in text
+    assert "| 2.0 min |" in text and "| int8 | - | not run yet |" in text
