@@ -261,16 +261,16 @@ class Sweep:
                 self.rec.add("-", f"lr_search_{metric}", pt[metric],
                              unit="accuracy" if "acc" in metric else "nats/token", model=rc.name,
                              data=rc.names[t], method=m, seed=self.seeds[0], scale=rc.scale, params=p, info=info)
-        if pt["lr"] != best:      # its run is not replayed: keep its wall, so the budget counts every run
-            buf = self.runner.result(self.searched[(m, t, rc.name, pt["lr"])])[0]
-            for wall in buf.values("run_wall_s"):
-                self.rec.add("-", "lr_search_run_wall_s", wall, unit="s", model=rc.name, data=rc.names[t], method=m,
-                             seed=self.seeds[0], scale=rc.scale, params=timing_params(**p), timing=True)
         if pt["lr"] == best:
             inside = int(tried[0] < best < tried[-1])
             self.rec.add("-", "lr_search_pick_inside", inside, unit="flag", model=rc.name, data=rc.names[t],
                          method=m, seed=self.seeds[0], scale=rc.scale,
                          params={"phase": "search", "task": t, "rung_params": rc.params}, info=info | {"lr": best})
+        else:                     # its run is not replayed: keep its wall, so the budget counts every run
+            buf = self.runner.result(self.searched[(m, t, rc.name, pt["lr"])])[0]
+            for wall in buf.values("run_wall_s"):
+                self.rec.add("-", "lr_search_run_wall_s", wall, unit="s", model=rc.name, data=rc.names[t], method=m,
+                             seed=self.seeds[0], scale=rc.scale, params=timing_params(**p), timing=True)
 
     # ---------------------------------------------------------------- 2. the sweep, low data, ablations, replica
     def main_fits(self, rc: Rung, t: str, phase: str = "main", methods=None, lr_rung: str | None = None) -> None:
