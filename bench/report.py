@@ -42,6 +42,8 @@ class CheckResult:
     passed: bool | None   # None when no rows matched
     outcome: str = ""     # REPRODUCED / NOT_REPRODUCED / INCONCLUSIVE / NOT_MEASURED / NEEDS_PAPER
     text: str = ""        # the measured value, with its interval for an Effect
+    groups: list = field(default_factory=list)   # an Effect's intervals: (outcome, lo, hi) per group picked
+    waived: bool = False  # a failed one-sided precondition that could not change its part's outcome (Check.moves)
 
 
 @dataclass
@@ -171,7 +173,7 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
     if a.empty or (b is not None and b.empty):
         return CheckResult(eff, math.nan, 0, None, _missing(eff), f"{eff.metric}: {_missing(eff)}")
     groups = _pick(_rung_order(a, eff.by), eff.rungs) if eff.by else [None]
-    outcomes, texts, est = [], [], math.nan
+    outcomes, texts, est, sides = [], [], math.nan, []
     for g in groups:
         ag = a if g is None else a[_key(a, eff.by) == g]
         bg = None if b is None else (b if g is None or eff.by not in b.columns and not eff.by.startswith("params.")
@@ -184,11 +186,12 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
                                  None if bg is None else _per_seed(bg, eff.log, eff.replicate),
                                  _n_items(ag, eff.items), ref=eff.ref)
         outcomes.append(stats.TESTS[eff.test](iv, eff.bound))
+        sides.append((outcomes[-1], iv.lo, iv.hi))
         texts.append(("" if g is None else f"{g}: ") + iv.text())
         est = iv.est if math.isnan(est) or outcomes[-1] != REPRODUCED else est
     outcome = _worst(outcomes)
     return CheckResult(eff, est, len(a) + (0 if b is None else len(b)), outcome == REPRODUCED, outcome,
-                       f"{eff.metric} {'log ' if eff.log else ''}diff " + "; ".join(texts))
+                       f"{eff.metric} {'log ' if eff.log else ''}diff " + "; ".join(texts), sides)
 
 
 def evaluate(df: pd.DataFrame, claim_id: str, check) -> CheckResult:
@@ -213,15 +216,38 @@ def _precondition_reason(r: CheckResult) -> str:
     return f"precondition {word}: {what} [{r.text}]"
 
 
+def stands(r: CheckResult, moves: str) -> bool:
+    """Whether an Effect's outcome holds however far its difference (a - b) moves the way `moves` says ("up" /
+    "down"): a pass of 'above' moving up, a failure of 'above' (interval below the floor) moving down, and the
+    mirror cases of 'below'; 'within' only where a group's interval lies outside the band on the side it moves to.
+    Anything else (a plain Check, an inconclusive outcome, a passing equivalence) could change: False."""
+    if not isinstance(r.check, Effect) or moves not in ("up", "down") or r.outcome not in (REPRODUCED, NOT_REPRODUCED):
+        return False
+    up, test, bound = moves == "up", r.check.test, r.check.bound
+    if test == "within":
+        return r.outcome == NOT_REPRODUCED and any(
+            o == NOT_REPRODUCED and (lo > bound if up else hi < -bound) for o, lo, hi in r.groups)
+    return (r.outcome == REPRODUCED) == (up == (test == "above"))
+
+
 def _decide_parts(claim: Claim, results: list[CheckResult], pres: list[CheckResult]):
     parts: dict[str, str] = {}
     reasons: dict[str, str] = {}
     for name in dict.fromkeys(r.check.part for r in results):
         blocked = [p for p in pres if p.outcome != REPRODUCED and p.check.part in ("", name)]
         mine = [r for r in results if r.check.part == name]
+        one_sided = [p for p in blocked if p.outcome == NOT_REPRODUCED and getattr(p.check, "moves", "")
+                     and all(stands(r, p.check.moves) for r in mine)]
+        blocked = [p for p in blocked if not any(p is q for q in one_sided)]
         if blocked:
             parts[name], reasons[name] = INCONCLUSIVE, "; ".join(_precondition_reason(p) for p in blocked)
             continue
+        for p in one_sided:
+            p.waived = True
+        if one_sided:
+            reasons[name] = "one-sided: " + "; ".join(
+                f"{p.check.note or p.check.describe()} [{p.text}], but their further training can only move the "
+                f"effect {p.check.moves}, which keeps this outcome" for p in one_sided)
         parts[name] = _worst([r.outcome for r in mine])
         unsure = [r for r in mine if r.outcome in (INCONCLUSIVE, NOT_MEASURED)]
         if parts[name] == INCONCLUSIVE and unsure:
@@ -306,8 +332,9 @@ def checks_markdown(verdicts: list[Verdict]) -> str:
         for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
             for r in rs:
                 part = (kind + (": " if kind and r.check.part else "") + r.check.part) or "-"
+                out = (r.outcome or "-") + (" (waived: one-sided)" if r.waived else "")
                 lines.append(f"| {v.claim.id} | {_cell(part)} | `{_cell(r.check.describe())}` {_cell(r.check.note)} | "
-                             f"{_cell(r.text)} | {r.n_rows} | {r.outcome or '-'} |")
+                             f"{_cell(r.text)} | {r.n_rows} | {out} |")
     return "\n".join(lines) + "\n"
 
 

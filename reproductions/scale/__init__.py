@@ -67,9 +67,9 @@ from reproductions.scale.p4 import max_abs_diff_real, p4_equivalence, pad
 from reproductions.scale.report import report, summary_table, write_report
 from reproductions.scale.run import run
 from reproductions.scale.settings import (CLAIMS, GROUP, LR_GRIDS, METHODS, METRIC, REGRESS, SETTINGS, SMOKE_GRIDS,
-                                          TASKS, ZERO_SHOT, Settings, ablation_configs, settings_for)
+                                          TASKS, ZERO_SHOT, Settings, ablation_configs, cap_for, settings_for)
 
 __all__ = ["CLAIMS", "DERIVED_MEASURED", "GROUP", "LR_GRIDS", "METHODS", "METRIC", "REGRESS", "SETTINGS", "SMOKE_GRIDS",
-           "TASKS", "ZERO_SHOT", "Settings", "_interleave", "_ratio", "ablation_configs", "choose", "d2t_from_disk",
+           "TASKS", "ZERO_SHOT", "Settings", "_interleave", "_ratio", "ablation_configs", "cap_for", "choose", "d2t_from_disk",
            "derive", "load_rung", "max_abs_diff_real", "method_kwargs", "p4_equivalence", "pad", "report", "run",
            "runs_frame", "settings_for", "spearman", "stats", "summary_table", "write_report"]

@@ -224,16 +224,22 @@ def _low_data(runs: pd.DataFrame) -> list:
     return out
 
 
+def ablation_task(runs: pd.DataFrame) -> str:
+    """The task P3's ablations ran on (Settings.ablation_task; knowledge when none ran)."""
+    tasks = runs.loc[runs["phase"] == "ablation", "task"].dropna().unique()
+    return str(tasks[0]) if len(tasks) else "knowledge"
+
+
 def ablation_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """P3's ablation runs (knowledge) with the main sweep's prompt runs (length 20, class labels) beside them, on
-    the rungs that ran the ablation."""
+    """P3's ablation runs with the main sweep's prompt runs (length 20, class labels) of their task beside them,
+    on the rungs that ran the ablation."""
     abl = runs[(runs["phase"] == "ablation") | ((runs["phase"] == "main") & (runs["method"] == "prompt"))]
-    abl = abl[abl["task"] == "knowledge"]
+    abl = abl[abl["task"] == ablation_task(runs)]
     return abl[abl["model"].isin(set(runs[runs["phase"] == "ablation"]["model"]))]
 
 
 def _ablations(runs: pd.DataFrame, order: list, size: dict) -> list:
-    """P3 ablations (knowledge): length 20 vs 1 (class-label init), class labels vs random uniform (length 20)."""
+    """P3 ablations: length 20 vs 1 (class-label init), class labels vs random uniform (length 20)."""
     abl = ablation_runs(runs)
     abl_rungs = [m for m in order if m in set(runs[runs["phase"] == "ablation"]["model"])]
     if not abl_rungs:
@@ -242,7 +248,7 @@ def _ablations(runs: pd.DataFrame, order: list, size: dict) -> list:
     cell = {(r.model, int(r.n), r.init): r.mean for r in st.itertuples()}
     out = []
     for i, m in enumerate(abl_rungs):
-        p = {"task": "knowledge", "role": "smaller" if i == 0 else "larger", "rung_params": int(size[m])}
+        p = {"task": ablation_task(runs), "role": "smaller" if i == 0 else "larger", "rung_params": int(size[m])}
         if (m, 20, "labels") in cell and (m, 1, "labels") in cell:
             out.append(("P3", "p3_ablation_len20_minus_len1", cell[(m, 20, "labels")] - cell[(m, 1, "labels")], p, m))
         if (m, 20, "labels") in cell and (m, 20, "random") in cell:

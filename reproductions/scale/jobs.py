@@ -72,11 +72,17 @@ def cache_path(job: Job) -> Path | None:
     rc = _job_rung(job.rung)
     blob = {"v": JOB_VERSION, "job": {**job._asdict(), "kw": describe(job.kw or {})}, "label_ids": rc.label_ids,
             "weights": fingerprint(job.rung, ENV["ctx"].profile.ladder), "world": rc.world.fingerprint(),
-            "settings": job_settings(s, job.task, ENV["methods"]),
+            "settings": job_settings(job_settings_of(job, s), job.task, ENV["methods"]),
             "torch": torch.__version__, "transformers": transformers.__version__, "device": resolve_device("auto").type,
             "code": ENV["code"], "d2t_data": _d2t_source()}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return job_cache_dir() / f"{job.rung}-{job.task}-{job.method}-{key}.pt"
+
+
+def job_settings_of(job: Job, s: Settings) -> Settings:
+    """The settings a fit job trains under: the profile's, with the task's cap replaced where the sweep gave the job
+    its own (extra["cap"], from Settings.caps). A job without one keeps its cache key."""
+    return s.with_cap(job.task, (job.extra or {}).get("cap"))
 
 
 def job_settings(s: Settings, task: str, methods) -> dict:
@@ -131,8 +137,9 @@ def _run(job: Job):
     if job.low_data is not None:
         rows = random.Random(f"lowdata-{job.low_data}-{job.seed}").sample(rows, job.low_data)
     buf = RowBuffer()
-    model, res = record_run(buf, rc, job.task, job.method, job.kw, rows, ENV["s"], job.lr, job.seed, job.extra,
-                            job.claim)
+    extra = {k: v for k, v in (job.extra or {}).items() if k != "cap"}      # the rows record the cap as "steps"
+    model, res = record_run(buf, rc, job.task, job.method, job.kw, rows, job_settings_of(job, ENV["s"]), job.lr,
+                            job.seed, extra, job.claim)
     val = val_scores(rc, job.task, model, res) if res.diverged_at is None else {"val_loss": float("nan")}
     kept = None
     if job.keep and job.method == "prompt":

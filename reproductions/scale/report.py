@@ -22,7 +22,7 @@ from bench.report_tools import (MISSING, finite, log_ticks, md_table, num, param
                                 value, with_params)
 from bench.schema import read_meta, read_results, write_frame
 from bench.stats import Z975, diff_interval
-from reproductions.scale.derive import ablation_runs, runs_frame, sample_sd, stats
+from reproductions.scale.derive import ablation_runs, ablation_task, runs_frame, sample_sd, stats
 from reproductions.scale.settings import CLAIMS, CLASSIFICATION, GROUP, METHODS, METRIC, TASKS, ZERO_SHOT
 
 PLACES = 3          # decimals of accuracies, BLEU and losses (0-1 metrics: 400 test items resolve 0.0025)
@@ -138,8 +138,10 @@ def budget(st: dict, task: str) -> str:
     i, p = TASKS.index(task), PREFIX[task]
     every = st.get("eval_every")
     every = every[i] if isinstance(every, (list, tuple)) and len(every) == len(TASKS) else None
+    own = [f"{c[1]} {c[3]} ({c[2]} rungs)" for c in st.get("caps") or () if len(c) == 4 and c[0] == task]
     return (f"early stopping: patience {st.get('patience')} evaluations every {every} steps, min_delta "
-            f"{st.get('min_delta')}, cap {st.get(f'{p}_steps')} steps x batch {st.get(f'{p}_batch')}")
+            f"{st.get('min_delta')}, cap {st.get(f'{p}_steps')} steps x batch {st.get(f'{p}_batch')}"
+            + (f"; own caps: {', '.join(own)}" if own else ""))
 
 
 def _header(meta: dict) -> list[str]:
@@ -646,7 +648,7 @@ def _low_data(out: Path, runs: pd.DataFrame) -> tuple[list[str], list]:
 
 
 def _ablations(out: Path, runs: pd.DataFrame, st: dict) -> tuple[list[str], list]:
-    """P3's ablations: knowledge accuracy per rung, prompt length and init, table and figure."""
+    """P3's ablations: accuracy per rung on their task, prompt length and init, table and figure."""
     abl = ablation_runs(runs)
     abl = abl[(abl["metric"] == "accuracy") & pd.to_numeric(abl["n"], errors="coerce").notna() & abl["init"].notna()]
     if abl.empty:
@@ -667,7 +669,7 @@ def _ablations(out: Path, runs: pd.DataFrame, st: dict) -> tuple[list[str], list
     a2.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out / "ablations.png")
-    L = ["## P3 ablations (knowledge accuracy, mean +- sd)", "",
+    L = [f"## P3 ablations ({ablation_task(runs)} accuracy, mean +- sd)", "",
          md_table(["model", "length", "init", "accuracy"], rows), ""]
     return L, [("P3 ablations: prompt length and init", "ablations.png")]
 

@@ -25,7 +25,8 @@ from reproductions.scale.jobs import Job, do_job, job_env, label
 from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, n_positions, resolve_rungs,
                                         virtual_tokens)
 from reproductions.scale.p4 import run_p4, trained_parts
-from reproductions.scale.settings import CLAIMS, GROUP, TASKS, Settings, ablation_configs, grid, settings_for
+from reproductions.scale.settings import (CLAIMS, GROUP, TASKS, Settings, ablation_configs, cap_for, grid,
+                                         settings_for)
 
 
 def run(ctx: RunContext) -> Recorder:
@@ -65,11 +66,11 @@ def run(ctx: RunContext) -> Recorder:
     return rec
 
 
-def _cost(rc_params: int, task: str, s: Settings, virt: int, eval_rows: int) -> float:
+def _cost(rc_params: int, task: str, s: Settings, virt: int, eval_rows: int, cap: int | None = None) -> float:
     """Relative cost of one run (for the progress bar's ETA): tokens x parameters, training (a third of the cap:
     early stopping) + evaluation."""
     tokens = {"knowledge": 8, "d2t": 45, "nextmonth": 12}[task]
-    cap, batch, _ = s.steps(task)
+    cap, batch, _ = s.with_cap(task, cap).steps(task)
     train = 3 * cap / 3 * batch * (tokens + virt)
     ev = eval_rows * (tokens + virt) * (40 if task == "d2t" else 1)
     return (train + ev) * rc_params / 1e9
@@ -107,7 +108,7 @@ class Sweep:
         return self.methods if only is None else [m for m in self.methods if m in only]
 
     def run(self) -> None:
-        total = sum(self.cost(n, t) for n, t in self.planned())
+        total = sum(self.cost(n, t, m) for n, t, m in self.planned())
         self.bar = self.ctx.progress(total=total, desc=GROUP, unit="",
                                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         for n in self.places["search"]:
@@ -146,7 +147,15 @@ class Sweep:
                 and {"full", "prefix"} <= set(self.methods_for("d2t")))
 
     def ablations_on(self, n: str, tasks) -> bool:
-        return n in self.places["abl"] and "knowledge" in tasks and "prompt" in self.methods
+        return n in self.places["abl"] and self.s.ablation_task in tasks and "prompt" in self.methods
+
+    def cap_for(self, m: str, t: str, n: str) -> int | None:
+        return cap_for(self.s, self.names, m, t, n)
+
+    def extra(self, m: str, t: str, n: str, **kw) -> dict:
+        """A fit job's row params (phase, ...) and, where Settings.caps gives the method its own, "cap"."""
+        cap = self.cap_for(m, t, n)
+        return {**kw, **({"cap": cap} if cap is not None else {})}
 
     def to_search(self, n: str) -> list[tuple[str, str]]:
         return [(m, t) for t in self.tasks_on(n) for m in self.methods_for(t) if m not in self.fixed]
@@ -154,24 +163,24 @@ class Sweep:
     def planned(self) -> list[tuple[str, str]]:
         """(rung, task) of every run the plan holds, for one progress bar with a cost-weighted ETA (the search's
         seed-0 runs are the main sweep's; grid extensions are added when they are submitted)."""
-        out = [(n, t) for n in self.places["search"] for m, t in self.to_search(n) for _ in grid(self.s, m)[1:]]
+        out = [(n, t, m) for n in self.places["search"] for m, t in self.to_search(n) for _ in grid(self.s, m)[1:]]
         for n in self.names:
-            out += [(n, t) for t in self.tasks_on(n) for _ in self.methods_for(t) for _ in self.seeds]
+            out += [(n, t, m) for t in self.tasks_on(n) for m in self.methods_for(t) for _ in self.seeds]
             if self.low_data_on(n):
-                out += [(n, "d2t")] * (len(self.s.low_data_sizes) * 2 * len(self.seeds))
+                out += [(n, "d2t", m) for m in ("full", "prefix") for _ in self.s.low_data_sizes for _ in self.seeds]
             if self.ablations_on(n, self.s.tasks):
-                out += [(n, "knowledge")] * (len(ablation_configs(self.s)) * len(self.seeds))
+                out += [(n, self.s.ablation_task, "prompt")] * (len(ablation_configs(self.s)) * len(self.seeds))
         if self.replica:
-            out += [(self.replica[1], t) for t in self.tasks_on(self.replica[1]) if t != "d2t"
+            out += [(self.replica[1], t, m) for t in self.tasks_on(self.replica[1]) if t != "d2t"
                     for m in self.s.replica_methods if m in self.methods for _ in self.seeds]
         return out
 
-    def cost(self, n: str, t: str) -> float:
-        return _cost(self.sizes[n], t, self.s, self.virt, self.eval_rows[t])
+    def cost(self, n: str, t: str, m: str = "") -> float:
+        return _cost(self.sizes[n], t, self.s, self.virt, self.eval_rows[t], self.cap_for(m, t, n))
 
-    def tick(self, name: str, task: str, text: str) -> None:
+    def tick(self, name: str, task: str, text: str, m: str = "") -> None:
         self.bar.set_postfix_str(text, refresh=False)
-        self.bar.update(min(self.cost(name, task), self.bar.total - self.bar.n))
+        self.bar.update(min(self.cost(name, task, m), self.bar.total - self.bar.n))
 
     def submit(self, job: Job) -> int:
         return self.runner.submit(do_job, job)
@@ -181,12 +190,12 @@ class Sweep:
         for i, _ in self.runner.as_completed(before=lambda j: self.bar.set_postfix_str(label(j))):
             job = self.runner.jobs[i]
             if job.kind != "zeroshot":
-                self.tick(job.rung, job.task, "done: " + label(job) + self.done_label)
+                self.tick(job.rung, job.task, "done: " + label(job) + self.done_label, job.method)
 
-    def skip_once(self, msg: str, n: str, task: str) -> None:
+    def skip_once(self, msg: str, n: str, task: str, m: str = "") -> None:
         if msg not in self.notes:
             self.notes.append(msg)
-        self.tick(n, task, "skipped")
+        self.tick(n, task, "skipped", m)
 
     def lr_for(self, m: str, t: str, n: str) -> float:
         """The lr of (method, task) on rung n: fixed by options, its own search, else the search rung nearest in
@@ -230,7 +239,7 @@ class Sweep:
                 if side is not None and added[(m, t)][side] < self.s.extend:
                     added[(m, t)][side] += 1
                     nxt[(m, t)] = [next_lr(best, up=side == 1)]
-                    self.bar.total += self.cost(n, t)
+                    self.bar.total += self.cost(n, t, m)
             todo = nxt
         for (m, t, lr), pt in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
             self.record_search(rc, m, t, pt, sorted(x for (mm, tt, x) in points if (mm, tt) == (m, t)))
@@ -247,11 +256,12 @@ class Sweep:
 
     def fit_job(self, rc: Rung, m: str, t: str, lr: float, seed: int, phase: str) -> Job:
         stash = rc.name == self.names[-1] and seed == self.seeds[0] and m in ("prompt", "lora") and phase == "main"
-        return Job("fit", rc.name, t, m, method_kwargs(m, self.s, rc), lr, seed, extra={"phase": phase}, keep=stash)
+        return Job("fit", rc.name, t, m, method_kwargs(m, self.s, rc), lr, seed, extra=self.extra(m, t, rc.name, phase=phase),
+                   keep=stash)
 
     def record_search(self, rc: Rung, m: str, t: str, pt: dict, tried: list) -> None:
         best = self.chosen[(m, t, rc.name)]
-        cap, batch, _ = self.s.steps(t)
+        cap, batch, _ = self.s.with_cap(t, self.cap_for(m, t, rc.name)).steps(t)
         p = {"phase": "search", "task": t, "lr": pt["lr"], "steps": cap, "batch": batch, "seed": self.seeds[0],
              "grid": ",".join(f"{x:g}" for x in grid(self.s, m)), "rung_params": rc.params}
         info = {"selected": pt["lr"] == best, "tried": ",".join(f"{x:g}" for x in tried),
@@ -280,7 +290,7 @@ class Sweep:
         for m in self.methods_for(t) if methods is None else methods:
             if not self.fits(m, rc):
                 for _ in self.seeds:
-                    self.tick(n, t, f"{n} {t} {m} skipped")
+                    self.tick(n, t, f"{n} {t} {m} skipped", m)
                 continue
             lr = self.lr_for(m, t, lr_rung or n)
             for seed in self.seeds:
@@ -311,24 +321,24 @@ class Sweep:
             for m in ("full", "prefix"):
                 for seed in self.seeds:
                     if size > n_train:
-                        self.skip_once(f"low-data size {size} > {n_train} training rows: skipped", n, "d2t")
+                        self.skip_once(f"low-data size {size} > {n_train} training rows: skipped", n, "d2t", m)
                         continue
                     self.order.append(self.submit(Job(
                         "fit", n, "d2t", m, method_kwargs(m, self.s, rc), self.lr_for(m, "d2t", n), seed,
-                        low_data=size, extra={"phase": "lowdata", "size": size}, claim="P2")))
+                        low_data=size, extra=self.extra(m, "d2t", n, phase="lowdata", size=size), claim="P2")))
 
     def ablations(self, rc: Rung) -> None:
-        """P3's ablations (knowledge): prompt length with class-label init, init at the main length."""
-        n = rc.name
-        room = n_positions(rc.model) - max(len(p) for p in rc.data["knowledge"]["test"]["prompt_ids"]) - 1
+        """P3's ablations (Settings.ablation_task): prompt length with class-label init, init at the main length."""
+        n, t = rc.name, self.s.ablation_task
+        room = n_positions(rc.model) - max(len(p) for p in rc.data[t]["test"]["prompt_ids"]) - 1
         for length, init in ablation_configs(self.s):
             for seed in self.seeds:
                 if length > room:
-                    self.skip_once(f"ablation length {length} does not fit {n}'s positions: skipped", n, "knowledge")
+                    self.skip_once(f"ablation length {length} does not fit {n}'s positions: skipped", n, t, "prompt")
                     continue
                 self.order.append(self.submit(Job(
-                    "fit", n, "knowledge", "prompt", method_kwargs("prompt", self.s, rc, n=length, init=init),
-                    self.lr_for("prompt", "knowledge", n), seed, extra={"phase": "ablation"}, claim="P3")))
+                    "fit", n, t, "prompt", method_kwargs("prompt", self.s, rc, n=length, init=init),
+                    self.lr_for("prompt", t, n), seed, extra=self.extra("prompt", t, n, phase="ablation"), claim="P3")))
 
     # ---------------------------------------------------------------- 3. derived metrics for the registry's checks
     def derived(self) -> None:

@@ -5,8 +5,13 @@ without a drop of more than `min_delta`) under a per-task cap of 10x the old fix
 1500 steps) or more (next month 2000: prompt tuning on the smallest rung is still learning at 600); the best
 evaluation's weights are kept. The cpu budget (120 min on 2 cores) goes to the runs the verdicts read: next month
 on every rung with full FT, adapters, prompt tuning and P-tuning (P1, P3, A1); d2t (~45-token rows, ~5x a short
-row, ~3 min a run on cpu-5m) on the largest rung with full FT, adapters and prefix tuning, low data at 50 and 500
-rows (P2, A1); knowledge (reported, and P3's ablations on the smallest rung) on the smallest and largest rungs.
+row, ~3 min a run on cpu-5m) on the largest rung with full FT, adapters and prefix tuning, low data at 50 and 100
+rows (P2, A1); knowledge (reported) on the smallest and largest rungs. `caps` raises the cap for a method on some
+rungs: the decisive run at 503fee0 (stop 25) left prompt tuning and P-tuning still improving at 2000 steps on the
+two smallest rungs (prompt tuning on the middle one too) and prefix tuning at 1500 on d2t; the cpu profile gives
+them 6000 and 3000 (a quarter of the cap is still the least a run trains). P3's ablations run on next month's smallest rung, where the zero-shot model
+fails and prompt tuning learns part of the task (on knowledge the smallest rung learns nothing, so the ablations
+could not resolve a difference).
 LoRA and BitFit, decided elsewhere (the lora group) or nowhere, run where a user asks (`--set n_methods=...`).
 The smoke profile runs the smoke ladder's two rungs with short caps, so the regression gate finishes in a few
 minutes and its BLEU / loss bands are wide (REGRESS's reasons).
@@ -14,7 +19,7 @@ minutes and its BLEU / loss bands are wide (REGRESS's reasons).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench import BenchError
 from bench.methods.presets import LORA_ALPHA, LORA_R
@@ -104,9 +109,12 @@ class Settings:
     extend: int = 2                               # grid points the search may add past an edge (per side)
     search_rungs: tuple[str, ...] = ("smallest", "largest")   # the rest take the nearer one's pick (log params)
     low_data_sizes: tuple[int, ...] = (50, 200, 500)
+    caps: tuple[tuple[str, str, str, int], ...] = ()   # (task, method, rungs, cap): a longer cap for a method on
+                                                  # "every" rung, the "lower" half (by params), smallest/largest/a name
     ablation_lengths: tuple[int, ...] = (1, 5, 20, 100)
     ablation_inits: tuple[str, ...] = ("random", "vocab", "labels")
     ablation_rungs: tuple[str, ...] = ("smallest",)   # or "middle" / "largest" / a rung name (length 100 is dear)
+    ablation_task: str = "nextmonth"              # the task P3's ablations run on (a classification task)
     replica: str | None = "middle"                # this rung is pretrained again from seed 1 ("<rung>-s1"); None: no
     replica_methods: tuple[str, ...] = ("full", "prompt")   # what runs on both pretraining seeds (P3's gap)
     p4: bool = True
@@ -120,6 +128,12 @@ class Settings:
 
     def task_rungs(self, task: str) -> tuple[str, ...] | None:
         return (self.k_rungs, self.d2t_rungs, None)[TASKS.index(task)]
+
+    def with_cap(self, task: str, cap: int | None) -> "Settings":
+        """These settings with `task`'s cap replaced (None: unchanged)."""
+        if cap is None:
+            return self
+        return replace(self, **{("k_steps", "d_steps", "n_steps")[TASKS.index(task)]: cap})
 
     def steps(self, task: str) -> tuple[int, int, int]:
         """(cap, batch, eval_every) of `task`."""
@@ -140,7 +154,11 @@ SETTINGS = {
     # on the smallest and largest rungs, low data, ablations, a second pretraining seed of the middle rung.
     "cpu": Settings(workers=2, d2t_methods=("full", "adapters", "prefix"), d2t_rungs=("largest",),
                     n_methods=("full", "adapters", "prompt", "ptuning"), k_methods=("full", "adapters", "prompt", "ptuning"),
-                    k_rungs=("smallest", "largest"), low_data_sizes=(50, 500)),
+                    k_rungs=("smallest", "largest"), low_data_sizes=(50, 100),
+                    caps=(("nextmonth", "prompt", "lower", 6000), ("nextmonth", "prompt", "middle", 6000),
+                          ("nextmonth", "ptuning", "lower", 6000),
+                          ("d2t", "prefix", "every", 3000)),
+                    ablation_lengths=(1, 20), ablation_inits=("random", "labels")),
     "gpu": Settings(d_eval_rows=200, per_person=16, low_data_sizes=(50, 100, 200, 500), ablation_rungs=("smallest", "middle")),
 }
 
@@ -166,6 +184,13 @@ def settings_for(ctx: RunContext) -> Settings:
                                       *s.replica_methods)):
         raise BenchError(f"scale: k_methods / d2t_methods / n_methods / replica_methods must name methods of "
                          f"{', '.join(METHODS)}")
+    if s.ablation_task not in CLASSIFICATION:
+        raise BenchError(f"scale: ablation_task must be one of {', '.join(CLASSIFICATION)}, got {s.ablation_task!r}")
+    for c in s.caps:
+        if (len(c) != 4 or c[0] not in TASKS or c[1] not in METHODS or not isinstance(c[2], str)
+                or not isinstance(c[3], int) or c[3] < 1):
+            raise BenchError(f"scale: caps entries are (task, method, rungs, cap >= 1) with a task of "
+                             f"{', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {c!r}")
     if any(n < 1 for n in (*s.low_data_sizes, *s.ablation_lengths)):
         raise BenchError("scale: low_data_sizes and ablation_lengths must be >= 1")
     if s.workers < 1:
@@ -179,6 +204,22 @@ def settings_for(ctx: RunContext) -> Settings:
 def grid(s: Settings, method: str) -> tuple[float, ...]:
     """The learning rates the search tries for `method` under the settings' grid."""
     return (SMOKE_GRIDS if s.lr_grid == "smoke" else LR_GRIDS)[method]
+
+
+def cap_for(s: Settings, names: list[str], method: str, task: str, rung: str) -> int | None:
+    """Method's own cap on (task, rung) from s.caps (the last entry that matches), else None (the task's cap).
+    names: the sweep's rungs, smallest first. Rungs of an entry: "every", "lower" (the smaller half by parameters,
+    as the claims' Effects count it), "smallest" / "middle" / "largest" or a rung name; a second pretraining seed
+    "<rung>-s1" counts as its rung."""
+    base = rung.removesuffix("-s1") if rung.removesuffix("-s1") in names else rung
+    i = names.index(base) if base in names else -1
+    where = {"every": True, "lower": 0 <= i < max(1, len(names) // 2), "smallest": i == 0,
+             "middle": i == len(names) // 2, "largest": i == len(names) - 1}
+    cap = None
+    for t, m, rungs, c in s.caps:
+        if (t, m) == (task, method) and where.get(rungs, rungs == base):
+            cap = int(c)
+    return cap
 
 
 def ablation_configs(s: Settings) -> list[tuple[int, str]]:

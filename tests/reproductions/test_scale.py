@@ -49,8 +49,28 @@ def test_spearman_ratio_interleave_and_lr_choice():
     assert S.choose(pts, "knowledge") == 0.3                          # tie on accuracy -> lower loss; NaN never
     assert S.choose([{"lr": 0.1, "val_loss": 2.0}, {"lr": 0.01, "val_loss": 1.0}], "d2t") == 0.01
     assert S.choose([{"lr": 0.1, "val_loss": math.nan}], "d2t") == 0.1
-    assert S.ablation_configs(S.SETTINGS["cpu"]) == [(1, "labels"), (5, "labels"), (100, "labels"),
+    assert S.ablation_configs(S.SETTINGS["gpu"]) == [(1, "labels"), (5, "labels"), (100, "labels"),
                                                      (20, "random"), (20, "vocab")]
+    assert S.ablation_configs(S.SETTINGS["cpu"]) == [(1, "labels"), (20, "random")]
+
+
+def test_caps_give_a_method_its_own_cap_on_some_rungs():
+    """Settings.caps (issue 14, after stop 25's run): the last matching entry wins; "lower" is the smaller half as
+    the claims' Effects count it; a second pretraining seed counts as its rung; jobs without a cap keep their key."""
+    from dataclasses import replace
+    from reproductions.scale.jobs import Job, job_settings_of
+    names = ["a", "b", "c", "d", "e"]
+    s = replace(S.SETTINGS["cpu"], caps=(("nextmonth", "prompt", "lower", 6000), ("nextmonth", "prompt", "a", 7000),
+                                         ("d2t", "prefix", "every", 3000), ("knowledge", "full", "middle", 9)))
+    got = {n: S.cap_for(s, names, "prompt", "nextmonth", n) for n in names}
+    assert got == {"a": 7000, "b": 6000, "c": None, "d": None, "e": None}
+    assert S.cap_for(s, names, "prefix", "d2t", "e") == 3000 and S.cap_for(s, names, "full", "d2t", "e") is None
+    assert S.cap_for(s, names, "full", "knowledge", "c-s1") == 9 and S.cap_for(s, names, "full", "knowledge", "d") is None
+    assert S.cap_for(s, ["a"], "prompt", "nextmonth", "a") == 7000          # one rung: it is the lower half
+    job = Job("fit", "a", "nextmonth", "prompt", extra={"phase": "main"})
+    assert job_settings_of(job, s) is s
+    capped = job_settings_of(job._replace(extra={"phase": "main", "cap": 6000}), s)
+    assert capped.steps("nextmonth")[0] == 6000 and capped.steps("d2t") == s.steps("d2t")
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -98,11 +118,11 @@ def synthetic(gaps=(0.2, 0.1, 0.0), pt_gain=0.05, handwritten=0.1, adapter_loss=
         for seed in (0, 1, 2):
             add("lowdata", top, P, "d2t", "full", seed, "bleu", 0.3 + 0.01 * seed, size=size)
             add("lowdata", top, P, "d2t", "prefix", seed, "bleu", 0.3 + low_gain + 0.01 * seed, size=size)
-    for name, P in (RUNGS[0], RUNGS[-1]):
+    for (name, P), gap in ((RUNGS[0], gaps[0]), (RUNGS[-1], gaps[-1])):
         for seed in (0, 1, 2):
-            add("ablation", name, P, "knowledge", "prompt", seed, "accuracy", 0.5 - len_gain,
+            add("ablation", name, P, "nextmonth", "prompt", seed, "accuracy", full - gap - len_gain,
                 num_virtual_tokens=1, init="labels")
-            add("ablation", name, P, "knowledge", "prompt", seed, "accuracy", 0.5 - init_gain,
+            add("ablation", name, P, "nextmonth", "prompt", seed, "accuracy", full - gap - init_gain,
                 num_virtual_tokens=20, init="random")
     for claim, metric, value, p, model in S.derive(S.runs_frame(rec.frame())):
         info = {k: p.pop(k) for k in S.DERIVED_MEASURED if k in p}
@@ -151,7 +171,7 @@ def test_derive_values():
     assert g("a1_full_minus_adapters_over_margin", "d2t", model="r3") == pytest.approx(0.005 / 0.02)
     assert g("a1_full_score", "nextmonth", model="r3") == pytest.approx(0.9)
     assert g("p2_lowdata_prefix_minus_full_mean", "d2t", model="r3") == pytest.approx(0.02)
-    assert g("p3_ablation_len20_minus_len1", "knowledge", "smaller", model="r1") == pytest.approx(0.05)
+    assert g("p3_ablation_len20_minus_len1", "nextmonth", "smaller", model="r1") == pytest.approx(0.05)
     assert g("a1_adapters_stored_pct", model="r3") == pytest.approx(2.1)
     # issue 14: does the task need adaptation (full FT - zero-shot, and over its standard error)?
     assert g("adapt_full_minus_zeroshot", "nextmonth", model="r2") == pytest.approx(0.8)
@@ -196,10 +216,30 @@ def test_issue14_preconditions_make_parts_inconclusive():
     v = verdicts(stuck={("prompt", "nextmonth")})      # prompt tuning never stopped improving
     assert v["P3"].parts["gap closes"] == INCONCLUSIVE and v["P1"].parts["vs prompt tuning"] == INCONCLUSIVE
     assert v["P1"].parts["vs hand-written"] == REPRODUCED and "conv_still_improving" in v["P3"].reasons["gap closes"]
-    assert verdicts(stuck={("prefix", "d2t")})["P2"].parts["largest rung"] == INCONCLUSIVE
+    assert verdicts(stuck={("full", "d2t")})["P2"].parts["largest rung"] == INCONCLUSIVE
+    assert verdicts(prefix_gain=-0.05, stuck={("prefix", "d2t")})["P2"].parts["largest rung"] == INCONCLUSIVE
     v = verdicts(full=0.995, adapter_loss=0.0, n_test=400_000)   # equivalence at the ceiling cannot fail
     assert v["A1"].parts["next month"] == INCONCLUSIVE and "a1_full_score" in v["A1"].reasons["next month"]
     assert statuses(init_gain=0.05, stuck={("full", "knowledge")})["P3"] == REPRODUCED  # knowledge: reported
+
+
+def test_one_sided_convergence_keeps_an_outcome_further_training_cannot_change():
+    """Issue 14, after stop 25's run: an unconverged arm blocks its part only where its further training could change
+    the outcome (a's runs move the difference up, b's down)."""
+    v = verdicts(stuck={("ptuning", "nextmonth")})     # P-tuning (arm a) ahead and still improving: the pass stands
+    assert v["P1"].parts == {"vs hand-written": REPRODUCED, "vs prompt tuning": REPRODUCED}
+    assert v["P1"].reasons["vs hand-written"].startswith("one-sided")
+    assert all(p.waived for p in v["P1"].preconditions if p.check.metric == "conv_still_improving" and p.outcome != REPRODUCED)
+    assert verdicts(stuck={("prefix", "d2t")})["P2"].parts["largest rung"] == REPRODUCED
+    assert verdicts(prefix_gain=-0.05, stuck={("full", "d2t")})["P2"].parts["largest rung"] == NOT_REPRODUCED
+    # A1's equivalence: adapters 5 points ahead and still improving stay out of the band; a pass never stands
+    assert verdicts(adapter_loss=-0.05, stuck={("adapters", "d2t")})["A1"].parts["data-to-text"] == NOT_REPRODUCED
+    assert verdicts(adapter_loss=-0.05, stuck={("full", "d2t")})["A1"].parts["data-to-text"] == INCONCLUSIVE
+    assert verdicts(adapter_loss=0.0, n_test=400_000, stuck={("adapters", "nextmonth")})["A1"].parts["next month"] \
+        == INCONCLUSIVE
+    # P3's ablations: the main prompt runs (a) up, the ablation configs (b) down
+    v = verdicts(stuck={("prompt", "nextmonth")}, len_gain=0.1)
+    assert v["P3"].parts["length ablation"] == INCONCLUSIVE and v["P3"].parts["gap closes"] == INCONCLUSIVE
 
 
 def test_next_lr_walks_the_1_3_10_sequence():
@@ -287,11 +327,14 @@ def test_job_cache_resumes_a_run_with_the_same_rows(folders, tmp_path, monkeypat
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
-              job_cache=True)
+              job_cache=True, caps=[["nextmonth", "prompt", "lower", 5]])
     first = S.run(_ctx(folders, tmp_path / "a", **kw))
     again = S.run(_ctx(folders, tmp_path / "b", **kw))
     assert first.notes["jobs_from_cache"] == 0 and again.notes["jobs_from_cache"] > 0
     pd.testing.assert_frame_equal(first.frame(), again.frame())
+    steps = first.frame().query("metric == 'steps_used'").assign(cap=lambda d: d["params"].map(
+        lambda p: json.loads(p)["steps"]))
+    assert set(zip(steps["method"], steps["cap"])) == {("full", 3), ("prompt", 5), ("prompt", 3)}   # caps: 1st rung
     assert again.notes["chosen_lrs"] == first.notes["chosen_lrs"]
 
 
@@ -386,9 +429,10 @@ def test_module_contract():
     cpu = S.SETTINGS["cpu"]
     assert len(LADDERS["cpu"]) >= 5 and set(cpu.methods) == set(S.METHODS)
     assert (cpu.prefix_len, cpu.prompt_len, cpu.prompt_init) == (10, 20, "labels")
-    assert cpu.low_data_sizes == (50, 500) and cpu.ablation_lengths == (1, 5, 20, 100)
+    assert cpu.low_data_sizes == (50, 100) and cpu.ablation_lengths == (1, 20) and cpu.ablation_task == "nextmonth"
     assert cpu.search_rungs == ("smallest", "largest") and cpu.replica == "middle" and cpu.job_cache
     assert (cpu.k_steps, cpu.d_steps) == (1000, 1500) and cpu.n_steps >= 1000     # issue 14: caps >= 10x 100 / 150
     assert not S.SETTINGS["smoke"].job_cache                                     # the regression gate measures
-    assert set(cpu.ablation_inits) == {"random", "vocab", "labels"}
+    assert set(S.SETTINGS["gpu"].ablation_inits) == {"random", "vocab", "labels"} and set(cpu.ablation_inits) == {"random", "labels"}
+    assert ("d2t", "prefix", "every", 3000) in cpu.caps and S.cap_for(cpu, ["a", "b", "c", "d", "e"], "ptuning", "nextmonth", "b") == 6000
     assert max(S.LR_GRIDS["prompt"]) > 10 * max(S.LR_GRIDS["full"])          # prompts need much larger rates
