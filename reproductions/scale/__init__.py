@@ -8,12 +8,13 @@ x seeds, each run ONE call of `bench.train.train` (same AdamW loop, warmup + cos
 batching for every method), plus the zero-shot "prompt design" baseline (a hand-written prompt, no training).
 Every run trains until its validation answer loss stops improving (issue 14: `patience` evaluations without a
 drop of more than `min_delta`, under a cap of 10x the old fixed budget or more; the best evaluation's weights are
-kept); steps used, the flags "stopped early" / "still improving at the cap", the training loss at the kept step,
+kept; Settings.caps gives a method a longer cap on some rungs); steps used, the flags "stopped early" / "still improving at the cap", the training loss at the kept step,
 the best validation loss and the loss curves are recorded per run.
 - nextmonth (decides P1, P3, A1): `next_month_task`: "<made-up name> celebrates a birthday in May . new month :" ->
   "June"; the frozen model cannot do it (a precondition checks it on every rung), so small models must be changed
-  to do it, as in Lester et al.'s SuperGLUE. The hand-written prompt is the task's own cue on the frozen model.
-- knowledge (reported; P3's ablations): `knowledge_task(fmt="table")` over all five attributes, "name : {n} |
+  to do it, as in Lester et al.'s SuperGLUE. The hand-written prompt is `n_shots` worked examples + the task's cue
+  on the frozen model. P3's ablations run on it (Settings.ablation_task).
+- knowledge (reported): `knowledge_task(fmt="table")` over all five attributes, "name : {n} |
   city :" -> the value; tuned on the world's train people, scored on its test people. The frozen model already
   scores near full FT here (it recalls what it stored), so it cannot show what adaptation buys. Its hand-written
   prompt baseline is fmt="discrete" ("the city where {n} was born is") on the frozen model.
@@ -40,9 +41,10 @@ Paper scale: `--model a,b,c` takes checkpoints (folders or cached hub ids) in pl
 task needs one-token answers and is skipped (with a note) for tokenizers that split them; a user's E2E copy
 replaces the world's data-to-text task via ctx.options["d2t_data"] or $BENCH_SCALE_D2T (`d2t_from_disk`).
 
-Beside the sweep: P2's low-data run (prefix vs full FT on d2t with 50/200/500 training rows, largest rung,
-Li & Liang Sec. 6.3); P3's ablations on the ablation rungs (cpu: the smallest) (prompt length 1/5/20/100 with class-label init; init random
-uniform / sampled vocabulary / class labels at length 20); P4: one forward pass over a batch mixing tasks, each
+Beside the sweep: P2's low-data run (prefix vs full FT on d2t with few training rows, cpu: 50 and 100, largest
+rung, Li & Liang Sec. 6.3); P3's ablations on the ablation rungs (cpu: the smallest) (prompt length 1/5/20/100
+with class-label init; init random uniform / sampled vocabulary / class labels at length 20; cpu: lengths 1 and 20,
+inits random and labels); P4: one forward pass over a batch mixing tasks, each
 example with its own soft prompt (and, separately, its own LoRA adapter; bench.methods.multitask's prompt_bank and
 multi_lora), equals each task's own model to 1e-5, and its throughput vs one batch per task (timings.csv). That
 throughput ratio mostly measures padding: the mixed batch pads every row to the longest row of any task (d2t), the

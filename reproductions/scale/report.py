@@ -273,8 +273,9 @@ def _convergence(per_run: pd.DataFrame, tm: pd.DataFrame, df: pd.DataFrame, meta
         top = t[t["rung_params"] == t["rung_params"].max()]
         for meth in _order(t["method"], METHODS):
             g, gt = t[t["method"] == meth], top[top["method"] == meth]
-            rows.append([task, meth, len(g), num(g["steps_used"].mean(), 4), num(g["steps_used"].max()),
-                         num(g["cap"].max()), _count(g["stopped_early"]), _count(g["still_improving_at_cap"]),
+            caps = "/".join(num(c) for c in sorted(g["cap"].dropna().unique())) or MISSING   # Settings.caps: several
+            rows.append([task, meth, len(g), num(g["steps_used"].mean(), 4), num(g["steps_used"].max()), caps,
+                         _count(g["stopped_early"]), _count(g["still_improving_at_cap"]),
                          gt["model"].iloc[0] if len(gt) else MISSING, _dec(gt["final_train_loss"].mean()),
                          _dec(gt["val_loss_best"].mean()), num(wall.get(("main", task, meth), math.nan), 4)])
     L = ["## Convergence and budget", "",
@@ -312,8 +313,9 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
             f"more (`lr_search_run_wall_s`). Every run together: {num(total, 4)} s of compute, about "
             f"{num(total / workers / 60, 3)} min on {workers} worker(s) if they never waited. The run's own wall: "
             f"{num(meta.get('wall_s'), 4)} s (it also holds zero-shot scoring, P4 and loading)"
-            + (f"; {cached} runs were replayed from the job cache of an earlier, stopped run: their walls are that "
-               "run's, so the run's own wall covers only what it trained itself." if cached else "."), ""]
+            + (f"; {cached} runs were replayed from the job cache (earlier invocations with the same settings and "
+               "code): their walls are those invocations', so the run's own wall covers only what it trained itself."
+               if cached else "."), ""]
 
 
 def _cap_lines(per_run: pd.DataFrame) -> list[str]:
