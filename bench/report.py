@@ -217,12 +217,14 @@ def _precondition_reason(r: CheckResult) -> str:
 
 
 def stands(r: CheckResult, moves: str) -> bool:
-    """Whether an Effect's outcome holds however far its difference (a - b) moves the way `moves` says ("up" /
-    "down"): a pass of 'above' moving up, a failure of 'above' (interval below the floor) moving down, and the
+    """Whether an Effect's outcome holds however far its difference (a - b) shifts the way `moves` says ("up" /
+    "down"; a shift of the whole interval: that one seed's gain also widens it is not modelled): a pass of 'above' moving up, a failure of 'above' (interval below the floor) moving down, and the
     mirror cases of 'below'; 'within' only where a group's interval lies outside the band on the side it moves to.
     Anything else (a plain Check, an inconclusive outcome, a passing equivalence) could change: False."""
     if not isinstance(r.check, Effect) or moves not in ("up", "down") or r.outcome not in (REPRODUCED, NOT_REPRODUCED):
         return False
+    if not r.groups or any(math.isnan(lo) or math.isnan(hi) for _, lo, hi in r.groups):
+        return False      # a NaN score (a diverged run) fails 'above' / 'below' without saying which way it moved
     up, test, bound = moves == "up", r.check.test, r.check.bound
     if test == "within":
         return r.outcome == NOT_REPRODUCED and any(
@@ -243,7 +245,7 @@ def _decide_parts(claim: Claim, results: list[CheckResult], pres: list[CheckResu
             parts[name], reasons[name] = INCONCLUSIVE, "; ".join(_precondition_reason(p) for p in blocked)
             continue
         for p in one_sided:
-            p.waived = True
+            p.waived = p.waived or p.check.part == name     # a precondition of every part ("") may block another
         if one_sided:
             reasons[name] = "one-sided: " + "; ".join(
                 f"{p.check.note or p.check.describe()} [{p.text}], but their further training can only move the "

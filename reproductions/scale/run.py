@@ -39,6 +39,10 @@ def run(ctx: RunContext) -> Recorder:
     sizes = {n: count_params(n, ctx.profile.ladder) for n in names}
     names = sorted(names, key=lambda n: sizes[n])
     alias = {"smallest": names[0], "middle": names[len(names) // 2], "largest": names[-1]}
+    bad = [c for c in s.caps if c[2] not in ("every", "lower", *alias) and c[2] not in names]
+    if bad:
+        raise BenchError(f"scale: caps {bad}: rungs must be every, lower, smallest, middle, largest or a rung of the "
+                         f"sweep ({', '.join(names)})")
 
     def pick(what: str, rs) -> list[str]:
         out = [alias.get(r, r) for r in rs]

@@ -237,6 +237,13 @@ def test_one_sided_convergence_keeps_an_outcome_further_training_cannot_change()
     assert verdicts(adapter_loss=-0.05, stuck={("full", "d2t")})["A1"].parts["data-to-text"] == INCONCLUSIVE
     assert verdicts(adapter_loss=0.0, n_test=400_000, stuck={("adapters", "nextmonth")})["A1"].parts["next month"] \
         == INCONCLUSIVE
+    # a diverged run (NaN score) fails 'above' without a direction: never waived
+    rec = synthetic(stuck={("prompt", "nextmonth")})
+    df = rec.frame()
+    nan = (df["metric"] == "accuracy") & (df["method"] == "prompt") & df["params"].str.contains('"phase":"main"') \
+        & (df["seed"] == 0)
+    df.loc[nan, "value"] = float("nan")
+    assert verdict(get("P1"), df.assign(source="results")).parts["vs prompt tuning"] == INCONCLUSIVE
     # P3's ablations: the main prompt runs (a) up, the ablation configs (b) down
     v = verdicts(stuck={("prompt", "nextmonth")}, len_gain=0.1)
     assert v["P3"].parts["length ablation"] == INCONCLUSIVE and v["P3"].parts["gap closes"] == INCONCLUSIVE
@@ -415,6 +422,10 @@ def test_bad_input_fails_before_training(folders, tmp_path):
         S.run(_ctx(folders, tmp_path, search_rungs=["cpu-5m"]))
     with pytest.raises(BenchError, match="eval_every"):
         S.run(_ctx(folders, tmp_path, eval_every=[1, 1]))
+    with pytest.raises(BenchError, match="rungs must be every, lower"):
+        S.run(_ctx(folders, tmp_path, caps=[["nextmonth", "prompt", "lowr", 5]]))
+    with pytest.raises(BenchError, match="caps entries"):
+        S.run(_ctx(folders, tmp_path, caps=[["nextmonth", "dora", "lower", 5]]))
     assert not any(tmp_path.iterdir())
 
 
