@@ -225,15 +225,23 @@ def test_issue14_preconditions_make_parts_inconclusive():
 
 def test_one_sided_convergence_keeps_an_outcome_further_training_cannot_change():
     """Issue 14, after stop 25's run: an unconverged arm blocks its part only where its further training could change
-    the outcome (a's runs move the difference up, b's down)."""
-    v = verdicts(stuck={("ptuning", "nextmonth")})     # P-tuning (arm a) ahead and still improving: the pass stands
-    assert v["P1"].parts == {"vs hand-written": REPRODUCED, "vs prompt tuning": REPRODUCED}
+    the outcome (a's runs move the difference up, b's down) -- stress-tested: its runs' scores raised towards 1, each
+    alone and all together, since one seed's gain widens the interval as well as moving it."""
+    from bench.report import stands
+    v = verdicts(stuck={("ptuning", "nextmonth")})     # P-tuning (arm a) far above the hand-written prompt: stands
+    assert v["P1"].parts["vs hand-written"] == REPRODUCED
     assert v["P1"].reasons["vs hand-written"].startswith("one-sided")
-    assert all(p.waived for p in v["P1"].preconditions if p.check.metric == "conv_still_improving" and p.outcome != REPRODUCED)
-    assert verdicts(stuck={("prefix", "d2t")})["P2"].parts["largest rung"] == REPRODUCED
-    assert verdicts(prefix_gain=-0.05, stuck={("full", "d2t")})["P2"].parts["largest rung"] == NOT_REPRODUCED
-    # A1's equivalence: adapters 5 points ahead and still improving stay out of the band; a pass never stands
-    assert verdicts(adapter_loss=-0.05, stuck={("adapters", "d2t")})["A1"].parts["data-to-text"] == NOT_REPRODUCED
+    assert [p.waived for p in v["P1"].preconditions if p.check.metric == "conv_still_improving"
+            and p.outcome != REPRODUCED and p.check.part == "vs hand-written"] == [True]
+    # 0.05 above prompt tuning: raising one P-tuning seed to 1 widens the interval across 0, so it blocks
+    assert v["P1"].parts["vs prompt tuning"] == INCONCLUSIVE
+    assert verdicts(stuck={("full", "d2t")})["P2"].parts["largest rung"] == INCONCLUSIVE          # b up: blocks
+    # A1's equivalence: adapters 5 points ahead and still improving. A shift keeps the interval out of the band
+    # (`stands`), the stress test does not (one adapters seed at 1 widens it into the band): inconclusive
+    v = verdicts(adapter_loss=-0.05, stuck={("adapters", "d2t")})
+    effect = next(r for r in v["A1"].checks if r.check.part == "data-to-text")
+    assert effect.outcome == NOT_REPRODUCED and stands(effect, "down")
+    assert v["A1"].parts["data-to-text"] == INCONCLUSIVE
     assert verdicts(adapter_loss=-0.05, stuck={("full", "d2t")})["A1"].parts["data-to-text"] == INCONCLUSIVE
     assert verdicts(adapter_loss=0.0, n_test=400_000, stuck={("adapters", "nextmonth")})["A1"].parts["next month"] \
         == INCONCLUSIVE
