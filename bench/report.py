@@ -218,8 +218,9 @@ def _precondition_reason(r: CheckResult) -> str:
 
 def stands(r: CheckResult, moves: str) -> bool:
     """Whether an Effect's outcome holds however far its difference (a - b) shifts the way `moves` says ("up" /
-    "down"; a shift of the whole interval: that one seed's gain also widens it is not modelled): a pass of 'above' moving up, a failure of 'above' (interval below the floor) moving down, and the
-    mirror cases of 'below'; 'within' only where a group's interval lies outside the band on the side it moves to.
+    "down"; the whole interval shifts: that one seed's gain also widens it is `stands_stressed`'s part): a pass of
+    'above' moving up, a failure of 'above' (interval below the floor) moving down, and the mirror cases of
+    'below'; 'within' only where a group's interval lies outside the band on the side it moves to.
     Anything else (a plain Check, an inconclusive outcome, a passing equivalence) could change: False."""
     if not isinstance(r.check, Effect) or moves not in ("up", "down") or r.outcome not in (REPRODUCED, NOT_REPRODUCED):
         return False
@@ -257,10 +258,11 @@ def stands_stressed(df: pd.DataFrame, claim_id: str, r: CheckResult, pre: Check)
     if not stands(r, pre.moves) or r.check.metric not in BOUNDED or r.check.log:
         return False
     idx = _unconverged_rows(df, claim_id, r.check, pre)
+    raised, room = df.copy(), (CEILING - df.loc[idx, "value"]).clip(lower=0)
     for sub in [[i] for i in idx] + ([idx] if len(idx) > 1 else []):
         for share in STRESS:
-            raised = df.copy()
-            raised.loc[sub, "value"] += share * (CEILING - raised.loc[sub, "value"]).clip(lower=0)
+            raised["value"] = df["value"]
+            raised.loc[sub, "value"] += share * room[sub]
             if evaluate_effect(raised, claim_id, r.check).outcome != r.outcome:
                 return False
     return True
