@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -81,8 +82,13 @@ def cache_path(job: Job) -> Path | None:
 
 def job_settings_of(job: Job, s: Settings) -> Settings:
     """The settings a fit job trains under: the profile's, with the task's cap replaced where the sweep gave the job
-    its own (extra["cap"], from Settings.caps). A job without one keeps its cache key."""
-    return s.with_cap(job.task, (job.extra or {}).get("cap"))
+    its own (extra["cap"], from Settings.caps), and for a short lr-search point (extra["search_steps"]) that many
+    steps with no early stop (min_frac 1). A job with neither keeps its cache key."""
+    extra = job.extra or {}
+    out = s.with_cap(job.task, extra.get("cap"))
+    if extra.get("search_steps") is not None:
+        out = replace(out.with_cap(job.task, extra["search_steps"]), min_frac=1.0)
+    return out
 
 
 def job_settings(s: Settings, task: str, methods) -> dict:
@@ -137,7 +143,7 @@ def _run(job: Job):
     if job.low_data is not None:
         rows = random.Random(f"lowdata-{job.low_data}-{job.seed}").sample(rows, job.low_data)
     buf = RowBuffer()
-    extra = {k: v for k, v in (job.extra or {}).items() if k != "cap"}      # the rows record the cap as "steps"
+    extra = {k: v for k, v in (job.extra or {}).items() if k not in ("cap", "search_steps")}   # rows: "steps"
     model, res = record_run(buf, rc, job.task, job.method, job.kw, rows, job_settings_of(job, ENV["s"]), job.lr,
                             job.seed, extra, job.claim)
     val = val_scores(rc, job.task, model, res) if res.diverged_at is None else {"val_loss": float("nan")}

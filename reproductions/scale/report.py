@@ -301,7 +301,9 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
     every run against the run's wall time (a resumed run replays earlier runs' walls from the job cache)."""
     w = select(tm, "run_wall_s")
     srch = select(df, "lr_search_val_loss")
-    unpicked = int((~srch["info"].map(lambda i: bool(params_of(i).get("selected")))).sum()) if len(srch) else 0
+    short = (meta.get("settings") or {}).get("search_frac") is not None    # every point is a run of its own
+    picked = srch["info"].map(lambda i: bool(params_of(i).get("selected"))) if len(srch) else pd.Series(dtype=bool)
+    n_pts = len(srch) if short else int((~picked).sum())
     if w.empty:
         return []
     per = w.groupby("method")["value"].sum()
@@ -309,7 +311,8 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
     extra = float(select(tm, "lr_search_run_wall_s")["value"].sum())
     total, workers, cached = float(w["value"].sum()) + extra, meta.get("workers") or 1, meta.get("jobs_from_cache", 0)
     return [f"Wall time of the recorded runs per method (every phase and task): {per_text}; together "
-            f"{num(w['value'].sum(), 4)} s; the {unpicked} learning-rate search points not picked ran {num(extra, 4)} s "
+            f"{num(w['value'].sum(), 4)} s; the {n_pts} learning-rate search points{'' if short else ' not picked'} "
+            f"ran {num(extra, 4)} s "
             f"more (`lr_search_run_wall_s`). Every run together: {num(total, 4)} s of compute, about "
             f"{num(total / workers / 60, 3)} min on {workers} worker(s) if they never waited. The run's own wall: "
             f"{num(meta.get('wall_s'), 4)} s (it also holds zero-shot scoring, P4 and loading)"
@@ -403,10 +406,15 @@ def _lr_search(df: pd.DataFrame, meta: dict) -> list[str]:
     st = meta.get("settings") or {}
     return ["## Learning-rate search", "",
             f"On the search rungs ({', '.join(meta.get('search_rungs') or order)}), seed "
-            f"{(meta.get('seeds') or [0])[0]}: every point is a full run (early stopping), selected on validation "
+            f"{(meta.get('seeds') or [0])[0]}: " + (
+                "every point is a full run (early stopping)" if st.get("search_frac") is None else
+                f"every point trains {num(st['search_frac'])} of its cap with no early stop (`search_frac`: it favours "
+                "a fast learning rate)") + ", selected on validation "
             "people (classification: accuracy, ties by the lower loss; d2t: loss); a pick on an edge of the points "
-            f"tried adds the next point past it, {st.get('extend', '?')} time(s) per side at most; its seed-0 run is "
-            "the sweep's. The other rungs take the pick of the search rung nearest in log parameters. "
+            f"tried adds the next point past it, {st.get('extend', '?')} time(s) per side at most; " + (
+                "its seed-0 run is the sweep's" if st.get("search_frac") is None else
+                "the sweep trains every seed afresh at the pick") +
+            ". The other rungs take the pick of the search rung nearest in log parameters. "
             f"Picks inside the points tried: {n_in} of {len(rows)}.", "",
             md_table(["rung", "task", "method", "points tried: lr (val accuracy / val loss)", "pick",
                       "pick inside", "steps used at the pick"], rows), ""] + _unsearched(meta, srch)

@@ -113,10 +113,13 @@ class Sweep:
 
     def run(self) -> None:
         total = sum(self.cost(n, t, m) for n, t, m in self.planned())
+        for n in self.places["search"]:          # the grid's first points (with full-run points the seed-0 run
+            for m, t in self.to_search(n):       # at the pick is the sweep's: one fewer)
+                pts = len(grid(self.s, m)) - (self.s.search_frac is None)
+                total += pts * self.search_cost(n, t, m)
         self.bar = self.ctx.progress(total=total, desc=GROUP, unit="",
                                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-        for n in self.places["search"]:
-            self.search_lrs(n)
+        self.search_lrs(self.places["search"])
         for n in self.names:
             rc = load_rung(n, self.ctx, self.s, self.methods)
             self.notes += rc.notes
@@ -165,9 +168,9 @@ class Sweep:
         return [(m, t) for t in self.tasks_on(n) for m in self.methods_for(t) if m not in self.fixed]
 
     def planned(self) -> list[tuple[str, str]]:
-        """(rung, task) of every run the plan holds, for one progress bar with a cost-weighted ETA (the search's
-        seed-0 runs are the main sweep's; grid extensions are added when they are submitted)."""
-        out = [(n, t, m) for n in self.places["search"] for m, t in self.to_search(n) for _ in grid(self.s, m)[1:]]
+        """(rung, task, method) of every run of the sweep, for one progress bar with a cost-weighted ETA (the
+        search's points are added in `run`, its grid extensions when they are submitted)."""
+        out = []
         for n in self.names:
             out += [(n, t, m) for t in self.tasks_on(n) for m in self.methods_for(t) for _ in self.seeds]
             if self.low_data_on(n):
@@ -182,9 +185,10 @@ class Sweep:
     def cost(self, n: str, t: str, m: str = "") -> float:
         return _cost(self.sizes[n], t, self.s, self.virt, self.eval_rows[t], self.cap_for(m, t, n))
 
-    def tick(self, name: str, task: str, text: str, m: str = "") -> None:
+    def tick(self, name: str, task: str, text: str, m: str = "", search: bool = False) -> None:
         self.bar.set_postfix_str(text, refresh=False)
-        self.bar.update(min(self.cost(name, task, m), self.bar.total - self.bar.n))
+        c = self.search_cost(name, task, m) if search else self.cost(name, task, m)
+        self.bar.update(min(c, self.bar.total - self.bar.n))
 
     def submit(self, job: Job) -> int:
         return self.runner.submit(do_job, job)
@@ -194,7 +198,8 @@ class Sweep:
         for i, _ in self.runner.as_completed(before=lambda j: self.bar.set_postfix_str(label(j))):
             job = self.runner.jobs[i]
             if job.kind != "zeroshot":
-                self.tick(job.rung, job.task, "done: " + label(job) + self.done_label, job.method)
+                self.tick(job.rung, job.task, "done: " + label(job) + self.done_label, job.method,
+                          search=(job.extra or {}).get("phase") == "search")
 
     def skip_once(self, msg: str, n: str, task: str, m: str = "") -> None:
         if msg not in self.notes:
@@ -218,35 +223,56 @@ class Sweep:
         return self.chosen[(m, t, n)]
 
     # ---------------------------------------------------------------- 1. learning-rate search
-    def search_lrs(self, n: str) -> None:
-        """Per (method, task) on search rung n: the grid with the first seed, each point a full run (early
-        stopping; it is the main sweep's seed-0 run when chosen), selected on validation people; a pick on an
-        edge of the points tried adds the next point past it (x3 or /3, `extend` times per side at most). Every
-        point is a row (lr_search_*), the pick's place too (lr_search_pick_inside)."""
-        rc = load_rung(n, self.ctx, self.s, self.methods)
-        todo = {(m, t): list(grid(self.s, m)) for m, t in self.to_search(n) if t in rc.data and self.fits(m, rc)}
+    def search_lrs(self, rungs: list[str]) -> None:
+        """Per (method, task) on each search rung: the grid with the first seed, selected on validation people; a
+        pick on an edge of the points tried adds the next point past it (x3 or /3, `extend` times per side at
+        most). The rungs search side by side (one wait per round). Each point is a full run (early stopping; it is
+        the sweep's seed-0 run when chosen), or with `search_frac` a short one: that share of the cap, no early
+        stop, and the sweep trains every seed afresh at the pick. Every point is a row (lr_search_*), the pick's
+        place too (lr_search_pick_inside)."""
+        rcs = {n: load_rung(n, self.ctx, self.s, self.methods) for n in rungs}
+        todo = {(m, t, n): list(grid(self.s, m)) for n, rc in rcs.items() for m, t in self.to_search(n)
+                if t in rc.data and self.fits(m, rc)}
         added = {k: [0, 0] for k in todo}
         points: dict[tuple, dict] = {}
         while todo:
-            for (m, t), lrs in todo.items():
+            for (m, t, n), lrs in todo.items():
                 for lr in lrs:
-                    self.searched[(m, t, n, lr)] = self.submit(self.fit_job(rc, m, t, lr, self.seeds[0], "main"))
+                    self.searched[(m, t, n, lr)] = self.submit(self.search_job(rcs[n], m, t, lr))
             self.drain()
             nxt = {}
-            for (m, t), lrs in todo.items():
+            for (m, t, n), lrs in todo.items():
                 for lr in lrs:
-                    points[(m, t, lr)] = self.runner.result(self.searched[(m, t, n, lr)])[2]
-                tried = sorted(lr for (mm, tt, lr) in points if (mm, tt) == (m, t))
-                best = choose([points[(m, t, lr)] for lr in tried], t)
+                    points[(m, t, n, lr)] = self.runner.result(self.searched[(m, t, n, lr)])[2]
+                tried = sorted(x for (mm, tt, nn, x) in points if (mm, tt, nn) == (m, t, n))
+                best = choose([points[(m, t, n, x)] for x in tried], t)
                 self.chosen[(m, t, n)] = best
                 side = 0 if best == tried[0] else 1 if best == tried[-1] else None
-                if side is not None and added[(m, t)][side] < self.s.extend:
-                    added[(m, t)][side] += 1
-                    nxt[(m, t)] = [next_lr(best, up=side == 1)]
-                    self.bar.total += self.cost(n, t, m)
+                if side is not None and added[(m, t, n)][side] < self.s.extend:
+                    added[(m, t, n)][side] += 1
+                    nxt[(m, t, n)] = [next_lr(best, up=side == 1)]
+                    self.bar.total += self.search_cost(n, t, m)
             todo = nxt
-        for (m, t, lr), pt in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-            self.record_search(rc, m, t, pt, sorted(x for (mm, tt, x) in points if (mm, tt) == (m, t)))
+        for (m, t, n, lr), pt in sorted(points.items(), key=lambda kv: (self.sizes[kv[0][2]], *kv[0])):
+            self.record_search(rcs[n], m, t, pt, sorted(x for (mm, tt, nn, x) in points if (mm, tt, nn) == (m, t, n)))
+
+    def search_steps(self, m: str, t: str, n: str) -> int | None:
+        """A short search point's steps (search_frac of the method's cap on the rung), None for full-run points."""
+        if self.s.search_frac is None:
+            return None
+        cap = self.s.with_cap(t, self.cap_for(m, t, n)).steps(t)[0]
+        return max(1, round(self.s.search_frac * cap))
+
+    def search_job(self, rc: Rung, m: str, t: str, lr: float) -> Job:
+        steps = self.search_steps(m, t, rc.name)
+        if steps is None:
+            return self.fit_job(rc, m, t, lr, self.seeds[0], "main")
+        return Job("fit", rc.name, t, m, method_kwargs(m, self.s, rc), lr, self.seeds[0],
+                   extra={"phase": "search", "search_steps": steps})
+
+    def search_cost(self, n: str, t: str, m: str) -> float:
+        steps = self.search_steps(m, t, n)
+        return _cost(self.sizes[n], t, self.s, self.virt, self.eval_rows[t], steps or self.cap_for(m, t, n))
 
     def fits(self, m: str, rc: Rung) -> bool:
         """Whether method m fits the rung (else a note; the sweep skips it there)."""
@@ -266,6 +292,7 @@ class Sweep:
     def record_search(self, rc: Rung, m: str, t: str, pt: dict, tried: list) -> None:
         best = self.chosen[(m, t, rc.name)]
         cap, batch, _ = self.s.with_cap(t, self.cap_for(m, t, rc.name)).steps(t)
+        cap = self.search_steps(m, t, rc.name) or cap
         p = {"phase": "search", "task": t, "lr": pt["lr"], "steps": cap, "batch": batch, "seed": self.seeds[0],
              "grid": ",".join(f"{x:g}" for x in grid(self.s, m)), "rung_params": rc.params}
         info = {"selected": pt["lr"] == best, "tried": ",".join(f"{x:g}" for x in tried),
@@ -280,7 +307,7 @@ class Sweep:
             self.rec.add("-", "lr_search_pick_inside", inside, unit="flag", model=rc.name, data=rc.names[t],
                          method=m, seed=self.seeds[0], scale=rc.scale,
                          params={"phase": "search", "task": t, "rung_params": rc.params}, info=info | {"lr": best})
-        else:                     # its run is not replayed: keep its wall, so the budget counts every run
+        if pt["lr"] != best or self.s.search_frac is not None:   # a run not replayed: keep its wall (the budget)
             buf = self.runner.result(self.searched[(m, t, rc.name, pt["lr"])])[0]
             for wall in buf.values("run_wall_s"):
                 self.rec.add("-", "lr_search_run_wall_s", wall, unit="s", model=rc.name, data=rc.names[t], method=m,
@@ -298,7 +325,8 @@ class Sweep:
                 continue
             lr = self.lr_for(m, t, lr_rung or n)
             for seed in self.seeds:
-                i = self.searched.get((m, t, n, lr)) if seed == self.seeds[0] and phase == "main" else None
+                reuse = seed == self.seeds[0] and phase == "main" and self.s.search_frac is None
+                i = self.searched.get((m, t, n, lr)) if reuse else None
                 if i is None:
                     i = self.submit(self.fit_job(rc, m, t, lr, seed, phase))
                 self.order.append(i)

@@ -6,12 +6,17 @@ without a drop of more than `min_delta`) under a per-task cap of 10x the old fix
 evaluation's weights are kept. The cpu budget (120 min on 2 cores) goes to the runs the verdicts read: next month
 on every rung with full FT, adapters, prompt tuning and P-tuning (P1, P3, A1); d2t (~45-token rows, ~5x a short
 row, ~3 min a run on cpu-5m) on the largest rung with full FT, adapters and prefix tuning, low data at 50 and 100
-rows (P2, A1); knowledge (reported) on the smallest and largest rungs. `caps` raises the cap for a method on some
-rungs: the decisive run at 503fee0 (stop 25) left prompt tuning and P-tuning still improving at 2000 steps on the
-two smallest rungs (prompt tuning on the middle one too) and prefix tuning at 1500 on d2t; the cpu profile gives
-them 6000 and 3000 (a quarter of the cap is still the least a run trains). P3's ablations run on next month's smallest rung, where the zero-shot model
-fails and prompt tuning learns part of the task (on knowledge the smallest rung learns nothing, so the ablations
-could not resolve a difference).
+rows (P2, A1); knowledge (reported: P3's gap there) with full FT and prompt tuning on the smallest and largest rungs.
+`caps` raises the cap for a method on some rungs: the decisive run at 503fee0 (stop 25) left prompt tuning and
+P-tuning still improving at 2000 steps on the two smallest rungs (prompt tuning on the middle one too) and prefix
+tuning at 1500 on d2t; the cpu profile gives them 6000 and 3000 (a quarter of the cap is still the least a run
+trains), and adapters on d2t 3000 (one of 3 still improving at 1500 at 5ea3e6d). P3's ablations run on next month's
+smallest rung, where the zero-shot model fails and prompt tuning learns part of the task (on knowledge the smallest
+rung learns nothing, so the ablations could not resolve a difference).
+Budget (stop 26 at 5ea3e6d: ~171 min of 2-worker compute against 120): the cpu profile's lr search trains each
+point a quarter of the cap (`search_frac`; full-run points cost 8,580 of 20,570 s) and every seed afresh at the
+pick (the seed-0 run is no longer the one the pick was selected on); knowledge drops adapters and P-tuning (reported,
+~880 s). A short search favours a fast lr; its pick's place in the grid is still reported.
 LoRA and BitFit, decided elsewhere (the lora group) or nowhere, run where a user asks (`--set n_methods=...`).
 The smoke profile runs the smoke ladder's two rungs with short caps, so the regression gate finishes in a few
 minutes and its BLEU / loss bands are wide (REGRESS's reasons).
@@ -108,6 +113,9 @@ class Settings:
     lr_grid: str = "full"                         # full (LR_GRIDS) | smoke (the top two of each)
     extend: int = 2                               # grid points the search may add past an edge (per side)
     search_rungs: tuple[str, ...] = ("smallest", "largest")   # the rest take the nearer one's pick (log params)
+    search_frac: float | None = None              # None: each search point is a full run (the pick's is the seed-0
+                                                  # run); a share: points train that share of the cap, no early
+                                                  # stop, and every seed is trained afresh at the pick
     low_data_sizes: tuple[int, ...] = (50, 200, 500)
     caps: tuple[tuple[str, str, str, int], ...] = ()   # (task, method, rungs, cap): a longer cap for a method on
                                                   # "every" rung, the "lower" half (by params), smallest/largest/a name
@@ -153,11 +161,11 @@ SETTINGS = {
     # The full run (module doc): 5 rungs x 7 methods x 2 short tasks x 3 seeds, d2t on the largest rung, lr search
     # on the smallest and largest rungs, low data, ablations, a second pretraining seed of the middle rung.
     "cpu": Settings(workers=2, d2t_methods=("full", "adapters", "prefix"), d2t_rungs=("largest",),
-                    n_methods=("full", "adapters", "prompt", "ptuning"), k_methods=("full", "adapters", "prompt", "ptuning"),
-                    k_rungs=("smallest", "largest"), low_data_sizes=(50, 100),
+                    n_methods=("full", "adapters", "prompt", "ptuning"), k_methods=("full", "prompt"),
+                    k_rungs=("smallest", "largest"), low_data_sizes=(50, 100), search_frac=0.25,
                     caps=(("nextmonth", "prompt", "lower", 6000), ("nextmonth", "prompt", "middle", 6000),
                           ("nextmonth", "ptuning", "lower", 6000),
-                          ("d2t", "prefix", "every", 3000)),
+                          ("d2t", "prefix", "every", 3000), ("d2t", "adapters", "every", 3000)),
                     ablation_lengths=(1, 20), ablation_inits=("random", "labels")),
     "gpu": Settings(d_eval_rows=200, per_person=16, low_data_sizes=(50, 100, 200, 500), ablation_rungs=("smallest", "middle")),
 }
@@ -180,6 +188,8 @@ def settings_for(ctx: RunContext) -> Settings:
                          f"(eval_every: one per task, {', '.join(TASKS)})")
     if s.min_delta < 0 or s.warmup < 0 or s.extend < 0 or s.n_shots < 0 or not 0 <= s.min_frac <= 1:
         raise BenchError("scale: min_delta, warmup, extend and n_shots must be >= 0, min_frac in [0, 1]")
+    if s.search_frac is not None and not (isinstance(s.search_frac, (int, float)) and 0 < s.search_frac <= 1):
+        raise BenchError(f"scale: search_frac must be None or in (0, 1], got {s.search_frac!r}")
     if any(m not in METHODS for m in (*(s.k_methods or ()), *(s.d2t_methods or ()), *(s.n_methods or ()),
                                       *s.replica_methods)):
         raise BenchError(f"scale: k_methods / d2t_methods / n_methods / replica_methods must name methods of "

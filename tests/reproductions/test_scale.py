@@ -71,6 +71,8 @@ def test_caps_give_a_method_its_own_cap_on_some_rungs():
     assert job_settings_of(job, s) is s
     capped = job_settings_of(job._replace(extra={"phase": "main", "cap": 6000}), s)
     assert capped.steps("nextmonth")[0] == 6000 and capped.steps("d2t") == s.steps("d2t")
+    short = job_settings_of(job._replace(extra={"phase": "search", "cap": 6000, "search_steps": 1500}), s)
+    assert short.steps("nextmonth")[0] == 1500 and short.min_frac == 1.0 and capped.min_frac == s.min_frac
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -353,6 +355,31 @@ def test_job_cache_resumes_a_run_with_the_same_rows(folders, tmp_path, monkeypat
     assert again.notes["chosen_lrs"] == first.notes["chosen_lrs"]
 
 
+def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeypatch):
+    """search_frac (the cpu profile's budget, issue 14): every search point trains that share of its cap with no
+    early stop and records its wall; the sweep trains every seed at the pick afresh, to the full cap."""
+    from bench.schema import param
+    monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
+              n_steps=8, patience=1, min_frac=0.0, caps=[["nextmonth", "prompt", "lower", 12]])
+    rec = S.run(_ctx(folders, tmp_path / "short", search_frac=0.5, **kw))
+    df, tm = rec.frame(), rec.frame(timing=True)
+    srch = df[df["metric"] == "lr_search_val_loss"]
+    assert len(tm[tm["metric"] == "lr_search_run_wall_s"]) == len(srch) > 0      # every point, the picks too
+    info = srch["info"].map(json.loads)
+    assert (info.map(lambda i: i["steps_used"]) == param(srch, "steps")).all()    # no early stop
+    small, large = rec.notes["rungs"]
+    assert set(zip(srch["method"], srch["model"], param(srch, "steps"))) == {
+        ("full", small, 4), ("full", large, 4), ("prompt", small, 6), ("prompt", large, 4)}   # prompt: own cap 12
+    main = df[(df["metric"] == "steps_used") & (param(df, "phase") == "main")]
+    assert len(main) == 2 * 2 * 2 and set(param(main, "steps")) == {8, 12}         # rungs x methods x seeds
+    long = S.run(_ctx(folders, tmp_path / "long", **kw))                  # full-run points: the pick is seed 0
+    srch = long.frame()[long.frame()["metric"] == "lr_search_val_loss"]
+    walls = long.frame(timing=True).query("metric == 'lr_search_run_wall_s'")
+    assert len(walls) == len(srch) - 2 * 2 and set(param(srch, "steps")) == {8, 12}
+
+
 def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monkeypatch):
     """The jobs run in spawned processes come back in plan order with the same numbers, P4's kept parts included."""
     import pandas as pd
@@ -434,6 +461,8 @@ def test_bad_input_fails_before_training(folders, tmp_path):
         S.run(_ctx(folders, tmp_path, caps=[["nextmonth", "prompt", "lowr", 5]]))
     with pytest.raises(BenchError, match="caps entries"):
         S.run(_ctx(folders, tmp_path, caps=[["nextmonth", "dora", "lower", 5]]))
+    with pytest.raises(BenchError, match="search_frac"):
+        S.run(_ctx(folders, tmp_path, search_frac=0))
     assert not any(tmp_path.iterdir())
 
 
