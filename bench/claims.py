@@ -177,10 +177,10 @@ STOP_25 = ("the decisive cpu run at 503fee0 (stop 25, results 3e4fa57), which I 
            "6000 steps on the smaller half of the rungs, prompt tuning on the middle rung too, prefix tuning 3000 on "
            "d2t), resumed from the job cache for the "
            "runs whose settings did not change")
-STOP_26 = ("issue 14, after the deciding rerun at 5ea3e6d (stop 26, results 31998ec), which I have seen; before a "
-           "fresh cpu run on an AMD EPYC (no AVX-512, empty caches) that decides it. That run also trains the lr "
-           "search's points a quarter of their caps (budget: ~171 min of compute against 120) and drops adapters and "
-           "P-tuning from the reported knowledge task in the cpu profile")
+STOP_26 = ("issue 14, after the deciding rerun at 5ea3e6d (stop 26, results 31998ec), which I have seen; before the "
+           "next cpu run of the profile, which decides it. That run also trains the lr search's points a quarter of "
+           "their caps (budget: ~171 min of compute against 120) and drops adapters and P-tuning from the reported "
+           "knowledge task in the cpu profile")
 ADAPT_POINTS, ADAPT_SE = 0.10, 3.0   # "the task needs adaptation": full FT beats the zero-shot model by these
 
 
