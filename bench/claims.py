@@ -181,6 +181,7 @@ STOP_26 = ("issue 14, after the deciding rerun at 5ea3e6d (stop 26, results 3199
            "next cpu run of the profile, which decides it. That run also trains the lr search's points a quarter of "
            "their caps (budget: ~171 min of compute against 120) and drops adapters and P-tuning from the reported "
            "knowledge task in the cpu profile")
+P4_ATOL = 1e-4                       # P4 "same outputs": max |logit difference| (history: 1e-5)
 ADAPT_POINTS, ADAPT_SE = 0.10, 3.0   # "the task needs adaptation": full FT beats the zero-shot model by these
 
 
@@ -442,9 +443,9 @@ register(Claim(
     scales=("exact", "toy"), group="scale",
     metric="max |mixed-batch output - per-task output|; throughput of the mixed batch vs one batch per task",
     checks=(
-        Check("p4_prompt_mixed_max_abs_diff", "<=", 1e-5, agg="max", part="same outputs",
+        Check("p4_prompt_mixed_max_abs_diff", "<=", P4_ATOL, agg="max", part="same outputs",
               note="logits, every real position: mixed batch with one soft prompt per example vs each task alone"),
-        Check("p4_lora_mixed_max_abs_diff", "<=", 1e-5, agg="max", part="same outputs",
+        Check("p4_lora_mixed_max_abs_diff", "<=", P4_ATOL, agg="max", part="same outputs",
               note="the same with one LoRA adapter per example (per-example adapter selection)"),
         Check("p4_serving_params_ratio", "<", 1.0, agg="max", part="serving parameters",
               note="(1 frozen model + K task parts) / (K tuned models)"),
@@ -453,10 +454,17 @@ register(Claim(
                                       "within 20% below 1: inconclusive (wall-clock noise)"),
     ),
     history=(Change(DATE, "throughput recorded in timings.csv, not decided",
-                    "issue 13: the verdict left out the measured throughput (0.54x): now its own part"),),
+                    "issue 13: the verdict left out the measured throughput (0.54x): now its own part"),
+             Change(DATE_14, "same outputs to 1e-5 (max |logit difference|)",
+                    "CI at fb9374d on an AMD EPYC without AVX-512: the smoke rung's LoRA mixed batch differed from "
+                    "each task alone by 1.001e-05 (0 on the Xeon), so the gate failed on one CPU kind. The mixed "
+                    "batch runs the base layers at another row count, and AVX2 kernels then sum in another order. A "
+                    "wrong adapter moves the logits by more than 1e-2 (tests/methods/test_multitask_p4.py): 1e-4 "
+                    "keeps a 100x gap below that. Decided again by `bench report` on the stored cpu results "
+                    "(measured 0 and 0: this change cannot flip them)")),
     rule="Exact, part 'same outputs': one forward pass over a batch mixing examples of different tasks, each with "
          "its own soft prompt (and, separately, its own LoRA adapter), gives the same logits at every real position "
-         "as running each task alone, to 1e-5 (max over runs), on the largest rung with the prompts and adapters "
+         "as running each task alone, to 1e-4 (max over runs; float rounding across CPU kinds), on the largest rung with the prompts and adapters "
          "trained in the sweep. Part 'serving parameters': serving K tasks this way holds fewer parameters than K "
          "tuned models ((1 frozen model + K task parts) / (K tuned models) < 1). Toy, part 'throughput' "
          "(timings.csv, shared 2-core CPU): the mixed batch's examples per second over one batch per task is >= 1 in "

@@ -57,7 +57,8 @@ WHY = ("widened (2026-12-01): with early stopping the smoke runs branch (a run s
 REGRESS = [
     ("trainable_params", 0.0, 0.0), ("stored_params", 0.0, 0.0), ("*_pct", 1e-9, 1e-9), ("rung_params", 0.0, 0.0),
     ("knowledge_chance", 1e-9, 0.0), ("chance", 1e-9, 0.0), ("diverged", 0.0, 0.0), ("p4_serving_params_ratio", 1e-9, 1e-9),
-    ("p4_*_max_abs_diff", 1e-5, 0.0),
+    ("p4_*_max_abs_diff", 1e-4, 0.0, "widened from 1e-5 (2026-12-01) with P4's rule: 0 -> 1.001e-05 on an AMD EPYC "
+                                     "without AVX-512 (the mixed batch's other row count sums in another order)"),
     ("accuracy", 0.35, 0.0, WHY), ("steps_used", 100.0, 0.0, WHY), ("best_step", 100.0, 0.0, WHY),
     ("stopped_early", 1.0, 0.0, "a 0/1 flag that can flip with one evaluation"),
     ("still_improving_at_cap", 1.0, 0.0, "a 0/1 flag that can flip with one evaluation"),
