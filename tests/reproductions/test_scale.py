@@ -374,6 +374,10 @@ def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeyp
         ("full", small, 4), ("full", large, 4), ("prompt", small, 6), ("prompt", large, 4)}   # prompt: own cap 12
     main = df[(df["metric"] == "steps_used") & (param(df, "phase") == "main")]
     assert len(main) == 2 * 2 * 2 and set(param(main, "steps")) == {8, 12}         # rungs x methods x seeds
+    rec.save()
+    S.report(tmp_path / "short")
+    text = (tmp_path / "short" / "report.md").read_text()
+    assert "every seed afresh at the pick" in text and f"the {len(srch)} learning-rate search points ran" in text
     long = S.run(_ctx(folders, tmp_path / "long", **kw))                  # full-run points: the pick is seed 0
     srch = long.frame()[long.frame()["metric"] == "lr_search_val_loss"]
     walls = long.frame(timing=True).query("metric == 'lr_search_run_wall_s'")
