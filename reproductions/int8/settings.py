@@ -27,8 +27,10 @@ REGRESS = [
     ("int8_weight_ratio*", 0.0, 1e-9), ("int8_storage*", 0.0, 0.0), ("*_bytes", 0.0, 1e-9),
     # issue 15's reported rows; movements quoted are smoke under `bench regress --other-float-path` (rungs pretrained
     # afresh with other floats), 2026-12-01
-    ("deg_emb_cos*", 0.003, 0.0, "MiniLM's int8 embeddings: moved <= 6e-4 (cosine) under the other float path; a "
-                                 "quantizer fault moves absmax's 0.94 or LLM.int8()'s 0.999 by > 0.01"),
+    ("deg_emb_cos*", 0.006, 0.0, "MiniLM's int8 embeddings: moved <= 6e-4 (cosine) under the other float path on "
+                                 "the Xeon, 3.1e-3 (absmax's min, 0.9093 -> 0.9125) on an AMD EPYC without AVX-512 "
+                                 "(widened from 0.003, 2026-12-01); a quantizer fault moves absmax's 0.94 or "
+                                 "LLM.int8()'s 0.999 by > 0.01"),
     ("deg_kl_per_token", 3e-5, 0.1, "KL of ~1e-5..3e-3 nats/token: moved <= 1e-5 abs, 1.5% rel; planting or a "
                                     "quantizer fault moves it by factors (x30-80 for absmax when planted)"),
     ("deg_kl_ratio_*", 0.0, 0.1, "ratios of two KLs: moved <= 2.6% rel; the effects they show are 10-100x"),
