@@ -23,6 +23,7 @@ import textwrap
 from pathlib import Path
 
 from bench import BenchError
+from bench.values import COUNT, check_value, parse_item
 
 METHOD_CHOICES = ("full", "lora", "rslora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
 UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -51,55 +52,25 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def _value(text: str, hint):
-    """`text` as the dataclass field type `hint` (int, float, bool, str, tuple of str/int, optional)."""
-    import types
-    import typing
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    opts = args if typing.get_origin(hint) in (typing.Union, types.UnionType) else [hint]
-    opts = sorted(opts, key=lambda h: h is str)                    # a comma list before a plain string
-    if text.lower() in ("none", "null") and len(opts) < len(typing.get_args(hint) or [0, 0]):
-        return None
-    for h in opts:
-        try:
-            if h is bool:
-                if text.lower() in ("true", "1", "yes"):
-                    return True
-                if text.lower() in ("false", "0", "no"):
-                    return False
-                continue
-            if h in (int, float):
-                return h(text)
-            if typing.get_origin(h) is tuple:
-                item = typing.get_args(h)[0]
-                return tuple(item(x.strip()) for x in text.split(",") if x.strip())
-            if h is str:
-                return text
-        except ValueError:
-            continue
-    return text  # make_config's type check names the field and the expected type
-
-
 def method_options(method: str, sets: list[str]) -> tuple[str, dict]:
     """(registry name, fields) from --method and --set key=value (lists comma-separated); rslora = lora with
-    rank-stabilised scaling. Unknown fields and bad values fail in make_config (BenchError)."""
+    rank-stabilised scaling. Values are parsed by bench.values (one parser for every --set); unknown fields fail
+    here, values out of range in make_config (BenchError, one line)."""
     import typing
 
     from bench.methods import METHODS
     name = "lora" if method == "rslora" else method
     if name not in METHODS:
         raise BenchError(f"memory: unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
-    hints = typing.get_type_hints(METHODS[name])
+    hints = {k: h for k, h in typing.get_type_hints(METHODS[name]).items() if k not in ("name", "paper",
+                                                                                        "load_ignores")}
     out = {"rslora": True} if method == "rslora" else {}
     for item in sets or []:
-        key, eq, text = item.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise BenchError(f"memory: --set takes key=value, got {item!r}")
-        if key not in hints:
-            fields = [k for k in hints if k not in ("name", "paper")]
-            raise BenchError(f"memory: {method}: unknown option {key!r}; valid: {', '.join(fields)}")
-        out[key] = _value(text.strip(), hints[key])
+        key = item.partition("=")[0].strip()
+        if key and "=" in item and key not in hints:
+            raise BenchError(f"memory: {method}: unknown option {key!r}; valid: {', '.join(hints)}")
+        key, value = parse_item(item, hints, f"memory {method}")
+        out[key] = value
     if name == "lora" and isinstance(out.get("target_modules"), tuple) and len(out["target_modules"]) == 1 \
             and re.search(r"[.*+?\[\]()|\\^$]", out["target_modules"][0]):
         out["target_modules"] = out["target_modules"][0]  # one entry with regex characters: a regex
@@ -164,8 +135,10 @@ def predict(config, method: str = "lora", sets: list[str] | None = None, precisi
     cfg_obj = make_config(name, **options)                         # field errors before building anything
     limit = max_positions(config)
     seq = seq if seq is not None else min(limit or 2048, 2048)
-    if batch is None or batch < 1 or seq < 1:
-        raise BenchError(f"memory: --batch and --seq must be >= 1, got {batch}, {seq}")
+    if batch is None:
+        raise BenchError("memory: --batch must be >= 1, got None")
+    check_value("memory: --batch", batch, COUNT)
+    check_value("memory: --seq", seq, COUNT)
     virtual = getattr(cfg_obj, "num_virtual_tokens", 0) if name in ("prefix", "prompt", "ptuning") else 0
     if getattr(cfg_obj, "placeholder_token_id", None) is not None:
         virtual = 0

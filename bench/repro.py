@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import types
+import sys
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -76,51 +76,39 @@ def group_settings(module) -> dict:
     return table
 
 
-_SCALARS = (bool, int, float, str)
-
-
-def _parse_value(text: str, hint, where: str):
-    """`text` as a value of type `hint`: int, float, bool, str, None (in an Optional), or a tuple of those
-    (comma-separated). BenchError naming `where` otherwise."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if text.strip().lower() == "none" and type(None) in args:
-            return None
-        errors = []
-        for a in (a for a in args if a is not type(None)):
-            try:
-                return _parse_value(text, a, where)
-            except BenchError as e:
-                errors.append(str(e))
-        raise BenchError(errors[0] if errors else f"{where}: cannot parse {text!r}")
-    if origin is tuple:
-        item = args[0] if args else str
-        if len(args) > 1 and args[1] is not Ellipsis:
-            raise BenchError(f"{where}: a fixed-length tuple setting cannot be set with --set")
-        if typing.get_origin(item) is not None or item not in _SCALARS:
-            raise BenchError(f"{where}: a tuple of {getattr(item, '__name__', item)} cannot be set with --set")
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        return tuple(_parse_value(p, item, where) for p in parts)
-    if hint is bool:
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise BenchError(f"{where}: expected true or false, got {text!r}")
-    if hint in (int, float):
+def group_ranges(module) -> dict:
+    """A group's declared ranges for its settings (the package's RANGES: field -> bench.values.Range); fields
+    it does not name get their type's default (bench.values.default_range)."""
+    ranges = getattr(module, "RANGES", None)
+    if ranges is None and module is not None and hasattr(module, "__path__"):   # a package: its settings.py
         try:
-            return hint(text.strip())
-        except ValueError:
-            raise BenchError(f"{where}: expected {hint.__name__}, got {text!r}") from None
-    if hint is str:
-        return text
-    raise BenchError(f"{where}: a setting of type {getattr(hint, '__name__', hint)} cannot be set with --set")
+            ranges = getattr(importlib.import_module(f"{module.__name__}.settings"), "RANGES", None)
+        except ModuleNotFoundError:
+            ranges = None
+    return dict(ranges or {})
+
+
+def check_settings(module, group: str, values: dict, cls=None) -> None:
+    """Range-check {field: value} against the group's RANGES and the types' defaults (bench.values): BenchError,
+    one line naming '--set <field>', what it got and what it accepts."""
+    from bench.values import check_value, field_range
+    if cls is None:
+        table = group_settings(module)
+        if not table:
+            return
+        cls = type(next(iter(table.values())))
+    ranges = group_ranges(module)
+    names = {f.name for f in fields(cls)}
+    for key, value in values.items():
+        if key in names:
+            check_value(f"--set {key}", value, field_range(cls, key, ranges))
 
 
 def parse_sets(module, group: str, profile: str, sets: list[str] | None) -> dict:
     """`--set key=value` items parsed against the group's settings dataclass (see group_settings) into
-    {field: value}, for ctx.options["settings"]. BenchError (one line, naming the allowed keys) on a bad item."""
+    {field: value}, for ctx.options["settings"], each range-checked (check_settings). BenchError (one line,
+    naming the allowed keys or the accepted range) on a bad item, before any work."""
+    from bench.values import parse_item
     if not sets:
         return {}
     table = group_settings(module)
@@ -128,35 +116,22 @@ def parse_sets(module, group: str, profile: str, sets: list[str] | None) -> dict
         raise BenchError(f"{group}: has no settings that --set can change")
     cls = type(table[profile])
     hints = typing.get_type_hints(cls)
-    allowed = sorted(f.name for f in fields(cls) if _settable(hints[f.name]))
-    out = {}
-    for item in sets:
-        key, eq, text = item.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise BenchError(f"--set takes key=value, got {item!r}; keys for {group}: {', '.join(allowed)}")
-        if key not in hints:
-            raise BenchError(f"--set {key}: {group} has no setting {key!r}; keys: {', '.join(allowed)}")
-        out[key] = _parse_value(text, hints[key], f"--set {key}")
+    out = dict(parse_item(item, hints, group) for item in sets)
+    check_settings(module, group, out, cls)
     return out
-
-
-def _settable(hint) -> bool:
-    try:
-        _parse_value("1", hint, "")
-        return True
-    except BenchError as e:
-        return "cannot be set" not in str(e)
 
 
 def settings_with_overrides(ctx: RunContext, settings: dict, group: str):
     """The profile's settings dataclass with ctx.options["settings"] (field -> value) applied on top.
 
-    Unknown fields are a BenchError naming the valid ones; lists become tuples (settings are frozen)."""
+    Unknown fields and values out of range (check_settings) are a BenchError naming the field; lists become
+    tuples (settings are frozen)."""
     base = settings[ctx.profile.name]
     over = dict((ctx.options or {}).get("settings", {}))
     known = {f.name for f in fields(base)}
     bad = sorted(set(over) - known)
     if bad:
         raise BenchError(f"{group}: unknown setting(s) {', '.join(bad)}; valid: {', '.join(sorted(known))}")
-    return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in over.items()})
+    over = {k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
+    check_settings(sys.modules.get(f"reproductions.{group}"), group, over, type(base))
+    return replace(base, **over)

@@ -60,6 +60,7 @@ def make_config(name: str, **kwargs) -> MethodConfig:
     cfg = cls(**kwargs)
     cfg.check_types()
     cfg.check_fields()
+    cfg.check_ranges()
     return cfg
 
 
@@ -76,6 +77,7 @@ def apply(model: nn.Module, config: MethodConfig) -> nn.Module:
     need(old is None, f"this model already has method {getattr(old, 'name', old)!r} applied; start from a fresh model")
     config.check_types()
     config.validate(model)
+    config.check_ranges()
     out = config.inject(model)
     out.bench_method = config
     return out

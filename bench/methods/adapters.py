@@ -22,6 +22,7 @@ from torch import nn
 
 from bench import BenchError
 from bench.methods.common import MethodConfig, blocks, dims, freeze, is_norm, need, unfreeze_head
+from bench.values import Range
 
 # model_type -> regexes (relative to one block) of the attention-output and FFN-output projections
 PLACES = {
@@ -44,7 +45,9 @@ class AdapterConfig(MethodConfig):
 
     size: int = field(default=64, metadata={"help": "bottleneck width m (the paper tries 8, 64, 256)"})
     activation: str = field(default="gelu", metadata={"help": "nonlinearity between down and up: relu|gelu|tanh|silu"})
-    init_std: float = field(default=1e-2, metadata={"help": "std of the N(0, std) init of down (and up, unless zero_up)"})
+    init_std: float = field(default=1e-2, metadata={
+        "help": "std of the N(0, std) init of down (and up, unless zero_up)",
+        "range": Range(0, 10, zero="weights start at 0")})
     zero_up: bool = field(default=False, metadata={"help": "up-projection starts at exactly 0 (adapter = identity)"})
     train_layernorm: bool = field(default=True, metadata={"help": "layer norms train as well (Houlsby et al.)"})
     targets: tuple[str, ...] | None = field(default=None, metadata={

@@ -44,6 +44,12 @@ class MethodConfig:
             need(_is_instance(v, hints[f.name]), f"{self.name}: {f.name} must be {_type_name(hints[f.name])}, "
                                                  f"got {v!r}")
 
+    def check_ranges(self) -> None:
+        """Every number is finite and inside its field's Range (metadata["range"], else its type's default:
+        bench.values). Raise BenchError naming the field."""
+        from bench.values import check_fields
+        check_fields(self, f"{self.name}: ")
+
     def check_fields(self) -> None:
         """Checks that need no model (ranges of numbers, known choices). Raise BenchError."""
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from bench import BenchError
 from bench.methods.common import MethodConfig, freeze, need, unfreeze_head
+from bench.values import PROBABILITY
 
 try:  # GPT-2's linear layer with a transposed weight
     from transformers.pytorch_utils import Conv1D
@@ -56,7 +57,8 @@ class LoraConfig(MethodConfig):
 
     r: int = field(default=8, metadata={"help": "rank of the update BA"})
     alpha: float = field(default=8.0, metadata={"help": "scale numerator: scaling = alpha/r (alpha/sqrt(r) with rslora)"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input; 0 = identity"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input; 0 = identity",
+                                                      "range": PROBABILITY})
     target_modules: str | tuple[str, ...] | None = field(default=None, metadata={
         "help": "regex (full match) or names (suffix match) of the Linear/Conv1D modules to adapt; "
                 "None = the family default (query and value)"})

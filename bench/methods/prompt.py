@@ -31,6 +31,7 @@ from torch import nn
 from bench.methods.common import (MethodConfig, batch_size, freeze, need, unfreeze_head,
                                   virtual_then_real_positions)
 from bench.methods.wrapper import MethodWrapper
+from bench.values import TOKEN_ID
 
 INITS = ("random", "vocab", "text", "labels")
 
@@ -44,7 +45,8 @@ class PromptConfig(MethodConfig):
     num_virtual_tokens: int = field(default=20, metadata={"help": "prompt length n (Lester et al.: >20 gains little)"})
     init: str = field(default="vocab", metadata={"help": "random | vocab | text | labels (see module doc)"})
     init_token_ids: tuple[int, ...] | None = field(default=None, metadata={
-        "help": "token ids for init='text' (a text's ids) or init='labels' (the class-label words' ids)"})
+        "help": "token ids for init='text' (a text's ids) or init='labels' (the class-label words' ids)",
+        "range": TOKEN_ID})
     random_range: float = field(default=0.5, metadata={"help": "init='random' draws from U(-range, range)"})
     virtual_logits: bool = field(default=False, metadata={
         "help": "keep the n virtual positions in .logits (peft's behaviour) instead of the original T only"})

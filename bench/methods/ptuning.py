@@ -22,6 +22,7 @@ from torch import nn
 
 from bench.methods.common import MethodConfig, freeze, need, unfreeze_head
 from bench.methods.prompt import PromptModel, check_length, input_embeddings
+from bench.values import PROBABILITY, TOKEN_ID
 
 
 @dataclass
@@ -33,9 +34,11 @@ class PTuningConfig(MethodConfig):
     encoder: str = field(default="mlp", metadata={"help": "prompt encoder: 'lstm' (the paper's) or 'mlp'"})
     hidden_size: int | None = field(default=None, metadata={"help": "encoder width; None = the model's d"})
     lstm_layers: int = field(default=2, metadata={"help": "LSTM layers (encoder='lstm')"})
-    dropout: float = field(default=0.0, metadata={"help": "dropout between LSTM layers"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout between LSTM layers",
+                                                      "range": PROBABILITY})
     placeholder_token_id: int | None = field(default=None, metadata={
-        "help": "None: prepend the prompt; an id: replace the n placeholder tokens of a template with it"})
+        "help": "None: prepend the prompt; an id: replace the n placeholder tokens of a template with it",
+        "range": TOKEN_ID})
     virtual_logits: bool = field(default=False, metadata={
         "help": "prepend mode: keep the n virtual positions in .logits (peft's behaviour)"})
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from bench import BenchError
+from bench.values import OUTLIER_THRESHOLD, check_value
 from bench.numerics.quant import LLM_INT8_THRESHOLD, QMAX, absmax_quantize, int8_matmul, outlier_columns, zeropoint_quantize
 
 METHODS = ("absmax", "zeropoint", "rowwise", "vectorwise", "llm_int8")
@@ -38,8 +39,7 @@ def _conv1d_type():
 def _check_method(method: str, threshold: float) -> None:
     if method not in METHODS:
         raise BenchError(f"unknown int8 method {method!r}; choose one of {', '.join(METHODS)}")
-    if not isinstance(threshold, (int, float)) or threshold != threshold or threshold < 0:
-        raise BenchError(f"threshold must be a number >= 0 (0 = no outlier decomposition), got {threshold!r}")
+    check_value("int8 threshold", threshold, OUTLIER_THRESHOLD)
 
 
 class Int8Linear(nn.Module):

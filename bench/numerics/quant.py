@@ -19,6 +19,7 @@ import functools
 import torch
 
 from bench import BenchError
+from bench.values import OUTLIER_THRESHOLD, check_value
 
 LLM_INT8_THRESHOLD = 6.0   # LLM.int8()'s outlier threshold: |x| >= 6 (Dettmers et al. 2022, Sec. 3.2; bitsandbytes' default)
 QMAX = 127          # symmetric int8 range [-127, 127] (as bitsandbytes: -128 is never produced)
@@ -193,8 +194,7 @@ def outlier_columns(x: torch.Tensor, threshold: float) -> torch.Tensor:
     """Indices of feature columns of x (M, K) with any |x| >= threshold (LongTensor, sorted).
     threshold 0 means no decomposition (as bitsandbytes). BenchError on NaN/inf in x (NaN would never count
     as an outlier, inf always would)."""
-    if not threshold >= 0:
-        raise BenchError(f"threshold must be >= 0, got {threshold}")
+    check_value("int8 threshold", threshold, OUTLIER_THRESHOLD)
     check_finite(x, "outlier_columns")
     if threshold == 0:
         return torch.empty(0, dtype=torch.long, device=x.device)

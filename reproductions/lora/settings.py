@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.methods.presets import LORA_R
+from bench.values import LEARNING_RATE, SEED, Range
 
 ALPHA = 8.0            # fixed across ranks, as in the paper ("set alpha to the first r we try and do not tune it")
 
@@ -55,4 +56,12 @@ SETTINGS = {
                       l6_steps=40, l6_batch=8, l6_seq=32, l6_eval_rows=32, latency_reps=3),
     "cpu": Settings(rung="cpu-1m", workers=2, l6_steps=200, l6_batch=16),
     "gpu": Settings(rung="gpu-10m", mem_batch=16, ft_steps=300, l6_steps=300, l6_batch=32, l6_seq=64),
+}
+
+
+RANGES = {   # --set checks (bench.values); fields not named here take their type's default (int >= 1, float > 0)
+    "lr_lora": LEARNING_RATE, "full_lr_grid": LEARNING_RATE, "l6_lr_full": LEARNING_RATE, "l6_lr_lora": LEARNING_RATE,
+    "lr_search_factor": Range(1, 1e3, lo_open=True),
+    "lr_search_extensions": Range(0, 100, zero="the grid is never extended past an edge pick"),
+    "l6_shuffle_seed": SEED,
 }

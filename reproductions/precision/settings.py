@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.numerics.toy import MarkovData, ToyLMConfig
+from bench.values import LEARNING_RATE, Range
 
 GROUP = "precision"
 CLAIMS = ("M1", "M2", "M3")
@@ -44,4 +45,10 @@ SETTINGS = {
     "smoke": Settings(ToyLMConfig(vocab=128, seq_len=32, d_model=32, n_layer=1, n_head=2), steps=30, batch_size=8),
     "cpu": Settings(ToyLMConfig(vocab=128, seq_len=64, d_model=64, n_layer=2, n_head=4), steps=150, batch_size=16),
     "gpu": Settings(ToyLMConfig(vocab=512, seq_len=128, d_model=256, n_layer=4, n_head=8), steps=400, batch_size=32),
+}
+
+
+RANGES = {   # --set checks (bench.values); fields not named here take their type's default (int >= 1, float > 0)
+    "lr": LEARNING_RATE,
+    "loss_scale": Range(1, 2.0**64),
 }

@@ -13,6 +13,7 @@ from bench import BenchError
 from bench.methods import make_config
 from bench.methods.presets import preset
 from bench.repro import RunContext, settings_with_overrides
+from bench.values import NONNEG_COUNT, SEED
 
 GROUP = "real"
 CLAIMS = ("L4", "A1", "P2", "L5", "A2", "L3", "Q4", "Q5")
@@ -110,3 +111,9 @@ def settings_for(ctx: RunContext) -> Settings:
     if s.max_steps < 1 or s.eval_every < 1 or s.patience < 1 or any(r < 1 or r > 384 for r in s.ranks):
         raise BenchError("real: need max_steps, eval_every, patience >= 1 and ranks in 1..384")
     return s
+
+
+RANGES = {   # --set checks (bench.values); fields not named here take their type's default (int >= 1, float > 0)
+    "split_seed": SEED,
+    "warmup": NONNEG_COUNT,
+}

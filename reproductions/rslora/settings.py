@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bench import BenchError
 from bench.repro import RunContext, settings_with_overrides
+from bench.values import LEARNING_RATE, NONNEG_COUNT, Range
 
 GROUP = "rslora"
 CLAIMS = ("L7",)
@@ -90,3 +91,11 @@ def settings_for(ctx: RunContext) -> Settings:
         raise BenchError(f"rslora: needs search_lrs > 0, search_factor > 1 and search_extensions >= 0, got "
                          f"{s.search_lrs}, {s.search_factor}, {s.search_extensions}")
     return s
+
+
+RANGES = {   # --set checks (bench.values); fields not named here take their type's default (int >= 1, float > 0)
+    "lrs": LEARNING_RATE, "search_lrs": LEARNING_RATE,
+    "warmup": NONNEG_COUNT,
+    "search_factor": Range(1, 1e3, lo_open=True),
+    "search_extensions": Range(0, 100, zero="the grid is never extended past an edge pick"),
+}

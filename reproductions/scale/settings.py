@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from bench import BenchError
 from bench.methods.presets import LORA_ALPHA, LORA_R
 from bench.repro import RunContext, settings_with_overrides
+from bench.values import FRACTION, NONNEG_COUNT, Range
 
 GROUP = "scale"
 CLAIMS = ("P1", "P2", "P3", "P4", "A1")
@@ -241,3 +242,12 @@ def ablation_configs(s: Settings) -> list[tuple[int, str]]:
         if c not in out and c != (s.prompt_len, s.prompt_init):
             out.append(c)
     return out
+
+
+RANGES = {   # --set checks (bench.values); fields not named here take their type's default (int >= 1, float > 0)
+    "min_delta": Range(0, 1, zero="any decrease of the validation loss counts as an improvement"),
+    "min_frac": Range(0, 1, zero="early stopping may stop at any evaluation"),
+    "warmup": NONNEG_COUNT,
+    "extend": Range(0, 100, zero="the learning-rate grid is never extended past an edge pick"),
+    "search_frac": FRACTION,
+}
