@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks). OSError when it cannot be read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_folder(folder: str | Path, exclude: tuple[str, ...] = ("manifest.json",)) -> dict[str, str]:
+    """{relative posix path: sha256} of every file under `folder` (recursively) but `exclude`: what a cached
+    artifact's manifest records, so that a damaged, missing or extra file is seen. OSError when unreadable."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in exclude}
+
+
+def folder_matches(folder: str | Path, files: dict | None, exclude: tuple[str, ...] = ("manifest.json",)) -> bool:
+    """True when `folder` holds exactly the files of a manifest's `files` map, byte for byte (False when a file
+    is missing, extra, different or unreadable, or when `files` is empty or not a map)."""
+    if not isinstance(files, dict) or not files:
+        return False
+    try:
+        return hash_folder(folder, exclude) == files
+    except OSError:
+        return False
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

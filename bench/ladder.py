@@ -6,9 +6,10 @@ pretrained by `bench.train.train` on `bench.data.world`'s corpus, with EQUAL tok
 ladder, so size is the only thing that varies.
 
 Cache: `$BENCH_CACHE` or `~/.cache/bench`, one folder per rung under `ladder/<name>/` with config.json,
-model.safetensors, tokenizer files, train_log.json, eval.json and manifest.json. The manifest (sha256 of the
-weights file + hash of the spec, the world and the code version) is written last and atomically: a rung
-counts as built only when its manifest matches, so an interrupted or corrupted build is rebuilt.
+model.safetensors, tokenizer files, train_log.json, eval.json and manifest.json. The manifest (sha256 of every
+file of the rung + hash of the spec, the world and the code version) is written last and atomically: a rung
+counts as built only when its manifest matches, so an interrupted build, or any damaged, missing or added file,
+means a rebuild.
 A file lock makes concurrent `ensure_rung` calls build once.
 """
 
@@ -29,7 +30,8 @@ from pathlib import Path
 import torch
 
 from bench import BenchError
-from bench.fileio import atomic_savefig, atomic_write_json, atomic_write_text
+from bench.fileio import (atomic_savefig, atomic_write_json, atomic_write_text, folder_matches, hash_folder,  # noqa: F401
+                          sha256_file)
 
 LADDER_VERSION = 1   # bump when pretraining code changes what a rung contains (invalidates caches)
 ATTRS = ("city", "month", "university", "field", "employer")
@@ -193,14 +195,6 @@ def knowledge_probes(model, world, tokenizer) -> dict:
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _expected_hash(spec: RungSpec) -> str:
     from bench.data.world import build_world
     world_fp = build_world(spec.world, seed=spec.world_seed).fingerprint()
@@ -208,12 +202,16 @@ def _expected_hash(spec: RungSpec) -> str:
 
 
 def is_valid(folder: Path, spec: RungSpec) -> bool:
-    """True when the manifest exists, matches the spec/world/code hash and the weights' sha256."""
+    """True when the manifest exists, matches the spec/world/code hash, and every file of the rung (weights,
+    config, tokenizer, logs) is there byte for byte as the manifest's sha256 map says (no file missing or added).
+    A manifest without that map (written before manifests hashed every file, or damaged) is not valid: the rung
+    is rebuilt."""
     try:
         man = json.loads((folder / "manifest.json").read_text())
-        return (man.get("spec_hash") == _expected_hash(spec)
-                and man.get("weights_sha256") == sha256_file(folder / man["weights_file"]))
-    except (OSError, ValueError, KeyError):
+        return (isinstance(man, dict) and man.get("spec_hash") == _expected_hash(spec)
+                and folder_matches(folder, man.get("files"))
+                and man.get("files", {}).get(man.get("weights_file")) == man.get("weights_sha256"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
 
@@ -285,9 +283,10 @@ def _pretrain_rung(spec: RungSpec, folder: Path, progress: bool, threads: int | 
                                                    "diverged_at": res.diverged_at})
     atomic_write_json(folder / "eval.json", ev)
     weights = "model.safetensors"
+    files = hash_folder(folder)
     atomic_write_json(folder / "manifest.json", {"name": spec.name, "spec_hash": _expected_hash(spec),
-                                                  "weights_file": weights,
-                                                  "weights_sha256": sha256_file(folder / weights)})
+                                                  "weights_file": weights, "weights_sha256": files[weights],
+                                                  "files": files})
     return ev
 
 

@@ -40,7 +40,7 @@ def rung_sha256(name: str, cache_dir=None) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _folder_sha256(folder: str, mtime: float) -> str:
-    from bench.ladder import sha256_file
+    from bench.fileio import sha256_file
     for name in WEIGHT_FILES:
         if (Path(folder) / name).is_file():
             return sha256_file(Path(folder) / name)

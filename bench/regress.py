@@ -5,7 +5,8 @@ A baseline is three files in `results/baselines/`:
   tolerance band (`atol`, `rtol`) and the band's reason (`band_reason`), taken from the group's REGRESS
   list when the baseline was written, and the base model's hash (`model_sha256`);
 - `<group>.verdicts.json`: the smoke verdicts;
-- `<group>.manifest.json`: the CSV's row count and sha256, so a truncated or edited baseline is caught.
+- `<group>.manifest.json`: the CSV's row count and sha256 and the verdicts file's sha256, sealed by a checksum
+  of the manifest's own fields, so a truncated, edited, missing or unreadable file of the three is caught.
 
 A check fails, naming claim and metric, when a value leaves its band, a row of the baseline is missing
 from the run or the run has a row the baseline lacks, a verdict flips, or the baseline itself is damaged
@@ -17,14 +18,14 @@ with other floats, so toy values move within their bands (see README, "Rerunning
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from bench.fileio import atomic_write_json
-from bench.ladder import sha256_file
+from bench.fileio import atomic_write_json, sha256_file
 from bench.report import group_verdicts
 from bench.schema import KEY, read_csv_checked, read_results, write_frame
 
@@ -63,12 +64,57 @@ def write_baseline(group: str, run_dir: Path, bands: list, baseline_dir: Path = 
     df["atol"], df["rtol"], df["band_reason"] = ([t[i] for t in tol] for i in range(3))
     path = write_frame(baseline_dir / f"{group}.csv", df[BASELINE_COLUMNS])
     verdicts = {v.claim.id: v.status for v in group_verdicts(group, run_dir, timings=False)}
-    atomic_write_json(baseline_dir / f"{group}.verdicts.json", verdicts)
-    atomic_write_json(baseline_dir / f"{group}.manifest.json", {
-        "group": group, "rows": len(df), "sha256": sha256_file(path),
+    vpath = atomic_write_json(baseline_dir / f"{group}.verdicts.json", verdicts)
+    atomic_write_json(baseline_dir / f"{group}.manifest.json", seal({
+        "group": group, "rows": len(df), "sha256": sha256_file(path), "verdicts_sha256": sha256_file(vpath),
         "regenerate": f"python -m bench regress --update --group {group}",
-        "bands": "each row's atol/rtol/band_reason; a value passes when |new - old| <= atol + rtol * |old|"})
+        "bands": "each row's atol/rtol/band_reason; a value passes when |new - old| <= atol + rtol * |old|"}))
     return path
+
+
+def _checksum(fields: dict) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def seal(manifest: dict) -> dict:
+    """The manifest with `checksum`: the sha256 of its other fields (sorted JSON), so an edit to it is seen."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return {**body, "checksum": _checksum(body)}
+
+
+def _read_manifest(group: str, man_path: Path) -> tuple[dict | None, str | None]:
+    """(manifest, None) when it parses, holds the fields the gate needs and its checksum matches; else
+    (None, one-line problem)."""
+    try:
+        man = json.loads(man_path.read_text())
+        int(man["rows"]), str(man["sha256"]), str(man["verdicts_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, (f"{group}: baseline manifest {man_path} is missing, unreadable or incomplete (rows, sha256, "
+                      f"verdicts_sha256); {regenerate_hint(group)}")
+    if man.get("checksum") != _checksum({k: v for k, v in man.items() if k != "checksum"}):
+        return None, f"{group}: baseline manifest {man_path} was edited (its checksum differs); {regenerate_hint(group)}"
+    return man, None
+
+
+def load_verdicts(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[dict | None, str | None]:
+    """(claim -> status of the baseline's smoke verdicts, None), or (None, one-line problem) when the file is
+    missing, unreadable, not what the manifest says, or not a claim -> status map."""
+    from bench.claims import CLAIMS
+    vpath = baseline_dir / f"{group}.verdicts.json"
+    man, problem = _read_manifest(group, baseline_dir / f"{group}.manifest.json")
+    if problem:
+        return None, problem
+    try:
+        ok = sha256_file(vpath) == man["verdicts_sha256"]
+        verdicts = json.loads(vpath.read_text()) if ok else None
+    except (OSError, ValueError):
+        return None, f"{group}: verdicts file {vpath} is missing or unreadable; {regenerate_hint(group)}"
+    if not ok:
+        return None, (f"{group}: verdicts file {vpath} does not match its manifest (edited: checksum differs); "
+                      f"{regenerate_hint(group)}")
+    if not isinstance(verdicts, dict) or any(c not in CLAIMS or not isinstance(s, str) for c, s in verdicts.items()):
+        return None, f"{group}: verdicts file {vpath} is not a claim -> verdict map; {regenerate_hint(group)}"
+    return verdicts, None
 
 
 def load_baseline(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[pd.DataFrame | None, str | None]:
@@ -76,12 +122,15 @@ def load_baseline(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[pd.Dat
     path, man_path = baseline_dir / f"{group}.csv", baseline_dir / f"{group}.manifest.json"
     if not path.exists():
         return None, f"{group}: no baseline at {path}; {regenerate_hint(group)}"
+    man, problem = _read_manifest(group, man_path)
+    if problem:
+        return None, problem
+    want_rows, want_sha = int(man["rows"]), str(man["sha256"])
     try:
-        man = json.loads(man_path.read_text())
-        want_rows, want_sha = int(man["rows"]), str(man["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, f"{group}: baseline manifest {man_path} is missing or unreadable; {regenerate_hint(group)}"
-    if sha256_file(path) != want_sha:
+        got_sha = sha256_file(path)
+    except OSError:
+        return None, f"{group}: baseline {path} is unreadable; {regenerate_hint(group)}"
+    if got_sha != want_sha:
         return None, (f"{group}: baseline {path} does not match its manifest (truncated or edited: checksum "
                       f"differs); {regenerate_hint(group)}")
     from bench import BenchError
@@ -124,15 +173,15 @@ def compare(group: str, run_dir: Path, baseline_dir: Path = BASELINE_DIR) -> lis
                    if old_sha != new_sha else "")
             problems.append(f"{_where(group, key)}: value moved {want:.6g} -> {got:.6g} "
                             f"(band +-{limit:.3g}: {row['band_reason']}){why}")
-    verdict_path = baseline_dir / f"{group}.verdicts.json"
-    try:
-        old = json.loads(verdict_path.read_text())
-    except (OSError, ValueError):
-        return problems + [f"{group}: verdicts file {verdict_path} is missing or unreadable; {regenerate_hint(group)}"]
+    old, problem = load_verdicts(group, baseline_dir)
+    if problem:
+        return problems + [problem]
     now = {v.claim.id: v.status for v in group_verdicts(group, run_dir, timings=False)}
     for cid, status in old.items():
         if now.get(cid) != status:
             problems.append(f"{group} {cid}: verdict flipped: {status!r} -> {now.get(cid)!r}")
+    problems += [f"{group} {cid}: verdict {now[cid]!r} has no baseline verdict ({regenerate_hint(group)} if "
+                 f"intended)" for cid in now if cid not in old]
     return problems
 
 

@@ -92,3 +92,41 @@ def test_corrupt_or_interrupted_rung_is_rebuilt(smoke):
     man = {"spec_hash": "0" * 24, "weights_file": "model.safetensors", "weights_sha256": good}
     (folder / "manifest.json").write_text(json.dumps(man))
     assert not is_valid(folder, spec)
+
+
+def test_every_file_of_a_cached_rung_is_verified(smoke, tmp_path):
+    """Each file of a rung in turn: a flipped byte, truncation, deletion make the rung invalid, as does an added
+    file or an old manifest without the per-file map; a damaged file beside the weights (here the tokenizer) is
+    rebuilt by the next load, which then works."""
+    import shutil
+    cache, _, _ = smoke
+    folder = cache / "ladder" / "smoke-b"
+    spec = get_spec("smoke-b")
+    ensure_rung("smoke-b", progress=False)
+    backup = tmp_path / "backup"
+    shutil.copytree(folder, backup)
+    man = json.loads((folder / "manifest.json").read_text())
+    files = sorted(man["files"])
+    assert {"model.safetensors", "config.json", "tokenizer.json", "eval.json", "train_log.json"} <= set(files)
+    damages = {
+        "flip": lambda p: p.write_bytes(bytes([p.read_bytes()[0] ^ 0x01]) + p.read_bytes()[1:]),
+        "truncate": lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
+        "delete": lambda p: p.unlink(),
+    }
+    for name in files:
+        for how, damage in damages.items():
+            damage(folder / name)
+            assert not is_valid(folder, spec), (name, how)
+            shutil.copy2(backup / name, folder / name)
+            assert is_valid(folder, spec), (name, how)
+    (folder / "extra.bin").write_bytes(b"x")
+    assert not is_valid(folder, spec)
+    (folder / "extra.bin").unlink()
+    old = {k: v for k, v in man.items() if k != "files"}                # a manifest that hashed the weights only
+    (folder / "manifest.json").write_text(json.dumps(old))
+    assert not is_valid(folder, spec)
+    shutil.copy2(backup / "manifest.json", folder / "manifest.json")
+    (folder / "tokenizer.json").write_text("{ not json")
+    model, tok = load_rung("smoke-b", progress=False)                  # rebuilt, not a traceback
+    assert is_valid(folder, spec) and len(tok) == model.config.vocab_size
+    assert sha256_file(folder / "model.safetensors") == man["weights_sha256"]

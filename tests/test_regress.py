@@ -71,8 +71,10 @@ def test_a_damaged_manifest_or_csv_with_matching_manifest_is_caught(tmp_path):
     # a CSV that cannot be parsed, with a manifest made to match it: still one line, no traceback
     path.write_text('claim,metric\n"unterminated\n')
     import json
-    from bench.ladder import sha256_file
-    (base_dir / "lora.manifest.json").write_text(json.dumps({"rows": 1, "sha256": sha256_file(path)}))
+    from bench.fileio import sha256_file
+    vsha = sha256_file(base_dir / "lora.verdicts.json")
+    (base_dir / "lora.manifest.json").write_text(json.dumps(regress.seal({"rows": 1, "sha256": sha256_file(path),
+                                                                         "verdicts_sha256": vsha})))
     (msg,) = regress.compare("lora", run_dir(tmp_path, "new2", 0.5), base_dir)
     assert str(path) in msg and "regress --update" in msg
 
@@ -86,3 +88,52 @@ def test_a_moved_value_names_a_different_base_model(tmp_path, monkeypatch):
     (msg,) = regress.compare("lora", run_dir(tmp_path, "bad", 0.60), base_dir)
     assert "value moved" in msg and "different base model" in msg and "band +-0.05: why" in msg
     assert "smoke-a" in regress.base_model_note("lora", tmp_path / "bad", base_dir)
+
+
+GATE_FILES = ("lora.csv", "lora.verdicts.json", "lora.manifest.json")
+
+
+def _edits(name):
+    """Ways to damage one gate file: edited so that it still parses, deleted, unreadable (a folder in its place)."""
+    import json
+    import shutil
+
+    def edit(p):
+        if name.endswith(".verdicts.json"):
+            p.write_text(json.dumps({"A2": "reproduced"}))           # valid, and would hide L1-L6 flips
+        elif name.endswith(".manifest.json"):
+            man = json.loads(p.read_text())
+            man["rows"] += 1                                          # a hand edit that keeps it valid JSON
+            p.write_text(json.dumps(man))
+        else:
+            p.write_text(p.read_text().replace("0.5", "0.9"))
+
+    def unreadable(p):
+        p.unlink()
+        p.mkdir()
+
+    return {"edited": edit, "deleted": lambda p: p.unlink(), "unreadable": unreadable,
+            "cleanup": lambda p: shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)}
+
+
+@pytest.mark.parametrize("name", GATE_FILES)
+@pytest.mark.parametrize("how", ["edited", "deleted", "unreadable"])
+def test_every_file_the_gate_reads_is_checked(tmp_path, name, how):
+    """Each file of a baseline, edited, deleted or unreadable: the gate fails with one line naming a baseline file
+    and the command that regenerates it (never 'ok', never a traceback)."""
+    base_dir = tmp_path / "baselines"
+    regress.write_baseline("lora", run_dir(tmp_path, "base", 0.5), [], base_dir)
+    assert regress.compare("lora", run_dir(tmp_path, "same", 0.5), base_dir) == []
+    _edits(name)[how](base_dir / name)
+    problems = regress.compare("lora", run_dir(tmp_path, "new", 0.5), base_dir)
+    assert len(problems) == 1, problems
+    assert "\n" not in problems[0] and "lora" in problems[0] and "regress --update --group lora" in problems[0]
+    assert str(base_dir) in problems[0]
+
+
+def test_committed_baselines_verify():
+    """Every committed baseline's manifest, CSV and verdicts file agree (what CI's gate reads first)."""
+    for man in sorted(regress.BASELINE_DIR.glob("*.manifest.json")):
+        group = man.name.split(".")[0]
+        assert regress.load_baseline(group)[1] is None, group
+        assert regress.load_verdicts(group)[1] is None, group
