@@ -198,9 +198,21 @@ def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path |
               file=sys.stderr)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if update_readme:
+    if update_readme and writes_checkout_results(out, group):
         write_readme(None if RESULTS_DIR == Path(__file__).resolve().parent.parent / "results" else RESULTS_DIR)
+    elif update_readme:
+        print(f"{RESULTS_DIR / 'README.md'} not regenerated: this run wrote {out}, not {RESULTS_DIR / group} "
+              f"(README reads only that folder; `python -m bench report` regenerates it)", file=sys.stderr)
     return out
+
+
+def writes_checkout_results(out: Path, group: str) -> bool:
+    """True when `out` is this results folder's own `<group>/`, the one folder README's verdicts read: only such a
+    run rewrites README.md and results/README.md (a run elsewhere touches nothing outside its --out)."""
+    try:
+        return Path(out).expanduser().resolve() == (RESULTS_DIR / group).resolve()
+    except OSError:
+        return False
 
 
 def cmd_claims(args) -> int:
@@ -301,18 +313,16 @@ def cmd_regress(args) -> int:
         groups = args.group
         for g in groups:
             load_group(g)
-    elif args.update:
+    else:   # every group, not the files found: a deleted baseline must fail, not drop its group from the gate
         groups = [g for g in REPRO_GROUPS if _implemented(g)]
-    else:
-        groups = sorted(p.name[:-len(".verdicts.json")] for p in regress.BASELINE_DIR.glob("*.verdicts.json"))
     if not groups:
         raise BenchError("no baselines in results/baselines/; create them with `python -m bench regress --update`")
     failures = []
     for group in groups:
         module = load_group(group)
         if not args.update:
-            _, problem = regress.load_baseline(group)
-            if problem:   # a damaged baseline fails at once, before the run
+            problem = regress.load_baseline(group)[1] or regress.load_verdicts(group)[1]
+            if problem:   # a damaged, missing or edited baseline file fails at once, before the run
                 print(f"{group}: baseline unusable")
                 failures.append(problem)
                 continue

@@ -77,11 +77,13 @@ def identities(models, cache_dir=None) -> dict[str, dict[str, str]]:
 
 
 def stale_models(base_models: dict, cache_dir=None) -> list[str]:
-    """Rungs whose recorded hash differs from the rung now in the cache (not built counts as differing)."""
+    """Rungs whose recorded hash differs from the rung now in the cache. A rung not built here is not listed:
+    there is nothing to compare it with (and a committed report must not depend on what this machine built)."""
     from bench import ladder as L
     out = []
     for model, ident in (base_models or {}).items():
         sha = ident.get("sha256", NONE) if isinstance(ident, dict) else NONE
-        if model in L.SPECS and sha != NONE and rung_sha256(model, cache_dir) != sha:
+        here = rung_sha256(model, cache_dir) if model in L.SPECS and sha != NONE else NONE
+        if here != NONE and here != sha:
             out.append(model)
     return out

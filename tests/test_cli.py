@@ -127,3 +127,34 @@ def test_a_kill_between_the_two_renames_is_repaired_by_the_next_run(tmp_path):
     (previous / "meta.json").write_text("old\n")
     clean_stale(out)
     assert (out / "meta.json").read_text() == "old\n" and not previous.exists()
+
+
+def test_a_run_touches_only_its_out_folder(tmp_path, monkeypatch, capsys):
+    """README.md and results/README.md are rewritten only by a run into the checkout's own results/<group>/ (or by
+    `bench report`); a run with --out elsewhere, or a smoke run into results/runs/, writes nothing outside --out."""
+    import types
+
+    import bench.cli as cli
+    import bench.report as report
+    import bench.repro as repro
+    from bench.cli import run_group
+    from bench.schema import Recorder
+
+    def run(ctx):
+        rec = Recorder(group="precision", profile=ctx.profile.name, out_dir=ctx.out_dir, claims=[])
+        rec.add("M1", "format_max", 1.0, scale="exact")
+        return rec
+
+    fake = types.SimpleNamespace(run=run, report=lambda out: None, TAKES_MODEL=False)
+    monkeypatch.setattr(repro, "load_group", lambda group: fake)
+    calls = []
+    monkeypatch.setattr(report, "write_readme", lambda results_dir=None: calls.append(results_dir))
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(cli, "RESULTS_DIR", results)
+    for out in (tmp_path / "elsewhere" / "precision", results / "runs" / "precision-smoke", results / "other"):
+        run_group("precision", "smoke", None, out, None)
+        assert calls == [] and (out / "results.csv").exists(), out
+        assert "not regenerated" in capsys.readouterr().err
+    run_group("precision", "cpu", None, None, None)            # the default folder: results/precision
+    assert len(calls) == 1 and (results / "precision" / "results.csv").exists()
