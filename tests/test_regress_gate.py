@@ -1,11 +1,10 @@
-"""The CI gate against the committed baselines, both ways: it passes when the floats change as on another
-CPU kind (another float path and freshly pretrained smoke rungs), and it fails when a real fault is planted
-(LoRA scaling alpha/(2r), LoRA's B non-zero at init, LLM.int8()'s outlier threshold ignored)."""
+"""The CI gate against the committed baselines fails when a real fault is planted (LoRA scaling alpha/(2r),
+LoRA's B non-zero at init, LLM.int8()'s outlier threshold ignored). That it passes when the floats change as on
+another CPU kind is CI's own step, `tox -e regress -- --other-float-path` (every group, ~14 min), not a test here:
+repeating it for one group cost the suite 3 min."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import torch
 from bench import regress
 from bench.cli import run_group
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
@@ -23,16 +21,6 @@ def _smoke_problems(group: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix=f"gate-{group}-") as tmp:
         run_dir = run_group(group, "smoke", None, Path(tmp) / group, None, update_readme=False)
         return regress.compare(group, run_dir)
-
-
-def test_gate_passes_under_another_float_path():
-    """`bench regress --other-float-path`: ATen's scalar kernels, MKL capped at SSE4.2, 2 threads, a fresh rung
-    cache (so the smoke rungs are pretrained again with other floats) must still pass (lora here; CI's .ci/run
-    runs it for every group)."""
-    res = subprocess.run([sys.executable, "-m", "bench", "regress", "--other-float-path", "--group", "lora"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=1500)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-    assert "lora: ok" in res.stdout and "different base model" in res.stdout   # the rungs really were rebuilt
 
 
 def test_gate_fails_when_lora_scaling_is_alpha_over_2r(monkeypatch):
