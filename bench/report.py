@@ -140,6 +140,11 @@ def _per_seed(rows: pd.DataFrame, log: bool, replicate: str = "seed") -> np.ndar
     return vals.groupby(rows[replicate].astype(str)).mean().sort_index().to_numpy()
 
 
+def _fixed(rows: pd.DataFrame, replicate: str) -> bool:
+    """An arm without randomness: every row recorded seed -1 (e.g. the zero-shot model); no seed variance."""
+    return replicate == "seed" and bool((pd.to_numeric(rows["seed"], errors="coerce") == -1).all())
+
+
 def _key(rows: pd.DataFrame, by: str) -> pd.Series:
     return _params(rows).map(lambda p: p.get(by[7:])) if by.startswith("params.") else rows[by]
 
@@ -184,7 +189,8 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
             continue
         iv = stats.diff_interval(_per_seed(ag, eff.log, eff.replicate),
                                  None if bg is None else _per_seed(bg, eff.log, eff.replicate),
-                                 _n_items(ag, eff.items), ref=eff.ref)
+                                 _n_items(ag, eff.items), ref=eff.ref, a_fixed=_fixed(ag, eff.replicate),
+                                 b_fixed=bg is not None and _fixed(bg, eff.replicate))
         outcomes.append(stats.TESTS[eff.test](iv, eff.bound))
         sides.append((outcomes[-1], iv.lo, iv.hi))
         texts.append(("" if g is None else f"{g}: ") + iv.text())
