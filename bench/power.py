@@ -20,7 +20,7 @@ with seed noise only, correlated seeds across arms (pairing is the engine's: equ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -108,3 +108,34 @@ def design_power(rule, noise: Noise, n_sim: int = 1000, seed: int = 0, effect: f
     nulls = null_boundary(rule)
     fpr = max(float(np.mean(simulate(rule, noise, x, n_sim, rng) == stats.REPRODUCED)) for x in nulls)
     return Power(power, fpr, math.nan if effect is None else float(effect), nulls, n_sim)
+
+
+def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8, what: str = "seeds",
+           n_sim: int = 400, seed: int = 0, limit: int | None = None) -> int | None:
+    """About how many seeds per arm (what="seeds": n_a = n_b = n; a fixed arm b keeps its one evaluation) or
+    test items (what="items") give `target` power at `effect`: doubling from the noise's own count, then
+    bisecting (power is monotone in n up to Monte Carlo error, so "about"). None: `limit` (default 64 seeds,
+    10^6 items) does not reach it. For the report line "about N seeds / M items would give 0.8"."""
+    if what not in ("seeds", "items"):
+        raise BenchError(f"what must be 'seeds' or 'items', got {what!r}")
+    limit = limit or (64 if what == "seeds" else 10**6)
+
+    def power(n: int) -> float:
+        if what == "seeds":
+            kw = {"n_a": n} if noise.fixed_b or rule.b is None else {"n_a": n, "n_b": n}
+        else:
+            kw = {"items": n}
+        return design_power(rule, replace(noise, **kw), n_sim, seed, effect).power
+
+    lo = max(1, noise.n_a if what == "seeds" else noise.items)
+    if power(lo) >= target:
+        return lo
+    hi = lo * 2
+    while hi <= limit and power(hi) < target:
+        lo, hi = hi, hi * 2
+    if hi > limit:
+        return None
+    while hi - lo > max(1, lo // 20):        # to about 5%
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power(mid) >= target else (mid, hi)
+    return hi

@@ -14,8 +14,14 @@ Every run records the fingerprints of the claims its group decides in its meta.j
 - "fixed before the run" when the recorded fingerprint equals the current one;
 - "rule revised after the run (<date>)" when it differs (the date of the claim's latest history entry dated
   after the run finished; "no dated history entry" when none is: a change that skipped its history entry);
-- "rule not fingerprinted at run time" for runs from before this module (committed older results), with the
-  history entries dated after the run (or on its day: the order within a day is unknown) still flagged.
+- "rule not fingerprinted at run time" for runs from before this module (committed older results). Where git
+  has the run's recorded commit, the rule is rebuilt from bench/claims.py at that commit (the file is run
+  apart, `registry_at`) and fingerprinted: equal to now, "unchanged since the run's commit (git)"; else
+  "rule revised after the run (date; from git)". Without git, the history entries dated after the run (or on
+  its day: the order within a day is unknown) are flagged. The engine constants in a rebuilt rule are
+  today's, and a run from a tree with uncommitted changes is read at its commit (the text says so).
+What a fingerprint cannot say: whether the rule's author had seen the rows before the rule was fixed (a rule
+written after a run, then a rerun that reproduces the same rows, reads "fixed before the run").
 Harness settings that are not part of the machine form (step caps, test sizes a harness picks) are not in
 the fingerprint: rows record them in params, and a rule that depends on them says so in a precondition.
 """

@@ -61,3 +61,16 @@ def test_deterministic_and_rejects_bad_input():
         Noise(-1.0, 0.1)
     with pytest.raises(BenchError, match="n_sim"):
         design_power(ABOVE, Noise(0.1, 0.1), n_sim=0)
+
+
+def test_needed_seeds_and_items_for_the_target_power():
+    from bench.power import needed
+    n = needed(ABOVE, Noise(0.02, 0.02), effect=0.03, n_sim=300)
+    assert 7 <= n <= 13                           # simulated power 0.43 at 5 seeds, 0.85 at 10
+    l4 = next(e for e in CLAIMS["L4"].checks if isinstance(e, Effect))
+    items = needed(l4, Noise(0.005, 0.005, items=400, base=0.6), what="items", n_sim=200)
+    assert 1500 <= items <= 4000
+    # more seeds cannot shrink the error of the one fixed test set
+    assert needed(l4, Noise(0.005, 0.005, items=400, base=0.6), what="seeds", n_sim=100, limit=16) is None
+    with pytest.raises(BenchError, match="what"):
+        needed(ABOVE, Noise(0.02, 0.02), effect=0.03, what="rungs")
