@@ -98,13 +98,16 @@ def design_power(rule, noise: Noise, n_sim: int = 1000, seed: int = 0, effect: f
     Raises BenchError for a rule that is not a two-arm (or one-arm vs ref) Effect, or bad noise."""
     from bench.claims import Effect
     if not isinstance(rule, Effect):
-        raise BenchError(f"design_power needs an Effect rule (a difference with an interval), got {type(rule).__name__}")
+        raise BenchError(f"design_power needs an Effect rule (a difference with an interval), "
+                         f"got {type(rule).__name__}")
     if n_sim < 1:
         raise BenchError(f"n_sim must be >= 1, got {n_sim}")
     if effect is None and rule.test == "within":
         effect = 0.0
     rng = np.random.default_rng(seed)
-    power = math.nan if effect is None else float(np.mean(simulate(rule, noise, effect, n_sim, rng) == stats.REPRODUCED))
+    power = math.nan
+    if effect is not None:
+        power = float(np.mean(simulate(rule, noise, effect, n_sim, rng) == stats.REPRODUCED))
     nulls = null_boundary(rule)
     fpr = max(float(np.mean(simulate(rule, noise, x, n_sim, rng) == stats.REPRODUCED)) for x in nulls)
     return Power(power, fpr, math.nan if effect is None else float(effect), nulls, n_sim)

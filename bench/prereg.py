@@ -45,8 +45,9 @@ FIXED, REVISED, UNRECORDED, NO_RUN = "fixed", "revised", "not fingerprinted", "n
 
 def canonical(obj):
     """A JSON-able form of a rule object that depends on its values only: dataclasses by field name (prose
-    fields and fields at their default dropped) with their type's name, tuples and lists as lists, dicts with sorted string keys, numbers
-    (not bools) as floats, so 1 and 1.0 are the same rule, as `bench.report._same` compares them."""
+    fields and fields at their default dropped) with their type's name, tuples and lists as lists, dicts with
+    sorted string keys, numbers (not bools) as floats, so 1 and 1.0 are the same rule (as `bench.report._same`
+    compares them)."""
     if is_dataclass(obj) and not isinstance(obj, type):   # a field at its default is left out: adding a field
         out = {f.name: canonical(getattr(obj, f.name)) for f in fields(obj)   # with a default keeps old prints
                if f.name not in PROSE and not (f.default is not MISSING and getattr(obj, f.name) == f.default)}

@@ -383,7 +383,8 @@ def prereg_markdown(verdicts: list[Verdict]) -> str:
 def checks_markdown(verdicts: list[Verdict]) -> str:
     """Per-check detail, for a group's report.md: each claim's pre-registration status (`prereg_markdown`), then
     preconditions first, the rule, the measured value (95% CI for effects) and the outcome."""
-    lines = ["| claim | part | rule (pre-registration: above) | measured | rows | outcome |", "|---|---|---|---|---|---|"]
+    lines = ["| claim | part | rule (pre-registration: above) | measured | rows | outcome |",
+             "|---|---|---|---|---|---|"]
     for v in verdicts:
         for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
             for r in rs:
@@ -507,7 +508,9 @@ def _real_cell(v: Verdict | None, link_prefix: str = "") -> str:
         return "-"
     text = outcome_text(v) + (f" [{v.effect}]" if v.effect else "")
     rule = f" (rule: {prereg_cell(v)})" if v.prereg is not None else ""
-    return f"[real]({link_prefix}{REAL_GROUP}/report.md): " + _short(text, 300) + rule if v.status != NOT_RUN else v.status
+    if v.status == NOT_RUN:
+        return v.status
+    return f"[real]({link_prefix}{REAL_GROUP}/report.md): " + _short(text, 300) + rule
 
 
 def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | None = None,
@@ -520,16 +523,17 @@ def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | N
     if START not in text or END not in text:
         return
     real = real or {}
-    lines = ["| ID | claim | effect (95% CI) or measured | scale run | outcome | rule | real (MiniLM, Rotten Tomatoes) |",
+    lines = ["| ID | claim | effect (95% CI) or measured | scale run | outcome | rule "
+             "| real (MiniLM, Rotten Tomatoes) |",
              "|---|---|---|---|---|---|---|"]
     for v in verdicts:
         measured = _short(v.effect or v.measured, 200)
         lines.append(f"| {v.claim.id} | {_cell(v.claim.title)} | {_cell(measured) or '-'} | {_cell(v.scale_run)} | "
                      f"{_cell(_short(outcome_text(v), 400))} | {_cell(prereg_cell(v))} | "
                      f"{_cell(_real_cell(real.get(v.claim.id), 'results/'))} |")
-    lines += ["", "`rule`: was the decision rule fixed before the run that decides it? (the run's recorded fingerprint of "
-                  "the machine rule against the rule now, `bench/prereg.py`; runs from before fingerprints: the rule at "
-                  "the run's commit, read from git, or the history dates)"]
+    lines += ["", "`rule`: was the decision rule fixed before the run that decides it? (the run's recorded "
+                  "fingerprint of the machine rule against the rule now, `bench/prereg.py`; runs from before "
+                  "fingerprints: the rule at the run's commit, read from git, or the history dates)"]
     block = START + "\n" + "\n".join(lines) + "\n\nRuns behind these verdicts (wall time as measured, on the hardware named):\n\n" + runs + END
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]
