@@ -216,7 +216,8 @@ def writes_checkout_results(out: Path, group: str) -> bool:
 
 
 def cmd_claims(args) -> int:
-    from bench.claims import CLAIMS, REAL_RULES, get
+    from bench.claims import CLAIMS, REAL_GROUP, REAL_RULES, get
+    from bench.prereg import rule_fingerprint
 
     if args.claim_id:
         c = get(args.claim_id)
@@ -229,6 +230,7 @@ def cmd_claims(args) -> int:
             for ch in items:
                 part = f"[{ch.part}] " if ch.part else ""
                 print(f"{'':13}{kind}: {part}{ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
+        print(f"{'Fingerprint:':13}{rule_fingerprint(c.id)} (sha256 of the machine rule above; bench/prereg.py)")
         for h in c.history:
             print(textwrap.fill(f"{h.date}: was '{h.old}'. Why changed: {h.reason}", 100,
                                 initial_indent=f"{'History:':13}", subsequent_indent=" " * 13))
@@ -237,6 +239,7 @@ def cmd_claims(args) -> int:
                 for ch in items:
                     part = f"[{ch.part}] " if ch.part else ""
                     print(f"{'Real (MiniLM):':15}{kind}: {part}{ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
+            print(f"{'Real (MiniLM):':15}fingerprint: {rule_fingerprint(c.id, REAL_GROUP)}")
         return 0
     print(f"{'ID':4} {'group':9} {'scales':17} title / published")
     for c in CLAIMS.values():

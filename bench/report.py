@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import stats
+from bench import prereg, stats
 from bench.claims import CLAIMS, OPS, REAL_GROUP, REAL_RULES, Check, Claim, Effect
 from bench.fileio import atomic_write_text
 from bench.schema import read_meta, read_results
@@ -57,6 +57,7 @@ class Verdict:
     reasons: dict[str, str] = field(default_factory=dict)   # part -> why (failed precondition, missing metric)
     preconditions: list[CheckResult] = field(default_factory=list)
     effect: str = ""      # the headline effect with its interval
+    prereg: prereg.PreReg | None = None   # was the rule fixed before the run? (bench.prereg; None: no run)
 
 
 def _params(rows: pd.DataFrame, col: str = "params") -> pd.Series:
@@ -140,6 +141,11 @@ def _per_seed(rows: pd.DataFrame, log: bool, replicate: str = "seed") -> np.ndar
     return vals.groupby(rows[replicate].astype(str)).mean().sort_index().to_numpy()
 
 
+def _fixed(rows: pd.DataFrame, replicate: str) -> bool:
+    """An arm without randomness: every row recorded seed -1 (e.g. the zero-shot model); no seed variance."""
+    return replicate == "seed" and bool((pd.to_numeric(rows["seed"], errors="coerce") == -1).all())
+
+
 def _key(rows: pd.DataFrame, by: str) -> pd.Series:
     return _params(rows).map(lambda p: p.get(by[7:])) if by.startswith("params.") else rows[by]
 
@@ -184,7 +190,8 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
             continue
         iv = stats.diff_interval(_per_seed(ag, eff.log, eff.replicate),
                                  None if bg is None else _per_seed(bg, eff.log, eff.replicate),
-                                 _n_items(ag, eff.items), ref=eff.ref)
+                                 _n_items(ag, eff.items), ref=eff.ref, a_fixed=_fixed(ag, eff.replicate),
+                                 b_fixed=bg is not None and _fixed(bg, eff.replicate))
         outcomes.append(stats.TESTS[eff.test](iv, eff.bound))
         sides.append((outcomes[-1], iv.lo, iv.hi))
         texts.append(("" if g is None else f"{g}: ") + iv.text())
@@ -305,13 +312,14 @@ def verdict(claim: Claim, df: pd.DataFrame, meta: dict | None = None) -> Verdict
         return Verdict(claim, status, "", [], scale_run or "-")
     if not claim.checks:
         return Verdict(claim, NO_RULE, f"{len(mine)} rows recorded", [], scale_run)
+    reg = prereg.status(claim, meta)
     pres = [evaluate(df, claim.id, c) for c in claim.preconditions]
     results = [evaluate(df, claim.id, c) for c in claim.checks]
     parts, reasons = _decide_parts(claim, results, pres, df)
     measured = "; ".join(r.text for r in results)
     effects = [r.text for r in results if isinstance(r.check, Effect)]
     return Verdict(claim, _worst(list(parts.values())), measured, results, scale_run, parts, reasons, pres,
-                   effects[0] if effects else "")
+                   effects[0] if effects else "", reg)
 
 
 def _with_timings(folder: Path) -> pd.DataFrame:
@@ -363,10 +371,20 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def prereg_markdown(verdicts: list[Verdict]) -> str:
+    """One line per decided claim: was its rule fixed before the run (bench.prereg)?"""
+    lines = [f"- {v.claim.id}: {v.prereg.text}" for v in verdicts if v.prereg is not None]
+    if not lines:
+        return ""
+    return ("Pre-registration (`bench/prereg.py`: the fingerprint of each machine rule recorded by the run, against "
+            "the rule now; history dates against the run's end):\n\n" + "\n".join(lines) + "\n\n")
+
+
 def checks_markdown(verdicts: list[Verdict]) -> str:
-    """Per-check detail: preconditions first, then the rule, the measured value (95% CI for effects) and
-    the outcome, for a group's report.md."""
-    lines = ["| claim | part | rule (fixed before the run) | measured | rows | outcome |", "|---|---|---|---|---|---|"]
+    """Per-check detail, for a group's report.md: each claim's pre-registration status (`prereg_markdown`), then
+    preconditions first, the rule, the measured value (95% CI for effects) and the outcome."""
+    lines = ["| claim | part | rule (pre-registration: above) | measured | rows | outcome |",
+             "|---|---|---|---|---|---|"]
     for v in verdicts:
         for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
             for r in rs:
@@ -374,7 +392,12 @@ def checks_markdown(verdicts: list[Verdict]) -> str:
                 out = (r.outcome or "-") + (" (waived: one-sided)" if r.waived else "")
                 lines.append(f"| {v.claim.id} | {_cell(part)} | `{_cell(r.check.describe())}` {_cell(r.check.note)} | "
                              f"{_cell(r.text)} | {r.n_rows} | {out} |")
-    return "\n".join(lines) + "\n"
+    return prereg_markdown(verdicts) + "\n".join(lines) + "\n"
+
+
+def prereg_cell(v: Verdict | None) -> str:
+    """The short pre-registration status of a verdict ("-" where nothing was decided)."""
+    return v.prereg.short if v is not None and v.prereg is not None else "-"
 
 
 def outcome_text(v: Verdict) -> str:
@@ -388,8 +411,8 @@ def outcome_text(v: Verdict) -> str:
 
 def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | None = None) -> str:
     real = real or {}
-    lines = ["| ID | claim | published | measured (effects: 95% CI) | scale run | outcome | real (MiniLM) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| ID | claim | published | measured (effects: 95% CI) | scale run | outcome | rule | real (MiniLM) |",
+             "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         c = v.claim
         link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status not in (NOT_RUN,) else c.id
@@ -397,7 +420,8 @@ def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | N
         if "paper" in c.scales and v.status in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
             status += "; paper scale: not run (needs paper scale)"
         lines.append(f"| {link} | {_cell(c.title)} | {_cell(c.published)} | {_cell(v.measured) or '-'} | "
-                     f"{_cell(v.scale_run)} | **{_cell(status)}** | {_cell(_real_cell(real.get(c.id), link_prefix))} |")
+                     f"{_cell(v.scale_run)} | **{_cell(status)}** | {_cell(prereg_cell(v))} | "
+                     f"{_cell(_real_cell(real.get(c.id), link_prefix))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -447,7 +471,11 @@ def write_readme(results_dir: Path | None = None) -> Path:
         "# Results",
         "",
         "Generated by `python -m bench report` from the stored results in this folder; do not edit by hand.",
-        "Each verdict applies the decision rule that `bench/claims.py` fixed before the run to the measured rows.",
+        "Each verdict applies the decision rule of `bench/claims.py` to the measured rows. The `rule` column says",
+        "whether that rule was fixed before the run: \"fixed before the run\" when the fingerprint of its machine form",
+        "that the run recorded equals the current one (`bench/prereg.py`); \"rule revised after the run (date)\" when",
+        "not; \"not fingerprinted\" for runs from before fingerprints were recorded, with any history entry dated",
+        "after the run (or on its day) named.",
         "Outcomes: reproduced / not reproduced / inconclusive (a precondition failed or is not measured yet, or the",
         "effect is below what the run can resolve; the reason is given) / not run. Effects carry 95% intervals from",
         "the seeds (bootstrap, t-scaled) plus the binomial error of the test items (`bench/stats.py`); the stored rows",
@@ -479,7 +507,10 @@ def _real_cell(v: Verdict | None, link_prefix: str = "") -> str:
     if v is None:
         return "-"
     text = outcome_text(v) + (f" [{v.effect}]" if v.effect else "")
-    return f"[real]({link_prefix}{REAL_GROUP}/report.md): " + _short(text, 300) if v.status != NOT_RUN else v.status
+    rule = f" (rule: {prereg_cell(v)})" if v.prereg is not None else ""
+    if v.status == NOT_RUN:
+        return v.status
+    return f"[real]({link_prefix}{REAL_GROUP}/report.md): " + _short(text, 300) + rule
 
 
 def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | None = None,
@@ -492,12 +523,17 @@ def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | N
     if START not in text or END not in text:
         return
     real = real or {}
-    lines = ["| ID | claim | effect (95% CI) or measured | scale run | outcome | real (MiniLM, Rotten Tomatoes) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| ID | claim | effect (95% CI) or measured | scale run | outcome | rule "
+             "| real (MiniLM, Rotten Tomatoes) |",
+             "|---|---|---|---|---|---|---|"]
     for v in verdicts:
         measured = _short(v.effect or v.measured, 200)
         lines.append(f"| {v.claim.id} | {_cell(v.claim.title)} | {_cell(measured) or '-'} | {_cell(v.scale_run)} | "
-                     f"{_cell(_short(outcome_text(v), 400))} | {_cell(_real_cell(real.get(v.claim.id), 'results/'))} |")
+                     f"{_cell(_short(outcome_text(v), 400))} | {_cell(prereg_cell(v))} | "
+                     f"{_cell(_real_cell(real.get(v.claim.id), 'results/'))} |")
+    lines += ["", "`rule`: was the decision rule fixed before the run that decides it? (the run's recorded "
+                  "fingerprint of the machine rule against the rule now, `bench/prereg.py`; runs from before "
+                  "fingerprints: the rule at the run's commit, read from git, or the history dates)"]
     block = START + "\n" + "\n".join(lines) + "\n\nRuns behind these verdicts (wall time as measured, on the hardware named):\n\n" + runs + END
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]

@@ -5,7 +5,8 @@ A run writes, into its group's folder (e.g. `results/lora/`):
   command twice on the same machine gives the same file.
 - `timings.csv`: same columns, for measurements that depend on the wall clock or the process
   (step times, latencies, peak RSS). They vary between runs by nature, so they live apart.
-- `meta.json`: the run's metadata (claims, profile, start/end time, command line, load average).
+- `meta.json`: the run's metadata (claims, profile, start/end time, command line, load average, and the
+  fingerprint of each rule the group decides, `bench.prereg`: was it fixed before the run?).
 
 Every row carries model (with its weights' sha256 and the data's version, `bench.provenance`), data,
 seed, scale, package versions, git commit and hardware, so a row read on its own still says where it came
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import envinfo, provenance
+from bench import envinfo, prereg, provenance
 from bench.fileio import atomic_write, atomic_write_json
 
 COLUMNS = [
@@ -82,8 +83,12 @@ class Recorder:
     notes: dict = field(default_factory=dict)
     threads: int | None = None      # torch threads of the run when not the suite's setting (envinfo.hardware)
 
+    rule_fingerprints: dict = field(default_factory=dict)   # filled when the run starts (bench.prereg)
+
     def __post_init__(self):
         envinfo.git_commit()    # fix the commit (cached) when the run starts, not when its first row is added
+        # the rules as they stand when the run starts: an edit of bench/claims.py during a run is not pre-registered
+        self.rule_fingerprints = self.rule_fingerprints or prereg.fingerprints(self.group)
 
     def add(self, claim: str, metric: str, value, *, unit: str = "", model: str = "-", data: str = "-",
             method: str = "-", seed: int | None = None, scale: str = "toy", params: dict | None = None,
@@ -130,6 +135,7 @@ class Recorder:
             "versions": envinfo.package_versions(), "git_commit": envinfo.git_commit(),
             "hardware": envinfo.hardware(self.threads), "load_average_1m_at_end": envinfo.load_average(),
             "rows": len(self.rows), "timing_rows": len(self.timing_rows), "base_models": self.base_models(),
+            "rule_fingerprint_scheme": prereg.SCHEME, "rule_fingerprints": dict(self.rule_fingerprints),
             **self.notes, **(extra_meta or {}),
         }
         atomic_write_json(out / "meta.json", meta)

@@ -51,3 +51,75 @@ def test_changed_rules_keep_history_and_cli_shows_it(capsys):
     assert main(["claims", "Q2"]) == 0
     out = capsys.readouterr().out
     assert "History:" in out and "0.9999" in out
+
+
+# ---- issue 31: the rule's prose names every threshold of its machine form (a test that fails on drift)
+def number_forms(x: float) -> set[str]:
+    """How prose writes a threshold: as is, in %, points, a fraction, bytes, 2^k, exp() of a log bound."""
+    import math
+    from fractions import Fraction
+    x = float(x)
+    a = abs(x)
+    out = {f"{x:g}", f"{a:g}", f"{a:.3g}", f"{a:.2f}"}
+    if a and a < 1e-2:
+        out |= {f"{a:.0e}".replace("e-0", "e-"), f"{a:.0e}"}
+    if x.is_integer():
+        out |= {f"{int(a):,}", f"{int(a)}"}
+    for div, unit in ((1e9, "GB"), (1e6, "MB"), (2**20, "MiB"), (2**30, "GiB")):
+        if a >= div:
+            out |= {f"{a / div:g} {unit}", f"{a / div:g}{unit}"}
+    if 0 < a < 1:
+        out |= {f"{a * 100:g}%", f"{a * 100:g} point", f"{(1 - a) * 100:g}%"}
+        fr = Fraction(a).limit_denominator(16)
+        if abs(float(fr) - a) < 1e-12:
+            out.add(f"{fr.numerator}/{fr.denominator}")
+    if a and math.log2(a).is_integer():
+        out |= {f"2^{int(math.log2(a))}"}
+    if a < 5:                        # a log bound (Effect log=True): a ratio
+        out |= {f"{math.exp(x):.3g}", f"{math.exp(-x):.3g}", f"{math.exp(a):g}x"}
+    return out
+
+
+# Thresholds the prose names in words (claim, metric, value) -> the words it must contain.
+IN_WORDS = {("L2", "lora_trainable_params", 4718592): "the paper's to the digit",
+            ("L2", "lora_trainable_params", 37748736): "the paper's to the digit",
+            ("L2", "lora_trainable_params", 4194304): "the paper's to the digit",
+            ("L2", "adapter_bytes_fp16", 8388608): "the paper's to the digit",
+            ("M1", "format_max", 3.3895313892515355e+38): "torch.finfo",
+            ("M1", "format_eps", 0.0078125): "torch.finfo",
+            ("Q1", "q1_zeropoint_roundtrip_err_over_half_step", 1.000001): "within half a step",
+            ("Q4", "plant_all_ln_dim_share_ge6", 0.5): "at half the positions or more",
+            ("Q4", "q4_accuracy_drop_llm_int8", 0.005): "half a point"}
+
+
+def _names(text: str, x: float) -> bool:
+    return any(re.search(r"(?<![\d.])" + re.escape(f) + r"(?![\d])", text) for f in number_forms(x))
+
+
+def _unnamed(text: str, cid: str, items) -> list:
+    out = []
+    for ch in items:
+        x = ch.bound if hasattr(ch, "bound") else ch.target
+        words = IN_WORDS.get((cid, ch.metric, x))
+        if not (words in text if words else _names(text, x)):
+            out.append(f"{cid} [{ch.part}] {ch.metric}: {x:g}")
+    return out
+
+
+def test_rule_prose_names_every_threshold_of_its_machine_form():
+    unnamed = [u for cid, c in CLAIMS.items() for u in _unnamed(c.rule, cid, (*c.preconditions, *c.checks))]
+    assert not unnamed, "rule prose drifted from its machine form: " + "; ".join(unnamed)
+
+
+def test_real_rule_notes_name_their_thresholds():
+    from bench.claims import REAL_RULES
+    unnamed = [u for cid, (pre, checks) in REAL_RULES.items() for ch in (*pre, *checks) if ch.note
+               for u in _unnamed(ch.note, cid, [ch])]
+    assert not unnamed, "a real rule's note drifted from its machine form: " + "; ".join(unnamed)
+
+
+def test_prose_check_fails_on_a_drifted_threshold():
+    from dataclasses import replace
+    c = CLAIMS["L4"]
+    moved = [replace(e, bound=0.07) if hasattr(e, "bound") else e for e in c.checks]
+    assert not _unnamed(c.rule, "L4", c.checks) and _unnamed(c.rule, "L4", moved)

@@ -113,3 +113,42 @@ def test_runs_table_marks_a_resumed_run(tmp_path):
     text = runs_table(tmp_path)
     assert "| 10.0 min (resumed: 7 runs from the job cache) |" in text
     assert "| 2.0 min |" in text and "| int8 | - | not run yet |" in text
+
+
+def test_reports_say_fixed_before_the_run_only_when_the_fingerprint_matches(tmp_path):
+    """issue 31: the run's recorded rule fingerprint against the rule now (bench.prereg)."""
+    from bench.report import checks_markdown, group_verdicts
+    from bench.schema import read_meta
+    folder = l2_results(tmp_path, 4_718_592) / "lora"
+    v = next(v for v in group_verdicts("lora", folder) if v.claim.id == "L2")
+    assert v.prereg.state == "fixed" and "L2: rule fixed before the run" in checks_markdown([v])
+    meta = read_meta(folder)
+    meta["rule_fingerprints"]["L2"] = "0" * 16                       # the rule changed since the run
+    (folder / "meta.json").write_text(json.dumps(meta))
+    v = next(v for v in group_verdicts("lora", folder) if v.claim.id == "L2")
+    text = checks_markdown([v])
+    assert "fixed before" not in text and "L2: rule revised after the run (no history entry dated after" in text
+    del meta["rule_fingerprints"]                                     # a run from before fingerprints,
+    meta["git_commit"] = "unknown"                                    # at a commit git cannot show
+    (folder / "meta.json").write_text(json.dumps(meta))
+    row = next(line for line in write_readme(tmp_path).read_text().splitlines() if line.startswith("| [L2]"))
+    assert "| not fingerprinted |" in row
+
+
+def test_one_run_arm_borrows_variance_unless_its_rows_are_fixed():
+    """issue 31, the Welch df bug: a one-seed arm gets the other arm's seed spread; a zero-shot arm (seed -1)
+    has none."""
+    from bench.claims import Effect
+    from bench.report import evaluate_effect
+    rec = Recorder(group="real", profile="smoke", out_dir=None)
+    for seed, a in enumerate([0.80, 0.78, 0.82]):
+        rec.add("-", "acc", a, method="full", seed=seed)
+    rec.add("-", "acc", 0.5, method="zeroshot", seed=None)
+    rec.add("-", "acc", 0.5, method="one", seed=0)
+    df = rec.frame().assign(source="results")
+    width = {}
+    for m in ("zeroshot", "one"):
+        r = evaluate_effect(df, "X", Effect("acc", W(method="full"), "above", 0.0, W(method=m), claim_rows="-"))
+        (_, lo, hi), = r.groups
+        width[m] = hi - lo
+    assert abs(width["one"] / width["zeroshot"] - 2.0) < 0.1     # sqrt(1 + 3): the borrowed sd of one run

@@ -37,3 +37,49 @@ def test_spearman_ranks_ties_and_degenerate_inputs():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486832980505138)   # average ranks for ties
     assert math.isnan(spearman([1], [2])) and math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+# issue 31: real L4 (LoRA r = 1, one seed) against full FT (3 seeds), 1,000 test items
+L4_LORA, L4_FULL, L4_ITEMS = [0.768], [0.790, 0.761, 0.794], 1000
+
+
+def test_one_seed_arm_borrows_the_other_arms_variance():
+    iv = stats.diff_interval(L4_LORA, L4_FULL, L4_ITEMS)
+    s_b = np.std(L4_FULL, ddof=1)
+    se_i = math.sqrt(0.768 * 0.232 / 1000 + np.mean(L4_FULL) * (1 - np.mean(L4_FULL)) / 1000)
+    # before the fix: df 0 -> z = 1.96, the one-seed arm's variance ignored: [-0.056, +0.028]
+    bug = math.hypot(1.96 * s_b / math.sqrt(3), 1.96 * se_i)
+    assert (iv.est - bug, iv.est + bug) == pytest.approx((-0.056, 0.028), abs=0.002)
+    # t with 2 df but still without the single arm's variance: the issue's [-0.071, +0.044]
+    t2 = math.hypot(4.303 * s_b / math.sqrt(3), 1.96 * se_i)
+    assert (iv.est - t2, iv.est + t2) == pytest.approx((-0.071, 0.044), abs=0.002)
+    # now (Crawford & Howell 1998): the single run has the full-FT arm's seed sd, se^2 = s^2 (1 + 1/3), df 2
+    half = math.hypot(4.303 * s_b * math.sqrt(1 + 1 / 3), 1.96 * se_i)
+    assert iv.hi - iv.lo == pytest.approx(2 * half, rel=0.05)
+    assert iv.lo < -0.071 and iv.hi > 0.044 and iv.se_seeds == pytest.approx(s_b * math.sqrt(4 / 3), rel=0.05)
+    assert stats.above(iv, -0.03) == stats.INCONCLUSIVE
+    flipped = stats.diff_interval(L4_FULL, L4_LORA, L4_ITEMS)   # symmetric in which arm has one run
+    assert flipped.hi - flipped.lo == pytest.approx(iv.hi - iv.lo, rel=0.05)
+
+
+def test_one_seed_interval_is_the_pooled_t_interval_of_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    iv = stats.diff_interval(L4_LORA, L4_FULL)
+    ci = scipy_stats.ttest_ind(L4_LORA, L4_FULL, equal_var=True).confidence_interval(0.95)
+    assert (iv.lo, iv.hi) == pytest.approx((ci.low, ci.high), rel=0.05)
+
+
+def test_fixed_arm_has_no_seed_variance():
+    a, zero_shot = [0.60, 0.62, 0.64], [0.30]
+    fixed = stats.diff_interval(a, zero_shot, b_fixed=True)
+    assert fixed.se_seeds == pytest.approx(np.std(a, ddof=1) / math.sqrt(3), rel=0.05)
+    random = stats.diff_interval(a, zero_shot)              # one trained seed: borrows a's sd
+    assert random.se_seeds == pytest.approx(fixed.se_seeds * 2, rel=0.05)
+
+
+def test_no_replicated_arm_gives_an_undefined_interval():
+    for iv in (stats.diff_interval([0.7], [0.5], n_items=400), stats.diff_interval([0.7], ref=0.5)):
+        assert iv.lo == -math.inf and iv.hi == math.inf and math.isclose(iv.est, 0.2)
+        assert {stats.above(iv, 0.0), stats.below(iv, 0.0), stats.within(iv, 0.5)} == {stats.INCONCLUSIVE}
+    both_fixed = stats.diff_interval([0.7], [0.5], n_items=400, a_fixed=True, b_fixed=True)
+    assert math.isfinite(both_fixed.lo) and both_fixed.se_seeds == 0

@@ -90,7 +90,8 @@ def _adaptation(runs: pd.DataFrame, order: list, size: dict) -> list:
             if f.empty or z.empty:
                 continue
             n_items = int(f["n_test"].dropna().iloc[0]) if task in CLASSIFICATION and f["n_test"].notna().any() else 0
-            iv = diff_interval(f.sort_values("seed")["value"].to_numpy(float), z["value"].to_numpy(float)[:1], n_items)
+            iv = diff_interval(f.sort_values("seed")["value"].to_numpy(float), z["value"].to_numpy(float)[:1], n_items,
+                               b_fixed=True)   # the zero-shot model: no seed
             se = math.hypot(iv.se_seeds, iv.se_items)
             p = {"task": task, "rung_params": int(size[m]), "zeroshot": float(z["value"].iloc[0])}
             out.append(("-", "adapt_full_minus_zeroshot", iv.est, dict(p), m))

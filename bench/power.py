@@ -1,0 +1,144 @@
+"""Design power of a two-arm difference rule (issue 31, item 2): could this rerun come out either way?
+
+`design_power(rule, noise)` simulates reruns of one `bench.claims.Effect` on the design the noise describes
+and decides each with the engine's own interval and test (`bench.stats.diff_interval`, `bench.stats.TESTS`),
+as `bench.report.evaluate_effect` does for one group of rows:
+- every seed of an arm scores  true arm mean + the arm's test-set error + seed noise  (the seeds of an arm
+  share one fixed test set: its error is drawn once per rerun and arm, Binomial(items, p) / items - p, where
+  the rule's metric is a proportion over `items` test items; the seed noise is Normal(0, seed sd));
+- the power is the share of reruns that decide "reproduced" when the true difference (a - b) is the published
+  effect; the false-positive rate is that share at the null boundary: the rule's bound for "above" / "below"
+  (the difference that must NOT count as reproduced), the band's edge for "within" (the larger of the two
+  edges' rates).
+The interval is two-sided 95%, so a one-sided rule ("above", "below") has a nominal false-positive rate of
+2.5% at its boundary, an equivalence ("within", two one-sided tests at 2.5%, Schuirmann 1987) at most 2.5% at
+either edge; a two-sided test (above OR below 0) 5%. Monte Carlo error: sqrt(p (1 - p) / n_sim).
+Not modelled yet: rules read per rung (`by`: one group here), log-scale rules are simulated on the log scale
+with seed noise only, correlated seeds across arms (pairing is the engine's: equal seed counts > 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from bench import BenchError, stats
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The noise of one rerun, per arm, in the rule's units (proportions 0-1 for accuracies; log units for a
+    `log` rule). Measured from the run's own rows: the per-arm seed sd and the test size."""
+
+    sd_a: float              # seed-to-seed standard deviation of arm a
+    sd_b: float              # ... of arm b (0 for a fixed arm)
+    n_a: int = 3             # seeds (runs) of arm a
+    n_b: int = 3             # seeds of arm b (1 and fixed_b: one deterministic evaluation, e.g. zero-shot)
+    items: int = 0           # test items when the metric is a proportion (binomial test-set error); 0: none
+    base: float = 0.5        # arm b's true mean (the binomial variance p(1-p) depends on it); arm a's = base + effect
+    fixed_b: bool = False    # arm b has no seed randomness (seed -1 rows): no seed variance, as the engine reads it
+
+    def __post_init__(self):
+        if self.n_a < 1 or self.n_b < 1 or self.sd_a < 0 or self.sd_b < 0 or self.items < 0:
+            raise BenchError(f"noise needs n >= 1, sd >= 0 and items >= 0, got {self}")
+        if self.items and not 0 <= self.base <= 1:
+            raise BenchError(f"a proportion's base must be in [0, 1], got {self.base}")
+
+
+@dataclass(frozen=True)
+class Power:
+    power: float             # share of reruns deciding "reproduced" at the published effect (NaN: none given)
+    fpr: float               # share deciding "reproduced" at the null boundary
+    effect: float            # the true difference the power is for
+    null: tuple              # the true difference(s) the false-positive rate is for
+    n_sim: int
+
+    @property
+    def mc_se(self) -> float:
+        """Monte Carlo standard error of a rate near 0.5 (the largest): 0.5 / sqrt(n_sim)."""
+        return 0.5 / math.sqrt(self.n_sim)
+
+
+def null_boundary(rule) -> tuple[float, ...]:
+    """The true differences at which "reproduced" is a false positive: the bound of above / below, both band
+    edges of within."""
+    return (-rule.bound, rule.bound) if rule.test == "within" else (rule.bound,)
+
+
+def simulate(rule, noise: Noise, true_diff: float, n_sim: int, rng) -> np.ndarray:
+    """Outcomes of n_sim simulated reruns of `rule` (an Effect) with true difference a - b = true_diff."""
+    test = stats.TESTS[rule.test]
+    two = rule.b is not None
+    base = noise.base if two else rule.ref
+    pa, pb = base + true_diff, base
+    out = []
+    for _ in range(n_sim):
+        a = pa + _test_set_error(pa, noise.items, rng) + rng.normal(0.0, noise.sd_a, noise.n_a)
+        b = None
+        if two:
+            b = pb + _test_set_error(pb, noise.items, rng) + rng.normal(0.0, noise.sd_b, noise.n_b)
+        iv = stats.diff_interval(a, b, noise.items, ref=rule.ref, seed=int(rng.integers(2**31)),
+                                 b_fixed=two and noise.fixed_b)
+        out.append(test(iv, rule.bound))
+    return np.array(out)
+
+
+def _test_set_error(p: float, items: int, rng) -> float:
+    if not items:
+        return 0.0
+    p = min(max(p, 0.0), 1.0)
+    return rng.binomial(items, p) / items - p
+
+
+def design_power(rule, noise: Noise, n_sim: int = 1000, seed: int = 0, effect: float | None = None) -> Power:
+    """Power at the published `effect` (a - b; for a "within" rule 0 when not given: equivalence at no
+    difference) and the false-positive rate at the null boundary, each over n_sim simulated reruns (seeded).
+    Raises BenchError for a rule that is not a two-arm (or one-arm vs ref) Effect, or bad noise."""
+    from bench.claims import Effect
+    if not isinstance(rule, Effect):
+        raise BenchError(f"design_power needs an Effect rule (a difference with an interval), "
+                         f"got {type(rule).__name__}")
+    if n_sim < 1:
+        raise BenchError(f"n_sim must be >= 1, got {n_sim}")
+    if effect is None and rule.test == "within":
+        effect = 0.0
+    rng = np.random.default_rng(seed)
+    power = math.nan
+    if effect is not None:
+        power = float(np.mean(simulate(rule, noise, effect, n_sim, rng) == stats.REPRODUCED))
+    nulls = null_boundary(rule)
+    fpr = max(float(np.mean(simulate(rule, noise, x, n_sim, rng) == stats.REPRODUCED)) for x in nulls)
+    return Power(power, fpr, math.nan if effect is None else float(effect), nulls, n_sim)
+
+
+def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8, what: str = "seeds",
+           n_sim: int = 400, seed: int = 0, limit: int | None = None) -> int | None:
+    """About how many seeds per arm (what="seeds": n_a = n_b = n; a fixed arm b keeps its one evaluation) or
+    test items (what="items") give `target` power at `effect`: doubling from the noise's own count, then
+    bisecting (power is monotone in n up to Monte Carlo error, so "about"). None: `limit` (default 64 seeds,
+    10^6 items) does not reach it. For the report line "about N seeds / M items would give 0.8"."""
+    if what not in ("seeds", "items"):
+        raise BenchError(f"what must be 'seeds' or 'items', got {what!r}")
+    limit = limit or (64 if what == "seeds" else 10**6)
+
+    def power(n: int) -> float:
+        if what == "seeds":
+            kw = {"n_a": n} if noise.fixed_b or rule.b is None else {"n_a": n, "n_b": n}
+        else:
+            kw = {"items": n}
+        return design_power(rule, replace(noise, **kw), n_sim, seed, effect).power
+
+    lo = max(1, noise.n_a if what == "seeds" else noise.items)
+    if power(lo) >= target:
+        return lo
+    hi = lo * 2
+    while hi <= limit and power(hi) < target:
+        lo, hi = hi, hi * 2
+    if hi > limit:
+        return None
+    while hi - lo > max(1, lo // 20):        # to about 5%
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power(mid) >= target else (mid, hi)
+    return hi

@@ -1,0 +1,209 @@
+"""Pre-registration by fingerprint (issue 31): was a verdict's rule fixed before the run that it decides?
+
+A claim's *machine rule* is everything `bench.report.verdict` reads to decide it: its `Check`s and `Effect`s
+(preconditions first, then checks: metrics, row filters, ops, targets, bounds, tolerances, tests, arms,
+reductions, item counts, parts, the one-sided `moves`), the group whose rows it reads, its scale words (a claim
+with no rows is "needs paper scale" or "not run" by them), and the engine constants the rule reads (the
+interval level; the one-sided stress test's shares, ceiling and bounded metrics where a precondition has
+`moves`). Prose is left out: the claim's title, statement, `rule=` text, notes and history. The fingerprint is
+the first 16 hex digits of the sha256 of a canonical JSON of that (sorted keys, numbers as floats, tuples as
+lists), so it is the same in every process and on every machine, whatever the order of a dict.
+
+Every run records the fingerprints of the claims its group decides in its meta.json (`rule_fingerprints`,
+`bench.schema.Recorder.save`). `bench report` then says, per claim:
+- "fixed before the run" when the recorded fingerprint equals the current one;
+- "rule revised after the run (<date>)" when it differs (the date of the claim's latest history entry dated
+  after the run finished; "no dated history entry" when none is: a change that skipped its history entry);
+- "rule not fingerprinted at run time" for runs from before this module (committed older results). Where git
+  has the run's recorded commit, the rule is rebuilt from bench/claims.py at that commit (the file is run
+  apart, `registry_at`) and fingerprinted: equal to now, "unchanged since the run's commit (git)"; else
+  "rule revised after the run (date; from git)". Without git, the history entries dated after the run (or on
+  its day: the order within a day is unknown) are flagged. The engine constants in a rebuilt rule are
+  today's, and a run from a tree with uncommitted changes is read at its commit (the text says so).
+What a fingerprint cannot say: whether the rule's author had seen the rows before the rule was fixed (a rule
+written after a run, then a rerun that reproduces the same rows, reads "fixed before the run").
+Harness settings that are not part of the machine form (step caps, test sizes a harness picks) are not in
+the fingerprint: rows record them in params, and a rule that depends on them says so in a precondition.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+import sys
+import types
+from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
+
+SCHEME = 1           # version of the canonical form below: a change of the form changes every fingerprint
+HEX = 16             # hex digits kept of the sha256
+PROSE = frozenset({"note"})   # Check / Effect fields that are words, not rule
+
+FIXED, REVISED, UNRECORDED, NO_RUN = "fixed", "revised", "not fingerprinted", "no run"
+
+
+def canonical(obj):
+    """A JSON-able form of a rule object that depends on its values only: dataclasses by field name (prose
+    fields and fields at their default dropped) with their type's name, tuples and lists as lists, dicts with
+    sorted string keys, numbers (not bools) as floats, so 1 and 1.0 are the same rule (as `bench.report._same`
+    compares them)."""
+    if is_dataclass(obj) and not isinstance(obj, type):   # a field at its default is left out: adding a field
+        out = {f.name: canonical(getattr(obj, f.name)) for f in fields(obj)   # with a default keeps old prints
+               if f.name not in PROSE and not (f.default is not MISSING and getattr(obj, f.name) == f.default)}
+        return {"kind": type(obj).__name__, **out}
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (tuple, list)):
+        return [canonical(x) for x in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, (int, float)):
+        return float(obj)
+    raise TypeError(f"not part of a machine rule: {type(obj).__name__}")
+
+
+def machine_rule(claim) -> dict:
+    """The canonical machine form of a `bench.claims.Claim` (as `bench.report.verdict` decides it)."""
+    from bench import report, stats
+    rule = [*claim.preconditions, *claim.checks]
+    engine = {"level": stats.LEVEL}
+    if any(getattr(c, "moves", "") for c in rule):
+        engine.update(stress=report.STRESS, ceiling=report.CEILING, bounded=report.BOUNDED)
+    return canonical({"scheme": SCHEME, "id": claim.id, "group": claim.group, "scales": claim.scales,
+                      "preconditions": claim.preconditions, "checks": claim.checks, "engine": engine})
+
+
+def fingerprint(claim) -> str:
+    """16 hex digits of the sha256 of the claim's canonical machine rule."""
+    text = json.dumps(machine_rule(claim), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:HEX]
+
+
+def _claim(claim_id: str, group: str | None):
+    from bench.claims import REAL_GROUP, REAL_RULES, get
+    claim = get(claim_id)
+    if group in (None, claim.group):
+        return claim
+    if group == REAL_GROUP and claim.id in REAL_RULES:
+        from bench.report import real_claim
+        return real_claim(claim.id)
+    from bench import BenchError
+    raise BenchError(f"claim {claim.id} is not decided in group {group!r} (its group: {claim.group})")
+
+
+def rule_fingerprint(claim_id: str, group: str | None = None) -> str:
+    """The fingerprint of a claim's machine rule; group "real": its real-track rule (bench.claims.REAL_RULES).
+    Raises BenchError for an unknown claim, or a group that does not decide it."""
+    return fingerprint(_claim(claim_id, group))
+
+
+def fingerprints(group: str) -> dict[str, str]:
+    """{claim ID: fingerprint} of every claim the group's results decide ({} for a group that decides none)."""
+    from bench.claims import CLAIMS, REAL_GROUP, REAL_RULES
+    if group == REAL_GROUP:
+        return {cid: rule_fingerprint(cid, REAL_GROUP) for cid in REAL_RULES}
+    return {c.id: fingerprint(c) for c in CLAIMS.values() if c.group == group}
+
+
+@functools.lru_cache(maxsize=16)
+def registry_at(commit: str):
+    """bench/claims.py as it was at a git commit, loaded apart (None when git, the commit or the old file is not
+    available here, or the old file does not load): the rules a run from before fingerprints started with."""
+    from bench.envinfo import REPO_ROOT
+    sha = commit.removesuffix("+dirty")
+    if not sha or sha == "unknown":
+        return None
+    try:
+        src = subprocess.run(["git", "show", f"{sha}:bench/claims.py"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=20)
+        if src.returncode != 0:
+            return None
+        name = f"_bench_claims_at_{sha}"
+        mod = types.ModuleType(name)
+        sys.modules[name] = mod           # dataclasses look their module up while the class is made
+        try:
+            exec(compile(src.stdout, f"bench/claims.py@{sha}", "exec"), mod.__dict__)
+        finally:
+            sys.modules.pop(name, None)
+        return mod
+    except Exception:                     # noqa: BLE001 -- an old file that no longer loads: no reconstruction
+        return None
+
+
+def fingerprint_at(claim, commit: str) -> str | None:
+    """The fingerprint the claim's rule had at `commit` (its real-track rule for group "real"); None when the
+    registry of that commit is not available or does not hold the claim."""
+    from bench.claims import REAL_GROUP
+    old = registry_at(commit)
+    if old is None or claim.id not in getattr(old, "CLAIMS", {}):
+        return None
+    then = old.CLAIMS[claim.id]
+    if claim.group == REAL_GROUP:
+        rules = getattr(old, "REAL_RULES", {})
+        if claim.id not in rules:
+            return None
+        pre, checks = rules[claim.id]
+        then = replace(then, checks=checks, preconditions=pre, scales=claim.scales, group=REAL_GROUP)
+    try:
+        return fingerprint(then)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class PreReg:
+    """A verdict's pre-registration status. state: fixed / revised / not fingerprinted / no run."""
+
+    state: str
+    text: str              # the sentence for a report
+    short: str             # a table cell
+    revised: tuple = ()    # dates of history entries after the run (or on its day)
+
+
+def status(claim, meta: dict | None, git: bool = True) -> PreReg:
+    """Compare the run's recorded fingerprint of `claim` (meta.json's `rule_fingerprints`) with the current one
+    and its history dates with the run's `finished` timestamp (ISO 8601; history dates are days, so an entry
+    on the run's own day counts as possibly after it). The real track's rules keep no history of their own
+    (the claim's history is its toy rule's), so only their fingerprints speak for them.
+    A run from before fingerprints: with `git`, the rule is rebuilt from bench/claims.py at the run's recorded
+    commit (`fingerprint_at`) and compared; where git cannot, the history dates alone speak."""
+    from bench.claims import REAL_GROUP
+    meta = meta or {}
+    finished = str(meta.get("finished") or "")[:10]
+    if not finished:
+        return PreReg(NO_RUN, "no run", "-")
+    history = () if claim.group == REAL_GROUP else claim.history
+    after = tuple(sorted({h.date for h in history if h.date > finished}))
+    same_day = tuple(sorted({h.date for h in history if h.date == finished}))
+    recorded = (meta.get("rule_fingerprints") or {}).get(claim.id)
+    now = fingerprint(claim)
+    if recorded and meta.get("rule_fingerprint_scheme") != SCHEME:   # another canonical form: not comparable
+        recorded = None
+    if recorded == now:
+        return PreReg(FIXED, f"rule fixed before the run (fingerprint {now})", "fixed before the run")
+    if recorded:
+        when = after[-1] if after else same_day[-1] if same_day else ""
+        date = when or f"no history entry dated after {finished}"
+        return PreReg(REVISED, f"rule revised after the run ({date}; fingerprint at the run {recorded}, now {now})",
+                      f"rule revised after the run ({date})", after + same_day)
+    commit = str(meta.get("git_commit") or "")
+    then = fingerprint_at(claim, commit) if git else None
+    dirty = " (its tree had uncommitted changes)" if commit.endswith("+dirty") else ""
+    if then == now:
+        return PreReg(UNRECORDED, f"rule not fingerprinted at run time ({finished}); the rule at the run's commit "
+                                  f"{commit}{dirty}, read from git, is the rule now (fingerprint {now})",
+                      "not fingerprinted; unchanged since the run's commit (git)")
+    if then is not None:
+        when = after[-1] if after else same_day[-1] if same_day else f"no history entry dated after {finished}"
+        return PreReg(REVISED, f"rule revised after the run ({when}; not fingerprinted at run time: the rule at the "
+                               f"run's commit {commit}{dirty}, read from git, had fingerprint {then}, now {now})",
+                      f"rule revised after the run ({when}; from git)", after + same_day)
+    notes = []
+    if after:
+        notes.append(f"revised after the run ({', '.join(after)})")
+    if same_day:
+        notes.append(f"revised on the run's day ({same_day[-1]}; order unknown)")
+    tail = ("; " + "; ".join(notes)) if notes else ""
+    return PreReg(UNRECORDED, f"rule not fingerprinted at run time ({finished}){tail}",
+                  "not fingerprinted" + tail, after + same_day)
