@@ -69,8 +69,8 @@ def connect(address: str):
 
 
 def local_cluster(workers: int):
-    """A LocalCluster of `workers` one-thread worker processes, every socket on 127.0.0.1, no dashboard and no
-    memory limit (the local pool has none either)."""
+    """A LocalCluster of `workers` one-thread worker processes, every socket on 127.0.0.1, no dashboard, no memory
+    limit (the local pool has none either) and its logs silenced (the driver reports a failed job in one line)."""
     from distributed import LocalCluster
     return LocalCluster(host="127.0.0.1", n_workers=workers, threads_per_worker=1, processes=True,
                         dashboard_address=None, memory_limit=0, silence_logs=logging.CRITICAL)

@@ -116,6 +116,22 @@ def test_executor_choice_is_checked_before_any_work(monkeypatch):
         jobs.executor_from("local", "tcp://127.0.0.1:1")
 
 
+def test_a_worker_with_other_sources_refuses_the_job(monkeypatch):
+    """run_job in this process (as a worker would): sources checked, then prepared once with the driver's ENV."""
+    import pickle
+    from bench import jobs_dask
+    monkeypatch.setenv("BENCH_THREADS", "1")           # _prepare sets these two; restored afterwards
+    monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
+    monkeypatch.setattr(jobs_dask, "_PREPARED", {"token": None})
+    payload = pickle.dumps((_setup, (1,), 1, "0" * 16, False))
+    with pytest.raises(BenchError, match="runs other sources than the driver"):
+        jobs_dask.run_job("other-token", payload, pickle.dumps((_square_plus_base, 2)))
+    good = pickle.dumps((_setup, (1,), 1, jobs_dask.source_hash(), True))
+    assert jobs_dask.run_job("token", good, pickle.dumps((_square_plus_base, 2)))[0] == 5
+    assert jobs.ENV[jobs.DRIVER_CACHE] is True          # the driver keeps the cache: the job must not
+    jobs.ENV.clear()
+
+
 def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
     from bench import cli, jobs_dask
     monkeypatch.setattr(jobs_dask, "CONNECT_TIMEOUT_S", 1)
