@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override one field of the group's settings for this profile (repeatable), e.g. "
                          "--set ranks=1,2,4 --set methods=lora,prefix; values are parsed by the field's type "
                          "(int, float, bool, str, comma-separated tuples); an unknown key lists the valid ones")
+    rp.add_argument("--executor", default=None, choices=("local", "dask"),
+                    help="where the group's jobs run: local (this machine's process pool, the default) or dask "
+                         "(Dask distributed; needs `pip install .[dask]`); default: $BENCH_EXECUTOR, else local")
+    rp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="with --executor dask: the scheduler (tcp://HOST:8786, or a scheduler file); default: "
+                         "$BENCH_SCHEDULER, else a local cluster of the profile's workers on 127.0.0.1. The results "
+                         "are the local executor's (README: More than one machine)")
 
     rg = sub.add_parser("regress", help="rerun smoke profiles and compare with committed baselines",
                         description="For each group with a baseline in results/baselines/, run the smoke profile into "
@@ -166,14 +173,18 @@ def check_model(model: str | None) -> None:
 
 
 def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path | None, model: str | None,
-              update_readme: bool = True, sets: list[str] | None = None) -> Path:
+              update_readme: bool = True, sets: list[str] | None = None, executor: str | None = None,
+              scheduler: str | None = None) -> Path:
     """Validate every input, run one group into a staging folder, then replace `out` with it as a whole:
-    a crash or a kill leaves `out` as it was (bench.fileio.publish). `sets`: --set key=value items."""
+    a crash or a kill leaves `out` as it was (bench.fileio.publish). `sets`: --set key=value items;
+    `executor`, `scheduler`: where its jobs run (bench.jobs.executor_from; a scheduler is reached before any work)."""
     from bench.fileio import clean_stale, new_staging, publish
+    from bench.jobs import executor_from, use_executor
     from bench.profiles import get_profile, parse_seeds
     from bench.report import write_readme
     from bench.repro import RunContext, load_group, parse_sets
 
+    ex = executor_from(executor, scheduler)
     profile = get_profile(profile_name)          # validate cheap inputs before importing the group
     seeds = parse_seeds(seeds_text, profile)
     check_model(model)
@@ -188,10 +199,12 @@ def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path |
         ctx = RunContext(profile=profile, seeds=seeds, out_dir=staging, model=model,
                          options={"settings": overrides} if overrides else {})
         t0 = time.time()
-        rec = module.run(ctx)
+        with use_executor(ex):
+            rec = module.run(ctx)
         rec.out_dir = staging
         rec.save(extra_meta={"seeds": list(seeds), "model_arg": model, **({"settings_set": overrides} if overrides
-                                                                                  else {})})
+                                                                                  else {}),
+                             **({"executor": ex.describe()} if ex.kind != "local" else {})})
         module.report(staging)
         publish(staging, out)
         print(f"{group}: {len(rec.rows)} rows, {len(rec.timing_rows)} timing rows in {time.time() - t0:.0f} s -> {out}",
@@ -284,7 +297,7 @@ def cmd_pretrain(args) -> int:
 
 def cmd_repro(args) -> int:
     run_group(args.group, args.profile, args.seeds, args.out, args.model, update_readme=not args.no_report,
-              sets=args.sets)
+              sets=args.sets, executor=args.executor, scheduler=args.scheduler)
     return 0
 
 

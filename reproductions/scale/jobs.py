@@ -11,6 +11,9 @@ training job is kept under $BENCH_CACHE/../scale/jobs/, keyed by everything its 
 rung's weights hash, the world, the settings it reads (`job_settings`), torch's version and the hash of the code
 it runs; JOB_VERSION for this module's own part). A long run that
 is stopped resumes where it was; its rows (wall times included) are those measured when the job first ran.
+With the local executor a job reads and writes the cache itself (`do_job`); with the dask executor the driver does
+(`DriverCache`, passed as JobRunner(cache=...)): a cached job is never dispatched, and a worker on another machine
+never writes. A file is written whole under a temporary name and renamed into place (readers see all or nothing).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import NamedTuple
 import torch
 import transformers
 
-from bench.jobs import ENV, RowBuffer
+from bench.jobs import DRIVER_CACHE, ENV, RowBuffer
 from bench.methods.lora import lora_layers
 from bench.train import resolve_device
 from bench.repro import RunContext
@@ -77,7 +80,7 @@ def cache_path(job: Job) -> Path | None:
             "torch": torch.__version__, "transformers": transformers.__version__, "device": resolve_device("auto").type,
             "code": ENV["code"], "d2t_data": _d2t_source()}
     key = hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return job_cache_dir() / f"{job.rung}-{job.task}-{job.method}-{key}.pt"
+    return job_cache_dir() / f"{Path(job.rung).name}-{job.task}-{job.method}-{key}.pt"   # rung: maybe a folder
 
 
 def job_settings_of(job: Job, s: Settings) -> Settings:
@@ -117,20 +120,47 @@ def _d2t_source() -> str | None:
 
 def do_job(job: Job):
     """Run one job in this process (or take it from the job cache); returns what the main process needs:
-    zeroshot (RowBuffer, None, None, False); fit (RowBuffer, kept part or None, validation scores, from cache)."""
-    path = cache_path(job)
+    zeroshot (RowBuffer, None, None, False); fit (RowBuffer, kept part or None, validation scores, from cache).
+    Where the driver keeps the cache (ENV[DRIVER_CACHE]) the job only runs."""
+    path = None if ENV.get(DRIVER_CACHE) else cache_path(job)
+    hit = _load(path)
+    if hit is not None:
+        return hit
+    out = _run(job)
+    _store(path, out)
+    return (*out, False)
+
+
+def _load(path: Path | None):
     if path is not None and path.exists():
         try:
             return (*torch.load(path, weights_only=False)[:3], True)
         except Exception:  # noqa: BLE001 - a torn or stale file: run the job again
             pass
-    out = _run(job)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(out, tmp)
-        os.replace(tmp, path)
-    return (*out, False)
+    return None
+
+
+def _store(path: Path | None, out) -> None:
+    """Write `out` whole under a name of this host and process, then rename it into place (atomic on one
+    filesystem; drivers sharing the cache each write a job they both ran, the last rename wins)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.uname().nodename}-{os.getpid()}")
+    torch.save(out, tmp)
+    os.replace(tmp, path)
+
+
+class DriverCache:
+    """The job cache as the driver consults it (bench.jobs.JobCache; the dask executor): keys from the driver's
+    own ENV (its setup ran there too), so workers need neither the cache nor a shared disk."""
+
+    def get(self, job: Job):
+        return _load(cache_path(job))
+
+    def put(self, job: Job, result) -> None:
+        if not result[3]:
+            _store(cache_path(job), result[:3])
 
 
 def _run(job: Job):

@@ -3,7 +3,8 @@ by rung the zero-shot baselines and the sweep (+ P2's low-data run on the larges
 ablation rungs), the second pretraining seed of the middle rung, then P4 and the derived metrics.
 
 Every run is a job (reproductions.scale.jobs) handed to one `bench.jobs.JobRunner` as it is planned; the jobs run
-in this process or in `workers` spawned ones, and their rows are replayed into the Recorder in plan order.
+in this process, in `workers` spawned ones, or on a Dask cluster (bench.jobs executors), and their rows are replayed
+into the Recorder in plan order.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.timing import timing_params
 from bench.train import num_threads
 from reproductions.scale.derive import DERIVED_MEASURED, derive, runs_frame
 from reproductions.scale.fitting import choose
-from reproductions.scale.jobs import Job, do_job, job_env, label
+from reproductions.scale.jobs import DriverCache, Job, do_job, job_env, label
 from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, n_positions, resolve_rungs,
                                         virtual_tokens)
 from reproductions.scale.p4 import run_p4, trained_parts
@@ -60,7 +61,7 @@ def run(ctx: RunContext) -> Recorder:
         replica = (base, f"{base}-s1") if f"{base}-s1" in L.SPECS else None
     threads, workers = threads_per_worker(), job_workers(s.workers)
     rec = ctx.recorder(GROUP, CLAIMS)
-    with num_threads(threads), JobRunner(job_env, (ctx, s, list(s.methods)), workers) as runner:
+    with num_threads(threads), JobRunner(job_env, (ctx, s, list(s.methods)), workers, cache=DriverCache()) as runner:
         sweep = Sweep(ctx, s, seeds, names, sizes, places, replica, rec, runner)
         sweep.run()
     rec.notes.update({"threads": threads, "workers": workers, "rungs": names, "seeds": list(seeds),
