@@ -29,6 +29,7 @@ from bench import BenchError
 
 BLOCKSIZE = 64       # values per absmax scale (QLoRA's choice)
 BLOCKSIZE2 = 256     # absmax scales per second-level scale under double quantization
+DEQUANT_BYTES = 9    # bytes per value alive while dequantize_nf4 runs: uint8 codes, int32 indices, fp32 values
 NF4_OFFSET = 1 - (1 / 30 + 1 / 32) / 2   # the outermost quantile's probability (~0.9677083)
 
 
@@ -154,11 +155,17 @@ def dequantize_nf4(q: NF4Tensor, dtype: torch.dtype | None = None) -> torch.Tens
     dtype = dtype or q.dtype
     if q.codes.device.type == "meta":
         return torch.empty(q.shape, dtype=dtype, device="meta")
-    idx = torch.stack([q.codes >> 4, q.codes & 0xF], dim=1).reshape(-1)[:n].long()  # (n,)
-    vals = nf4_code_book().to(q.codes.device)[idx]
-    pad = -n % q.blocksize
-    vals = torch.cat([vals, vals.new_zeros(pad)]).view(-1, q.blocksize) * dequantize_absmax(q).unsqueeze(1)
-    return vals.reshape(-1)[:n].view(q.shape).to(dtype)
+    # lean on memory (DEQUANT_BYTES per value at the peak): uint8 codes, int32 indices, fp32 values scaled in place
+    idx = torch.empty(2 * q.codes.numel(), dtype=torch.uint8, device=q.codes.device)
+    idx[0::2], idx[1::2] = q.codes >> 4, q.codes & 0xF                              # (2 ceil(n/2),)
+    vals = nf4_code_book().to(q.codes.device).index_select(0, idx[:n].int())         # (n,) float32
+    del idx
+    full = n - n % q.blocksize
+    absmax = dequantize_absmax(q)                                                   # (blocks,)
+    vals[:full].view(-1, q.blocksize).mul_(absmax[:full // q.blocksize].unsqueeze(1))
+    if full < n:
+        vals[full:].mul_(absmax[-1])
+    return vals.view(q.shape).to(dtype)
 
 
 class _DequantMatmul(torch.autograd.Function):
