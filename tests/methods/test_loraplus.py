@@ -43,13 +43,18 @@ def test_groups_equal_peft(peft, kind, method, targets):
 
 def test_train_keeps_the_ratio_through_the_schedule():
     from bench.train import TrainConfig, train
-    model = apply(make("gpt2"), make_config("lora", r=2))
-    seen = []
+    from bench.methods.lora import lora_layers
     rows = [{"input_ids": list(range(1, 9))}] * 4
-    cfg = TrainConfig(lr=1e-2, steps=3, batch_size=2, warmup=1, loraplus_ratio=8.0, progress=False)
-    opt_lrs = lambda step, m, loss: seen.append(step)
-    res = train(model, rows, cfg, on_step=opt_lrs)
-    assert len(seen) == 3 and res.history[0]["lr"] == pytest.approx(1e-2 / 1)
+    moved = {}
+    for ratio in (None, 8.0):   # AdamW's first step moves each element by ~lr: B's moves 8x further under LoRA+
+        model = apply(make("gpt2"), make_config("lora", r=2))
+        a0 = lora_layers(model)[0][1].lora_A.weight.detach().clone()
+        cfg = TrainConfig(lr=1e-3, steps=1, batch_size=2, loraplus_ratio=ratio, grad_clip=None, progress=False)
+        train(model, rows, cfg)
+        m = lora_layers(model)[0][1]
+        moved[ratio] = (float((m.lora_A.weight - a0).abs().max()), float(m.lora_B.weight.abs().max()))
+    assert moved[8.0][0] == pytest.approx(moved[None][0], rel=1e-3)             # A: the same lr
+    assert moved[8.0][1] == pytest.approx(8 * moved[None][1], rel=1e-3)         # B: 8x the lr
     with pytest.raises(BenchError, match="loraplus_ratio"):
         TrainConfig(loraplus_ratio=0.0)
     with pytest.raises(BenchError, match="no trainable lora_B"):
