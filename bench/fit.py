@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import BenchError
 from bench.values import COUNT, check_value, parse_item
 
-METHOD_CHOICES = ("full", "lora", "rslora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
+METHOD_CHOICES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
 UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "memory"
@@ -71,7 +71,7 @@ def method_options(method: str, sets: list[str]) -> tuple[str, dict]:
             raise BenchError(f"memory: {method}: unknown option {key!r}; valid: {', '.join(hints)}")
         key, value = parse_item(item, hints, f"memory {method}")
         out[key] = value
-    if name == "lora" and isinstance(out.get("target_modules"), tuple) and len(out["target_modules"]) == 1 \
+    if name in ("lora", "dora", "pissa", "qlora") and isinstance(out.get("target_modules"), tuple) and len(out["target_modules"]) == 1 \
             and re.search(r"[.*+?\[\]()|\\^$]", out["target_modules"][0]):
         out["target_modules"] = out["target_modules"][0]  # one entry with regex characters: a regex
     return name, out
@@ -125,11 +125,12 @@ def load_config(spec: str):
 
 def predict(config, method: str = "lora", sets: list[str] | None = None, precision: str = "mixed",
             optimizer: str = "adamw", batch: int = 1, seq: int | None = None, base_int8: bool = False,
-            checkpointing: bool = False, device: str = "cuda") -> dict:
+            checkpointing: bool = False, device: str = "cuda", base_4bit: bool = False) -> dict:
     """Predicted training memory of `config` with `method` and of full fine-tuning, on the meta device.
     Returns {"method": Memory, "full": Memory, counts, setup, sequence and virtual-token lengths}."""
     from bench.memory import FAMILIES, Setup, _family, estimate, max_positions, meta_model
     from bench.methods import apply, make_config, trainable_parameters
+    from bench.numerics.nf4 import Linear4bit
 
     name, options = method_options(method, sets or [])
     cfg_obj = make_config(name, **options)                         # field errors before building anything
@@ -146,7 +147,7 @@ def predict(config, method: str = "lora", sets: list[str] | None = None, precisi
         raise BenchError(f"memory: --seq {seq}" + (f" + {virtual} virtual tokens" if virtual else "") +
                          f" exceeds the model's {limit} positions")
     setup = Setup(precision=precision, optimizer=optimizer, batch=batch, seq_len=seq, frozen_int8=base_int8,
-                  device=device, checkpointing=checkpointing)
+                  frozen_4bit=base_4bit, device=device, checkpointing=checkpointing)
     setup.check()
     model = meta_model(config)
     _family(model)                                                 # unknown family: one line, before the work
@@ -155,6 +156,7 @@ def predict(config, method: str = "lora", sets: list[str] | None = None, precisi
     adapted = apply(model, cfg_obj) if name != "full" else model
     mem = estimate(adapted, setup) if name != "full" else full_mem
     n_train, n_all = trainable_parameters(adapted)
+    n_all += sum(m.in_features * m.out_features for m in adapted.modules() if isinstance(m, Linear4bit))  # NF4 buffers
     return {"method": mem, "full": full_mem, "setup": setup, "name": name, "options": options,
             "trainable_params": n_train, "total_params": n_all, "base_params": n_total, "virtual_tokens": virtual,
             "model_type": config.model_type, "families": FAMILIES}
@@ -178,6 +180,7 @@ def summary(pred: dict, gpu_bytes: int | None, gpu_label: str = "") -> dict:
         "model_type": pred["model_type"], "method": pred["name"], "options": pred["options"],
         "setup": {"precision": s.precision, "optimizer": s.optimizer, "batch": s.batch, "seq": s.seq_len,
                   "virtual_tokens": pred["virtual_tokens"], "base_int8": s.frozen_int8,
+                  "base_4bit": s.frozen_4bit or pred["name"] == "qlora",
                   "grad_checkpointing": s.checkpointing, "device": s.device},
         "bytes": rows,
         "trainable_params": pred["trainable_params"], "total_params": pred["total_params"],
@@ -198,7 +201,7 @@ def render(model: str, info: dict) -> str:
                                     for k, v in info["options"].items())
     head = (f"{model} ({info['model_type']}), {meth}; {s['precision']}, {s['optimizer']}, batch {s['batch']} x "
             f"seq {s['seq']}" + (f" (+{s['virtual_tokens']} virtual)" if s["virtual_tokens"] else "") +
-            (", int8 base" if s["base_int8"] else "") + (", grad checkpointing" if s["grad_checkpointing"] else ""))
+            (", int8 base" if s["base_int8"] else "") + (", NF4 base" if s.get("base_4bit") else "") + (", grad checkpointing" if s["grad_checkpointing"] else ""))
     lines = [head, "", f"{'part':18} {info['method']:>12} {'full FT':>12} {'ratio':>8}"]
     for part, row in b.items():
         ratio = f"{row['ratio']:.3g}" if row["ratio"] is not None else "-"
@@ -248,6 +251,7 @@ TINY_METHODS = {  # name -> (registry name, options); small enough to run in sec
     "adapters": ("adapters", {"size": 8}), "prefix": ("prefix", {"num_virtual_tokens": 4}),
     "prompt": ("prompt", {"num_virtual_tokens": 4}), "ptuning": ("ptuning", {"num_virtual_tokens": 4}),
     "bitfit": ("bitfit", {}),
+    "dora": ("dora", {"r": 4}), "pissa": ("pissa", {"r": 4}), "qlora": ("qlora", {"r": 4}),
 }
 TINY_FAMILIES = ("gpt2", "opt", "llama", "llama_gqa", "bert")
 
@@ -372,6 +376,8 @@ def add_parser(sub, formatter) -> None:
     p.add_argument("--precision", default="mixed", help="fp32 | mixed (16-bit + fp32 master, ZeRO's 16 B) | "
                                                         "bf16 | fp16 (default: %(default)s)")
     p.add_argument("--base-int8", action="store_true", help="frozen Linear weights in int8 (LLM.int8())")
+    p.add_argument("--base-4bit", action="store_true", help="frozen Linear weights in NF4 with double-quantized "
+                                                             "scales (QLoRA; --method qlora implies it)")
     p.add_argument("--optimizer", default="adamw", help="adamw | sgd | momentum (default: %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="sequences per step (default: %(default)s)")
     p.add_argument("--seq", type=int, default=None, help="tokens per sequence (default: min(2048, the model's "
@@ -402,7 +408,7 @@ def cmd_memory(args) -> int:
         raise BenchError(f"memory: unknown method {args.method!r}; choose one of {', '.join(METHOD_CHOICES)}")
     config = load_config(args.model)
     pred = predict(config, args.method, args.set, args.precision, args.optimizer, args.batch, args.seq,
-                   args.base_int8, args.grad_checkpointing, args.device)
+                   args.base_int8, args.grad_checkpointing, args.device, args.base_4bit)
     info = summary(pred, gpu_bytes, args.gpu_memory or "")
     if args.plot:
         plot(info, args.plot)

@@ -11,7 +11,8 @@ Parts (bytes):
                 saves and when: a frozen weight whose input needs no grad saves nothing, a frozen Linear whose
                 input needs grad saves only its weight (no new memory), layer norms save input + 2 stats...
                 (the rules of torch's derivatives.yaml as they apply to transformers' code).
-- int8_overhead: row scales of int8 weights (bitsandbytes keeps one fp32 scale per output row).
+- int8_overhead: row scales of int8 weights (bitsandbytes keeps one fp32 scale per output row). NF4 weights
+                (`frozen_4bit`, or a QLoRA model's Linear4bit buffers) count codes and scales under weights.
 
 Why LoRA and adapters need less: no gradients and no optimizer state for frozen weights (claim A2), while the
 frozen weights themselves still sit in memory. Activations shrink less (frozen Linears skip saving their input
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from bench import BenchError
+from bench.numerics import nf4
 from bench.probes import SavedTensors, quiet_native_stderr, reset_peak_rss, rss_bytes, unique_bytes
 
 PRECISIONS = {
@@ -56,6 +58,9 @@ class Setup:
     seq_len: int = field(default=128, metadata={"help": "tokens per sequence"})
     frozen_int8: bool = field(default=False, metadata={
         "help": "frozen Linear weights stored in int8 + one fp32 scale per row (bitsandbytes LLM.int8())"})
+    frozen_4bit: bool = field(default=False, metadata={
+        "help": "frozen Linear weights in NF4 (QLoRA, arXiv 2305.14314): 0.5 B each + an 8-bit absmax per 64 "
+                "values + an fp32 scale per 256 blocks and an fp32 offset per weight (double quantization)"})
     attention: str = field(default="sdpa", metadata={"help": "sdpa (fused, saves q,k,v,out,logsumexp) | eager"})
     loss: bool = field(default=True, metadata={"help": "include the LM loss (log-softmax over the vocabulary)"})
     device: str = field(default="cpu", metadata={"help": "cpu | cuda (dropout saves an fp32 mask on CPU, bool on CUDA)"})
@@ -69,6 +74,8 @@ class Setup:
             raise BenchError(f"memory: unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.attention not in ("sdpa", "eager"):
             raise BenchError(f"memory: attention must be 'sdpa' or 'eager', got {self.attention!r}")
+        if self.frozen_int8 and self.frozen_4bit:
+            raise BenchError("memory: choose one of int8 and 4-bit frozen weights, not both")
         if self.batch < 1 or self.seq_len < 1:
             raise BenchError(f"memory: batch and seq_len must be >= 1, got {self.batch}, {self.seq_len}")
 
@@ -84,6 +91,7 @@ class Memory:
     int8_overhead: float = 0.0
     loss_transient: float = 0.0  # not parts: gradients alive only as backward starts (see `transient`)
     step_transient: float = 0.0  # ... and temporaries of the optimizer step, when activations are gone
+    dequant_transient: float = 0.0  # ... and a 4-bit weight being dequantized for its matmul (forward, backward)
     assumptions: list[str] = field(default_factory=list)
 
     PARTS = ("weights", "gradients", "optimizer", "activations", "int8_overhead")
@@ -100,8 +108,9 @@ class Memory:
     @property
     def transient(self) -> float:
         """What the peak adds to the parts: the loss's gradients at the start of backward, or the optimizer
-        step's temporaries less the activations freed by then, whichever is larger."""
-        return max(self.loss_transient, self.step_transient - self.activations, 0.0)
+        step's temporaries less the activations freed by then, or a 4-bit weight's dequantization, whichever is
+        larger."""
+        return max(self.loss_transient, self.step_transient - self.activations, self.dequant_transient, 0.0)
 
     @property
     def peak(self) -> float:
@@ -225,7 +234,7 @@ def estimate(model_or_config, setup: Setup = Setup()) -> Memory:
     lin = _linear_types()
     int8_weights = set()
     int8_rows = 0
-    if setup.frozen_int8:
+    if setup.frozen_int8 or setup.frozen_4bit:
         for name, mod in model.named_modules():
             w = getattr(mod, "weight", None)
             if isinstance(mod, lin) and isinstance(w, nn.Parameter) and not w.requires_grad and "lm_head" not in name:
@@ -235,14 +244,23 @@ def estimate(model_or_config, setup: Setup = Setup()) -> Memory:
     n_train_tensors = 0
     for p in model.parameters():  # tied parameters are listed once
         n = p.numel()
-        mem.weights += n * (1 if id(p) in int8_weights else w_b)
+        if id(p) in int8_weights and setup.frozen_4bit:
+            mem.weights += nf4.storage_bytes(n)  # codes + double-quantized absmax
+            mem.dequant_transient = max(mem.dequant_transient, nf4.DEQUANT_BYTES * n)
+        else:
+            mem.weights += n * (1 if id(p) in int8_weights else w_b)
         if p.requires_grad:
             n_train_tensors += 1
             mem.gradients += n * g_b
             mem.optimizer += n * (n_states * s_b + (4 if master else 0))
+    for mod in model.modules():  # weights already in NF4 (a QLoRA model): their codes and scales, as stored
+        if isinstance(mod, nf4.Linear4bit):
+            mem.weights += sum(b.numel() * b.element_size() for b in mod.buffers(recurse=False))
+            mem.dequant_transient = max(mem.dequant_transient,
+                                        nf4.DEQUANT_BYTES * mod.in_features * mod.out_features)
     if setup.optimizer != "sgd":
         mem.optimizer += 4 * n_train_tensors  # torch keeps each parameter's step count as a float32 tensor
-    mem.int8_overhead = 4 * int8_rows
+    mem.int8_overhead = 4 * int8_rows if setup.frozen_int8 else 0.0
     if any(p.requires_grad for p in model.parameters()):
         mem.activations, mem.loss_transient = _activations(model, setup)
     if setup.optimizer == "adamw":  # per tensor: (exp_avg_sq.sqrt() / c).add_(eps) holds two state-sized temps
@@ -253,7 +271,12 @@ def estimate(model_or_config, setup: Setup = Setup()) -> Memory:
         f"activations for batch {setup.batch} x {setup.seq_len} tokens, {PRECISIONS[setup.precision][4]} B per element, "
         f"{setup.attention} attention, " + ("activation checkpointing per block (inputs kept, one block recomputed)"
                                             if setup.checkpointing else "no activation checkpointing"),
-        "frozen Linear weights in int8 + one fp32 scale per row" if setup.frozen_int8 else "no int8 weights",
+        "frozen Linear weights in int8 + one fp32 scale per row" if setup.frozen_int8 else
+        "frozen Linear weights in NF4 (0.5 B) + double-quantized absmax (1 B per 64 values, 4 B per 256 blocks)"
+        if setup.frozen_4bit else "no int8 weights",
+        *(["4-bit weights are dequantized for each matmul (forward and backward): bench's Linear4bit holds "
+           f"{nf4.DEQUANT_BYTES} B per value of the largest one meanwhile (bitsandbytes' CUDA kernel writes the "
+           "16-bit weight directly, ~2 B)"] if mem.dequant_transient else []),
         "peak = parts + transient: the loss's fp32 gradients as backward starts, or AdamW's two temporaries of "
         "the largest trainable tensor (foreach=False; CUDA's default foreach=True can add up to one more copy "
         "of the optimizer states); workspace and allocator slack are not counted",
@@ -315,6 +338,8 @@ class _Tape:
             a = self.new(spec["lora"], True)               # A x * scaling
             self.save(a)                                   # for grad B
             out = self.new(fo, True)                       # base + B(...)
+            if spec.get("dora"):  # (m/n - 1) * W x saves W x; (m/n) * B A x saves B A x; + three (out,) vectors
+                self.save(self.new(fo, False), self.new(fo, False), _T(3 * 4 * fo, False))
         if spec.get("adapter"):
             m = spec["adapter"]
             self.save(out)                                 # down's input
@@ -405,7 +430,11 @@ def _spec(mod: nn.Module) -> dict:
         if not mod.merged:
             spec["lora"] = mod.r
             spec["lora_dropout"] = getattr(mod.dropout, "p", 0.0)
+            spec["dora"] = hasattr(mod, "lora_magnitude_vector")
         mod = mod.base
+    if isinstance(mod, nf4.Linear4bit):  # frozen; its matmul keeps only the 4-bit buffers for backward
+        spec["bias"] = False
+        return spec
     spec["trainable"] = bool(mod.weight.requires_grad)
     bias = getattr(mod, "bias", None)
     spec["bias"] = bool(bias is not None and bias.requires_grad)

@@ -40,6 +40,8 @@ class TrainConfig:
                                      # last step); `steps` gives torch's CosineAnnealingLR(T_max=steps) curve
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.0        # applied to >= 2-D parameters only (not biases / norms)
+    loraplus_ratio: float | None = None  # LoRA+ (arXiv 2402.12354): B's lr = ratio * A's, peft's groups
+                                     # (bench.methods.loraplus); None = one lr for all
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float | None = 1.0    # max global grad norm; None = no clipping (norm still measured)
     eval_every: int = 0              # call eval_fn every N steps (0 = only at the end)
@@ -70,6 +72,8 @@ class TrainConfig:
             raise BenchError(f"decay must be cosine, linear or constant, got {self.decay!r}")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise BenchError(f"need steps >= 1, batch_size >= 1, lr > 0 (got {self.steps}, {self.batch_size}, {self.lr})")
+        if self.loraplus_ratio is not None and not self.loraplus_ratio > 0:
+            raise BenchError(f"loraplus_ratio must be > 0 or None, got {self.loraplus_ratio}")
         if self.decay_steps is not None and self.decay_steps < 1:
             raise BenchError(f"decay_steps must be >= 1 or None, got {self.decay_steps}")
         if self.autocast not in (None, "bfloat16", "float16"):
@@ -166,13 +170,16 @@ def _progress(total: int, cfg_progress: bool, desc: str):
     return tqdm(total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False)
 
 
-def _optimizer(params, cfg: TrainConfig, device: torch.device):
-    """(AdamW with weight decay on matrices only, the autocast dtype or None, a GradScaler or None: FP16
+def _optimizer(params, cfg: TrainConfig, device: torch.device, model=None):
+    """(AdamW with weight decay on matrices only (or LoRA+'s groups), the autocast dtype or None, a GradScaler or None: FP16
     autocast with loss scaling, on CUDA or where `loss_scale_cpu` asks for it)."""
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=cfg.betas)
+    if cfg.loraplus_ratio is not None:
+        from bench.methods.loraplus import loraplus_groups
+        groups = loraplus_groups(model, cfg.lr, cfg.loraplus_ratio, cfg.weight_decay)
+    else:
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
     amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(cfg.autocast)
     scale_here = device.type == "cuda" or cfg.loss_scale_cpu
     scaler = torch.amp.GradScaler(device.type, init_scale=cfg.init_scale) if (
@@ -224,7 +231,7 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
     early = cfg.patience > 0
     if early and eval_fn is None:
         raise BenchError("early stopping (patience > 0) needs an eval_fn that returns the monitored metric")
-    opt, amp_dtype, scaler = _optimizer(params, cfg, device)
+    opt, amp_dtype, scaler = _optimizer(params, cfg, device, model)
     batches = _batch_indices(len(rows), cfg)
     res = TrainResult(trainable_params=sum(p.numel() for p in params))
     stopper = _EarlyStopping(cfg) if early else None
@@ -237,7 +244,7 @@ def train(model, train_data, config: TrainConfig, eval_fn: Callable | None = Non
         batch = {k: v.to(device) for k, v in collate([rows[i] for i in next(batches)]).items()}
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = model(**batch).loss
         lval = float(loss.detach())

@@ -36,6 +36,9 @@ METHODS = {
     "lora_all_dropout": lambda: make_config("lora", r=2, dropout=0.1, target_modules=(
         r".*(c_attn|c_proj|c_fc|q_proj|k_proj|v_proj|o_proj|out_proj|fc1|fc2|gate_proj|up_proj|down_proj)")),
     "adapters": lambda: make_config("adapters", size=8),
+    "dora": lambda: make_config("dora", r=4),
+    "dora_dropout": lambda: make_config("dora", r=2, dropout=0.1, target_modules=(r".*(c_fc|fc1|up_proj)")),
+    "pissa": lambda: make_config("pissa", r=4),
 }
 
 

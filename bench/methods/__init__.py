@@ -6,7 +6,10 @@
     save_trained(model, "out/adapter"); model2 = load_trained(base2, "out/adapter")
 
 Methods (one file each; register a new one by adding its config class to METHODS):
-    full, lora, adapters, prefix, prompt, ptuning, bitfit, top_k_layers
+    full, lora, dora, pissa, qlora, adapters, prefix, prompt, ptuning, bitfit, top_k_layers
+DoRA, PiSSA and QLoRA are LoRA variants (LoraConfig subclasses sharing its layer, targets and counting): DoRA
+adds a trained magnitude vector, PiSSA initialises A, B from the weight's top singular triplets, QLoRA puts
+LoRA on an NF4 base. LoRA+ changes the optimizer only (bench.methods.loraplus, TrainConfig.loraplus_ratio).
 LoRA, adapters and the selective methods modify the model in place and return it; prefix, prompt and
 ptuning return a thin wrapper (bench.methods.wrapper.MethodWrapper) that forwards .config, .generate and
 every other attribute to the base model. `.logits` always cover the original input positions (B, T, ...);
@@ -14,7 +17,7 @@ every other attribute to the base model. `.logits` always cover the original inp
 `virtual_logits=True` restores that). The applied config is kept as `model.bench_method`.
 
 Save formats: LoRA writes peft's format (adapter_config.json + adapter_model.safetensors), loadable by
-peft's PeftModel.from_pretrained and vice versa. The other methods write method.json (method name and
+peft's PeftModel.from_pretrained and vice versa. The other methods (DoRA, PiSSA and QLoRA too) write method.json (method name and
 config) + trained.safetensors (the trained tensors only).
 """
 
@@ -28,7 +31,7 @@ import torch
 from torch import nn
 
 from bench import BenchError
-from bench.methods import adapters, full, lora, prefix, prompt, ptuning, selective
+from bench.methods import adapters, dora, full, lora, pissa, prefix, prompt, ptuning, qlora, selective
 from bench.methods.common import MethodConfig, need
 from bench.methods.lora import merge, merge_and_unload, unmerge
 from bench.methods.multitask import multi_lora, prompt_bank  # noqa: F401  (multi-task serving, see its doc)
@@ -37,6 +40,9 @@ from bench.methods.wrapper import MethodWrapper
 METHODS: dict[str, type[MethodConfig]] = {c.name: c for c in (
     full.FullConfig,
     lora.LoraConfig,
+    dora.DoraConfig,
+    pissa.PissaConfig,
+    qlora.QLoraConfig,
     adapters.AdapterConfig,
     prefix.PrefixConfig,
     prompt.PromptConfig,

@@ -95,9 +95,13 @@ class LoraConfig(MethodConfig):
         freeze(model)
         for name, mod in targets:
             parent, child = _parent(model, name)
-            setattr(parent, child, LoraLayer(mod, self.r, self.scaling(), self.dropout, self.init))
+            setattr(parent, child, self.make_layer(mod))
         unfreeze_head(model, self)
         return model
+
+    def make_layer(self, mod: nn.Module) -> LoraLayer:
+        """The layer that wraps target `mod` (variants such as DoRA return their own LoraLayer subclass)."""
+        return LoraLayer(mod, self.r, self.scaling(), self.dropout, self.init)
 
 
 def in_out(mod: nn.Module) -> tuple[int, int]:
@@ -223,10 +227,19 @@ def refuse_tied(model: nn.Module, params: list[tuple[str, torch.Tensor]], action
                          f"change both. Keep the adapter unmerged, or untie the weights first")
 
 
+def _refuse_quantized(layers: list[tuple[str, LoraLayer]], action: str) -> None:
+    """A 4-bit base (QLoRA) has no float weight to add s*BA to; re-quantizing the sum would change the model."""
+    bad = [n for n, m in layers if not isinstance(getattr(m.base, "weight", None), nn.Parameter)]
+    if bad:
+        raise BenchError(f"{action}: {bad[0]} has a quantized (4-bit) base weight; merging would re-quantize "
+                         f"W + s*BA and change the model. Keep the adapter unmerged")
+
+
 def merge(model: nn.Module) -> nn.Module:
     """W <- W + s*BA in every LoRA layer; the forward then skips the LoRA branch (no inference overhead).
     BenchError, nothing written, if a target's weight is tied to another module's (see the module doc)."""
     layers = _need_lora(model)
+    _refuse_quantized(layers, "merge")
     refuse_tied(model, [(f"{n}.base.weight", m.base.weight) for n, m in layers if not m.merged], "merge")
     for _, m in layers:
         m.merge()
@@ -246,6 +259,7 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
     """Merge, then put the plain base modules back: the result is an ordinary transformers model.
     BenchError, nothing written, for tied targets (as merge)."""
     layers = _need_lora(model)
+    _refuse_quantized(layers, "merge_and_unload")
     refuse_tied(model, [(f"{n}.base.weight", m.base.weight) for n, m in layers if not m.merged], "merge_and_unload")
     for name, m in layers:
         m.merge()

@@ -193,6 +193,9 @@ def _adapter_weights(name: str, source) -> dict[str, tuple[torch.Tensor, torch.T
         return {k: (a, b, cfg.scaling()) for k, (a, b) in out.items()}
     layers = lora_layers(source)
     need(bool(layers), f"multi_lora: adapter {name!r} is neither a model with LoRA applied nor a LoRA folder")
+    variant = getattr(getattr(source, "bench_method", None), "name", "lora")
+    need(variant in ("lora",), f"multi_lora: adapter {name!r} is {variant}; only plain LoRA adapters add up "
+                               f"per example (DoRA renormalises the weight, PiSSA and QLoRA change the base)")
     merged = [n for n, m in layers if m.merged]
     need(not merged, f"multi_lora: adapter {name!r} is merged ({merged[:1]}); unmerge it first")
     return {n: (m.lora_A.weight.detach(), m.lora_B.weight.detach(), m.scaling) for n, m in layers}

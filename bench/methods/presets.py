@@ -17,6 +17,9 @@ STANDARD: dict[str, tuple[str, dict]] = {
     "full": ("full", {}),
     "lora": ("lora", {"r": LORA_R, "alpha": LORA_ALPHA}),
     "rslora": ("lora", {"r": LORA_R, "alpha": LORA_ALPHA, "rslora": True}),
+    "dora": ("dora", {"r": LORA_R, "alpha": LORA_ALPHA}),     # LoRA's rank and scaling: the comparison is the
+    "pissa": ("pissa", {"r": LORA_R, "alpha": LORA_ALPHA}),   # variant, not the budget
+    "qlora": ("qlora", {"r": LORA_R, "alpha": LORA_ALPHA}),   # NF4, blocks of 64, double quantization
     "adapters": ("adapters", {}),
     "prefix": ("prefix", {}),
     "prompt": ("prompt", {}),

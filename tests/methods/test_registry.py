@@ -12,7 +12,7 @@ from bench.methods import METHODS, apply, frozen_parameter_names, load_trained, 
     trainable_parameters
 from tests.methods.helpers import batch, make
 
-SMALL = {"full": {}, "lora": dict(r=2), "adapters": dict(size=4), "prefix": dict(num_virtual_tokens=2),
+SMALL = {"full": {}, "lora": dict(r=2), "dora": dict(r=2), "pissa": dict(r=2), "qlora": dict(r=2), "adapters": dict(size=4), "prefix": dict(num_virtual_tokens=2),
          "prompt": dict(num_virtual_tokens=2), "ptuning": dict(num_virtual_tokens=2, hidden_size=8),
          "bitfit": {}, "top_k_layers": dict(k=1)}
 
@@ -24,8 +24,8 @@ def test_registry_and_configs():
         assert cfg.name == name and cls.paper.startswith("https://")
         assert all(cls.help().values()), f"{name}: every field needs help text"
         json.dumps(cfg.to_dict())
-    with pytest.raises(BenchError, match="unknown method 'dora'"):
-        make_config("dora")
+    with pytest.raises(BenchError, match="unknown method 'vera'"):
+        make_config("vera")
     with pytest.raises(BenchError, match="unknown option.*rank"):
         make_config("lora", rank=8)
     with pytest.raises(BenchError, match="rank r"):
@@ -97,7 +97,8 @@ def test_meta_device(name):
     n, total = trainable_parameters(model)
     d, L = 64, 3
     width = L * 2 * d                                                 # prefix: keys and values of every layer
-    expected = {"lora": L * 2 * (d + 3 * d), "prefix": 2 * d + (d * 512 + 512) + (512 * width + width), "prompt": 2 * d, "top_k_layers": 12 * d * d + 13 * d,
+    expected = {"lora": L * 2 * (d + 3 * d), "pissa": L * 2 * (d + 3 * d), "qlora": L * 2 * (d + 3 * d),
+                "dora": L * 2 * (d + 3 * d) + L * 3 * d, "prefix": 2 * d + (d * 512 + 512) + (512 * width + width), "prompt": 2 * d, "top_k_layers": 12 * d * d + 13 * d,
                 "full": total, "adapters": L * 2 * (2 * 4 * d + d + 4) + (2 * L + 1) * 2 * d}
     if expected.get(name) is not None:
         assert n == expected[name]
@@ -106,6 +107,8 @@ def test_meta_device(name):
 
 # per method: a setting that changes what the model computes, saved value vs the adapted model's
 DIFFERENT = {"lora": (dict(r=2, alpha=8.0), dict(r=2, alpha=4.0), "alpha=8.0, the model has alpha=4.0"),
+             "dora": (dict(r=2, alpha=8.0), dict(r=2, alpha=4.0), "alpha=8.0, the model has alpha=4.0"),
+             "qlora": (dict(r=2, double_quant=False), dict(r=2), "double_quant=False"),
              "adapters": (dict(size=4, activation="relu"), dict(size=4), "activation='relu'"),
              "prefix": (dict(num_virtual_tokens=2, reparam=False), dict(num_virtual_tokens=2, reparam=True),
                         "reparam=False"),
