@@ -135,3 +135,18 @@ def test_a_file_that_is_not_gguf(tmp_path):
 def test_registered_weights_reach_the_rows():
     provenance.register_weights("some-model.Q4_1", "ab" * 32)
     assert provenance.model_sha256("some-model.Q4_1") == "ab" * 32
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("os").environ.get("BENCH_TEST_REAL_DECODER"),
+                    reason="loads the real 135M model (~20 s and 1.5 GB); set BENCH_TEST_REAL_DECODER=1")
+def test_the_real_smollm2_loads_and_carries_its_outlier_dimension(tmp_path):
+    from bench.data import speeches
+    from reproductions.decoder.census import run_census
+    lm, tok, man = decoder.load_decoder(None, tmp_path)
+    assert man["gguf_sha256"] == decoder.GGUF_SHA256 and len(lm.model.layers) == 30
+    assert lm.config.hidden_size == 576 and 134e6 < sum(p.numel() for p in lm.parameters()) < 135e6
+    ids = speeches.chunks(tok, 4, 64)
+    with torch.no_grad():
+        tallies = run_census(lm, ids, 4)
+    assert 247 in tallies["qkv"].summary()["outlier_dims"]     # issue 35: dim 247 >= 6 in the q/k/v inputs
