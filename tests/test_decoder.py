@@ -139,7 +139,7 @@ def test_registered_weights_reach_the_rows():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("os").environ.get("BENCH_TEST_REAL_DECODER"),
-                    reason="loads the real 135M model (~20 s and 1.5 GB); set BENCH_TEST_REAL_DECODER=1")
+                    reason="loads the real 135M model (~30 s and 1.5 GB); set BENCH_TEST_REAL_DECODER=1")
 def test_the_real_smollm2_loads_and_carries_its_outlier_dimension(tmp_path):
     from bench.data import speeches
     from reproductions.decoder.census import run_census
