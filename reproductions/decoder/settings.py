@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bench import BenchError
 from bench.numerics.quant import LLM_INT8_THRESHOLD
 from bench.repro import RunContext, settings_with_overrides
+from bench.values import OUTLIER_THRESHOLD, SEED
 
 GROUP = "decoder"
 CLAIMS = ("Q2", "Q4", "Q5")
@@ -59,3 +60,9 @@ def settings_for(ctx: RunContext) -> Settings:
     if not s.thresholds or any(not t > 0 for t in s.thresholds):
         raise BenchError(f"decoder: thresholds must be > 0, got {s.thresholds}")
     return s
+
+
+RANGES = {   # --set checks (bench.values); fields not named here take their type's default (int >= 1, float > 0)
+    "text_seed": SEED,
+    "thresholds": OUTLIER_THRESHOLD,
+}
