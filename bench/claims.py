@@ -209,6 +209,22 @@ def converged(task: str, methods: tuple, part: str, phase: str = "main", moves: 
                  for m in methods)
 
 
+DATE_30 = "2026-12-05"  # issue 30: the scale harness sized by design power
+POWER_TARGET = 0.8      # design power a decided part needs at the published effect (reproductions.scale.design)
+DESIGN_WHY = ("issue 30, before the deciding run; the noise is the stored cpu run's at 5ea3e6d (seen, as every "
+              "earlier rule's author had): a part is decided only where its design power at the published effect "
+              "reaches 0.8 (bench.power, the engine's own interval and test); elsewhere it reads 'underpowered at "
+              "this scale' with the seeds or test items it would need, and the cpu profile does not run it")
+
+
+def designed(part: str) -> Check:
+    """Precondition (issue 30): the part's design power at the published effect, from a stored run's noise, is >= 0.8
+    (the `design_power` row the harness records before any run; reproductions.scale.design). Else the part is
+    inconclusive: underpowered at this scale."""
+    return Check("design_power", ">=", POWER_TARGET, W(**{"params.part": part}), agg="min", part=part,
+                 note=f"design power >= {POWER_TARGET:g} at the published effect ('{part}')")
+
+
 def MAIN(task: str, **kw) -> tuple:
     """Per-run rows of the main sweep on `task`."""
     return R(**{"params.task": task, "params.phase": "main"}, **kw)
@@ -234,23 +250,20 @@ register(Claim(
               "over manual prompts (Liu et al. 2021, Table 3). SuperGLUE with the LM tuned: ~+2 (BERT), >5 (GPT) "
               "(secondary). The lecture's '3-4 points' was not found in the paper.",
     scales=("toy", "paper"), group="scale",
-    metric="next-month-task accuracy of P-tuning vs the hand-written prompt (frozen model) per rung, and vs prompt "
-           "tuning on the smaller half of the rungs",
+    metric="knowledge-task accuracy (a cloze on facts the model was pretrained on) of P-tuning vs the hand-written "
+           "prompt, frozen model, at the largest rung",
     checks=(
-        Effect("accuracy", MAIN("nextmonth", method="ptuning"), "above", 0.03,
-               b=R(method="prompt_design", **{"params.task": "nextmonth", "params.phase": "zeroshot"}), by="model",
-               items=NEXTMONTH_ITEMS, part="vs hand-written",
-               note="every rung: P-tuning minus the hand-written prompt (3 worked examples + the cue, frozen model), floor = "
-                    "the lecture's 3 points"),
-        Effect("accuracy", MAIN("nextmonth", method="ptuning"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
-               by="model", rungs="lower", items=NEXTMONTH_ITEMS, part="vs prompt tuning",
-               note="smaller half of the rungs: P-tuning minus prompt tuning (no published size: floor 0)"),
+        Effect("accuracy", MAIN("knowledge", method="ptuning"), "above", 0.0,
+               b=R(method="prompt_design", **{"params.task": "knowledge", "params.phase": "zeroshot"}), by="model",
+               rungs="largest", items=KNOWLEDGE_ITEMS, part="vs hand-written",
+               note="largest rung: P-tuning minus the hand-written prompt (frozen LM, knowledge task), floor 0"),
     ),
     preconditions=(
-        *needs_adaptation("nextmonth", "vs hand-written"),
-        *converged("nextmonth", ("ptuning",), "vs hand-written", moves={"ptuning": "up"}),
-        *converged("nextmonth", ("ptuning", "prompt"), "vs prompt tuning", half="lower",
-                   moves={"ptuning": "up", "prompt": "down"}),
+        designed("vs hand-written"),
+        Check("p1_handwritten_minus_chance", ">=", 0.10, W(**{"params.task": "knowledge", "params.largest": 1}),
+              part="vs hand-written", note="the hand-written prompt does the task: >= 10 points above chance at the "
+                                           "largest rung (LAMA's manual prompts score 43-45 P@1)"),
+        *converged("knowledge", ("ptuning",), "vs hand-written", largest=1, moves={"ptuning": "up"}),
     ),
     history=(Change(DATE, "min over rungs of (P-tuning - hand-written) > 0; mean over the smaller half of (P-tuning - "
                           "prompt tuning) > 0; seed means, no interval",
@@ -275,23 +288,29 @@ register(Claim(
              Change(DATE_14, "metric: 'knowledge-task accuracy of P-tuning vs the hand-written prompt'; 'The "
                              "knowledge task's numbers are reported, not decided.'",
                     STOP_26 + ". The metric named the knowledge task, which has decided nothing since the next-month "
-                    "task came in (review of 4fd5985); the cpu profile no longer runs P-tuning on knowledge")),
-    rule="Toy, >= 3 seeds, next-month task (a stated birth month -> the month after it, for made-up people: the frozen "
-         "model cannot do it); every run trains until its validation answer loss stops improving (patience 6 "
-         "evaluations, min_delta 1e-3, never before a quarter of the cap) under a cap of 2000 steps (6000 for prompt "
-         "tuning and P-tuning on the smaller half of the rungs, and for prompt tuning on the middle rung), keeping the best "
-         "evaluation's weights; a run still improving at its cap, or diverged, is not converged. " + ONE_SIDED + " Each "
-         "difference of seed-mean accuracies gets a 95% interval from the seeds plus the binomial error of the test "
-         "items. Part 'vs hand-written': on every rung P-tuning (frozen LM, 20 continuous tokens from the paper's "
-         "LSTM encoder) minus the hand-written prompt (prompt design as GPT-3's in Lester et al. Fig. 1: three "
-         "worked examples from the training rows, then the cue 'new month :', on the frozen model, no training) has "
-         "its interval above +3 points (0.03, the lecture's floor; the paper's LAMA gain is about +20); "
-         "preconditions: the task needs adaptation (full FT minus the zero-shot model >= 0.10 and >= 3 standard "
-         "errors on every rung) and no P-tuning run was still improving at its cap. Part 'vs prompt tuning': on each "
-         "rung of the smaller half (by parameters) P-tuning minus plain prompt tuning of the same length has its "
-         "interval above 0 (no published size); precondition: no run of either still improving at its cap. An "
-         "interval straddling its floor is inconclusive. The knowledge task's numbers are reported, not decided, where "
-         "a profile runs P-tuning on it (the gpu profile; the cpu profile runs full FT and prompt tuning there).",
+                    "task came in (review of 4fd5985); the cpu profile no longer runs P-tuning on knowledge"),
+             Change(DATE_30, "next-month task on every rung: P-tuning minus the hand-written prompt (3 worked examples "
+                             "+ the cue) above +0.03 on every rung (preconditions: the task needs adaptation, P-tuning "
+                             "converged); part 'vs prompt tuning': P-tuning minus prompt tuning above 0 on the smaller "
+                             "half of the rungs",
+                    DESIGN_WHY + ". On next month the hand-written prompt scored at chance (0.058-0.10, chance "
+                    "0.083), so beating it said little; LAMA's setting is a cloze on facts the frozen model was "
+                    "pretrained on, where manual prompts do well: here the knowledge task, whose hand-written prompt "
+                    "scored 0.865 on the frozen cpu-5m (chance 0.068). At the paper's smaller gain (+7.3 points) a "
+                    "+3-point floor has power 0.53 with 400 test items, a floor of 0 (the claim: 'beats') about 0.9. "
+                    "P-tuning vs prompt tuning is not the lecture's claim: reported as an ablation")),
+    rule="Toy, >= 3 seeds, knowledge task (table form, 5 attributes of people the model was pretrained on; the test "
+         "people were never fine-tuned on), at the largest rung, with the LM frozen: P-tuning (20 continuous tokens "
+         "from the paper's LSTM encoder) minus the hand-written prompt (an English question not in the corpus, on the "
+         "frozen model, no training) in accuracy over the attribute's values has its 95% interval (seeds plus the "
+         "binomial error of the 400 test items) above 0 (the claim is 'beats'; the lecture's '3-4 points' is "
+         "reported, not decided: at the paper's smaller gain a +3 floor has power 0.53 here). Every run trains until "
+         "its validation answer loss stops improving (patience 6 evaluations every 25 steps, min_delta 1e-3, never "
+         "before a quarter of the cap of 1000 steps), keeping the best evaluation's weights; " + ONE_SIDED +
+         " Preconditions: design power >= 0.8 at the paper's smaller gain (+7.3 points, LAMA-34k) with the noise of "
+         "the stored run; the hand-written prompt does the task (>= 10 points above chance at the largest rung, as "
+         "LAMA's manual prompts do); no P-tuning run there still improving at its cap. P-tuning vs prompt tuning and "
+         "the smallest rung (where the frozen model knows little) are reported, not decided.",
     paper_note="LAMA with BERT/GPT-2/Megatron checkpoints: --model <hub id> on a GPU.",
 ))
 register(Claim(
@@ -311,6 +330,7 @@ register(Claim(
                note="50 and 100 training rows, per-seed mean over sizes (paper: +2.9 BLEU over 50-500)"),
     ),
     preconditions=(
+        designed("largest rung"), designed("low data"),
         *needs_adaptation("d2t", "largest rung"),
         *converged("d2t", ("prefix", "full"), "largest rung", largest=1, moves={"prefix": "up", "full": "down"}),
         *needs_adaptation("d2t", "low data"),
@@ -336,8 +356,12 @@ register(Claim(
                     "data (its BLEU matched the main runs'); now 50 and 100 rows (Li & Liang's smallest sizes), "
                     "prefix tuning's cap 3000 steps (all 3 main prefix runs were still improving at 1500), one-sided "
                     "convergence"),
-             Change(DATE_14, ONE_SIDED_SHIFT, STRESS_WHY)),
-    rule="Toy, >= 3 seeds, data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
+             Change(DATE_14, ONE_SIDED_SHIFT, STRESS_WHY),
+             Change(DATE_30, "as now, without the design-power preconditions; 3 seeds",
+                    DESIGN_WHY + ". 'largest rung' at the paper's +1.5 BLEU has power 0.22 with 3 seeds (per-seed "
+                    "differences sd 0.038): the cpu profile runs it with 9 seeds a method; 'low data' at +2.9 BLEU "
+                    "has power 0.07 and needs about 42: not run")),
+    rule="Toy, >= 3 seeds (9 in the cpu profile: design power), data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
          "fine-tuned on), largest rung; every run trains until its validation loss (teacher-forced, 32 validation "
          "rows) stops improving (patience 6 evaluations every 50 steps, min_delta 1e-3) under a cap of 1500 steps "
          "(3000 for prefix tuning), keeping the best evaluation's weights; differences of seed means with 95% "
@@ -348,7 +372,9 @@ register(Claim(
          "over the sizes): prefix minus full FT has its interval above 0 (the paper: +2.9 BLEU). Each part is "
          "inconclusive unless the task needs adaptation (full FT minus the zero-shot model >= 0.10 BLEU and >= 3 "
          "standard errors) and no prefix or full-FT run of that part was still improving at its cap. " + ONE_SIDED +
-         " The prefix's "
+         " Each part "
+         "also needs design power >= 0.8 at the paper's effect (+1.5 BLEU; low data +2.9) with the noise of the stored "
+         "run; else it is inconclusive, underpowered at this scale, with the seeds it would need. The prefix's "
          "share of the parameters is reported next to the paper's ~0.1%, not decided.",
     paper_note="E2E with GPT-2 Medium/Large: --model gpt2-medium on a GPU.",
 ))
@@ -378,6 +404,10 @@ register(Claim(
                note="Fig. 3b: class-label init minus random uniform on the smallest rung (next month)"),
     ),
     preconditions=(
+        Check("design_task_with_room", ">=", 1, W(**{"params.part": "gap closes"}), part="gap closes",
+              note="a task of the ladder leaves full FT below its ceiling on every rung with a gap to close at the "
+                   "smallest (the stored run's tasks)"),
+        designed("length ablation"), designed("init ablation"),
         *needs_adaptation("nextmonth", "gap closes"),
         Effect("accuracy", MAIN("nextmonth", method="full"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
                by="model", rungs="smallest", items=NEXTMONTH_ITEMS, part="gap closes",
@@ -417,19 +447,27 @@ register(Claim(
              Change(DATE_14, "'The knowledge task's gap, the sampled-vocabulary init and the other lengths are "
                              "reported, not decided'",
                     STOP_26 + ". Since 4fd5985 the cpu profile runs no sampled-vocabulary init and no lengths 5 / 100 "
-                    "(review of 4fd5985); the text now says which profile reports them")),
+                    "(review of 4fd5985); the text now says which profile reports them"),
+             Change(DATE_30, "as now, without the preconditions 'a task with room' and design power",
+                    DESIGN_WHY + ". 'gap closes' passed because full FT sat at 1.000 on all five rungs (gaps 0.412, "
+                    "0.362, 0.002, 0, 0): on the ceiling a closing gap says little, and knowledge had no gap at the "
+                    "smallest rung; no task of the ladder had room, so the cpu profile does not run the trend. The "
+                    "init ablation has power 0.17 at the stored difference (+0.08; the paper gives a plot only), "
+                    "capped by the 600 test items' error: not run; the length ablation has power 1.0")),
     rule="Toy, >= 3 seeds; every run trains until its validation answer loss stops improving (patience 6 "
          "evaluations, min_delta 1e-3) under a cap (next month 2000 steps, 6000 for prompt tuning on the smaller "
          "half of the rungs and the middle rung; knowledge 1000), keeping the best evaluation's weights. The gap = full FT minus prompt tuning (length 20, class-label init) in seed-mean "
          "accuracy per rung on the next-month task (a stated month -> the month after it: the frozen model cannot "
-         "do it). Part 'gap closes' (point values, no interval): the gap's Spearman correlation with log parameters "
+         "do it). Part 'gap closes' (point values, no interval; precondition: a task of the ladder leaves full FT "
+         "below its ceiling (<= 0.99) on every rung with a gap to close at the smallest, in the stored run's tasks): the gap's Spearman correlation with log parameters "
          "over the rungs is negative, and the smallest rung's gap exceeds the largest's by more than the gap's seed "
          "spread; preconditions: the task needs adaptation (full FT minus the zero-shot model >= 0.10 and >= 3 "
          "standard errors on every rung), a gap to close (full FT minus prompt tuning at the smallest rung with its "
          "95% interval (seeds + binomial error of the test items) above 0), and no full-FT or prompt-tuning run "
          "still improving at its cap. Ablations on the smallest rung, next-month task, each its own part decided on "
          "the same kind of interval, above 0: length 20 minus length 1 (Fig. 3a) and class-label init minus random "
-         "uniform (Fig. 3b); precondition: none of those prompt runs still improving at its cap, one-sided: " +
+         "uniform (Fig. 3b); precondition: design power >= 0.8 at the stored run's difference (the paper gives plots "
+         "only), and none of those prompt runs still improving at its cap, one-sided: " +
          ONE_SIDED + " The knowledge task's gap is reported, not decided; so are, in the gpu profile, the sampled-vocabulary init and the "
          "lengths 5 and 100 (the cpu profile runs lengths 1 and 20, inits random and class labels); so is the gap on "
          "a second pretraining seed of the middle rung beside the fine-tuning seed spread.",
@@ -491,6 +529,7 @@ register(Claim(
         Check("a1_adapters_stored_pct", "<=", 5.0, part="parameter share", note="two-sided around the paper's 2.1-3.6%"),
     ),
     preconditions=(
+        designed("next month"), designed("data-to-text"),
         *needs_adaptation("nextmonth", "next month"),
         *converged("nextmonth", ("full", "adapters"), "next month", largest=1, moves={"full": "up", "adapters": "down"}),
         Check("a1_full_score", "<=", 0.99, W(**{"params.task": "nextmonth"}), part="next month",
@@ -521,7 +560,11 @@ register(Claim(
                              "reproduced, not reproduced'; 'The knowledge task is reported.'",
                     STOP_26 + ": one of 3 d2t adapters runs (seed 0, BLEU 0.947) was still improving at 1500 steps and "
                     "under the stress test blocked the part. Now adapters on d2t get 3000 steps, as prefix tuning "
-                    "does; the garbled resolution note reads as meant; the cpu profile runs no adapters on knowledge")),
+                    "does; the garbled resolution note reads as meant; the cpu profile runs no adapters on knowledge"),
+             Change(DATE_30, "as now, without the design-power preconditions",
+                    DESIGN_WHY + ". Equivalence inside +-0.4 points at no true difference has power ~0 with 600 test "
+                    "items (about 12,000 paired items would be needed at a 5% disagreement rate); d2t BLEU likewise "
+                    "with 3 seeds: neither is run in the cpu profile")),
     rule="Toy, >= 3 seeds, at the largest rung, adapters (size d/16, near-identity init, layer norms trained) vs "
          "full fine-tuning, every run trained until its validation loss stops improving (patience 6 evaluations, "
          "min_delta 1e-3; caps 2000 / 1500 steps, 3000 for adapters on d2t), keeping the best evaluation's weights; differences of seed means "
@@ -535,7 +578,9 @@ register(Claim(
          "stress-tested as in: " + ONE_SIDED + " A pass is never kept that way), and full FT leaves room (its "
          "seed mean <= 0.99: at the ceiling an equivalence cannot fail). With ~600 test items an interval is at least "
          "~0.01 wide on each side, so at this scale the next-month part can end 'inconclusive' or 'not reproduced', "
-         "hardly 'reproduced' (d2t BLEU likewise unless the outputs are nearly identical). Part 'parameter share': adapters "
+         "hardly 'reproduced' (d2t BLEU likewise unless the outputs are nearly identical); each of the two parts also "
+         "needs design power >= 0.8 at no true difference with the stored run's noise, else it is inconclusive, "
+         "underpowered at this scale, with the seeds or items it would need. Part 'parameter share': adapters "
          "store "
          "between 1% and 5% of the model's parameters (the paper: 2.1-3.6%). The knowledge task is reported where a "
          "profile runs adapters on it (the gpu profile).",

@@ -55,9 +55,10 @@ def stats(runs: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     return g.agg(mean=lambda v: float(np.mean(v.to_numpy(float))), sd=sample_sd, count="size").reset_index()
 
 
-def derive(runs: pd.DataFrame) -> list[tuple[str, str, float, dict, str]]:
+def derive(runs: pd.DataFrame, chance: dict | None = None) -> list[tuple[str, str, float, dict, str]]:
     """The metrics the registry decides on: [(claim, metric, value, params, model)]. See the rules in
-    bench/claims.py (P1, P2, P3, A1); spreads are sample sds over seeds."""
+    bench/claims.py (P1, P2, P3, A1); spreads are sample sds over seeds. chance: {(task, model): chance accuracy}
+    (the knowledge_chance / chance rows), for P1's precondition."""
     main = runs[runs["phase"] == "main"]
     rungs = (runs[runs["phase"].isin(["main", "zeroshot"])][["model", "rung_params"]].drop_duplicates("model")
              .sort_values("rung_params"))
@@ -65,7 +66,7 @@ def derive(runs: pd.DataFrame) -> list[tuple[str, str, float, dict, str]]:
     size = dict(zip(rungs["model"], rungs["rung_params"]))
     out = []
     for task in TASKS:
-        out += _task_metrics(runs, task, order, size)
+        out += _task_metrics(runs, task, order, size, chance or {})
     if order:                                            # trainable shares at the largest rung
         top = main[(main["model"] == order[-1]) & (main["metric"] == "stored_pct")]
         for meth, claim, metric in (("adapters", "A1", "a1_adapters_stored_pct"),
@@ -144,7 +145,7 @@ def _replica(runs: pd.DataFrame) -> list:
     return out
 
 
-def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict) -> list:
+def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict, chance: dict) -> list:
     """One task's P3 gaps, P1 differences, A1 and P2 comparisons with full FT, per rung (smallest first)."""
     main, zero = runs[runs["phase"] == "main"], runs[runs["phase"] == "zeroshot"]
     st = stats(main[main["task"] == task], METRIC[task], ["model", "method"])
@@ -163,6 +164,9 @@ def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict) -> lis
             out.append(("P1", "p1_ptuning_minus_handwritten", pt.mean - zs[m], {**base_p(m), "handwritten": zs[m]}, m))
         if pt is not None and pr is not None:
             out.append(("P1", "p1_ptuning_minus_prompt", pt.mean - pr.mean, base_p(m), m))
+        if m in zs and (task, m) in chance:      # does the hand-written prompt do the task? (P1's precondition)
+            out.append(("P1", "p1_handwritten_minus_chance", zs[m] - chance[(task, m)],
+                        {**base_p(m), "largest": int(m == order[-1])}, m))
     # A1: adapters vs full FT; P2: prefix vs full FT
     for m in order:
         f = cell.get((m, "full"))

@@ -9,6 +9,7 @@ are absent is left out; the same CSVs give the same report.md.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def write_report(out: Path) -> Path:
     table = summary_table(df)
     write_frame(out / "summary.csv", table)
     runs, per_run, chance = runs_frame(df), run_table(df), chance_levels(df)
-    L = (_header(meta) + _verdicts(out) + _adaptation(df) + _main_tables(table, chance, per_run)
+    L = (_header(meta) + _design(df, tm) + _verdicts(out) + _adaptation(df) + _main_tables(table, chance, per_run)
          + _convergence(per_run, tm, df, meta) + _replica(df) + _lr_search(df, meta))
     figs = (_main_figures(out, table, chance) + _figure1(out, table, chance) + _gap_figure(out, runs)
             + _curves_figure(out, per_run))
@@ -180,6 +181,44 @@ def _header(meta: dict) -> list[str]:
                  f"{', '.join(st.get('replica_methods') or [])} on its classification tasks with `{rep[0]}`'s "
                  "learning rates")
     return L + [""] + [f"- note: {note}" for note in meta.get("notes") or []]
+
+
+def _design(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
+    """The plan's design (issue 30): power per decided part at the published effect, from the rows the harness
+    recorded before any run (reproductions.scale.design)."""
+    d = df[df["metric"].str.startswith("design_")]
+    pw = d[d["metric"] == "design_power"]
+    if pw.empty:
+        return []
+    def val(metric: str, params: str, frame=d) -> str:
+        v = frame[(frame["metric"] == metric) & (frame["params"] == params)]["value"]
+        return "" if v.empty else f"{v.iloc[0]:g}"
+    rows = []
+    for r in pw.itertuples():
+        p, info = json.loads(r.params), json.loads(r.info or "{}")
+        seeds, items = val("design_needed_seeds", r.params), val("design_needed_items", r.params)
+        mins = val("design_minutes", r.params, tm) if "metric" in tm else ""
+        mins = f"{float(mins):.0f}" if mins else ""
+        rows.append([r.claim, p["part"], f"{p['effect']:+.3f}", info.get("source", ""), "yes" if p["runs"] else "no",
+                     p["seeds"], p["items"] or "-", f"{r.value:.2f}", f"{info.get('fpr', math.nan):.3f}",
+                     "> 64" if seeds == "0" else seeds, "-" if not items else "> 10^6" if items == "0" else items,
+                     mins if p["runs"] else "-"])
+    room = df[df["metric"] == "design_task_with_room"]
+    src = json.loads(pw["params"].iloc[0]).get("noise_from", "?")
+    L = ["## Design: power per part before the run", "",
+         f"Each decided part's power at the published effect (the share of simulated reruns the engine decides "
+         f"'reproduced'; `bench.power`), with the noise the stored cpu run at {src} measured (seed sd per arm, test "
+         f"items; `reproductions/scale/noise.json`). A part below 0.8 is not run in the cpu profile and reads "
+         f"'underpowered at this scale'. Minutes: the stored run's wall per run x the runs planned (one worker).", "",
+         md_table(["claim", "part", "effect", "effect from", "run here", "seeds", "test items", "power",
+                   "false-positive rate", "seeds for 0.8", "items for 0.8", "run-minutes"], rows), ""]
+    if not room.empty:
+        facts = json.loads(room["info"].iloc[0] or "{}")
+        L += ["P3's trend needs a task that leaves full FT below the ceiling with a gap to close: " + "; ".join(
+            f"{t}: full FT up to {v['full_max']:.3f}, gap at the smallest rung {v['gap_smallest']:+.3f}"
+            for t, v in facts.items()) + (" -- none has room, so the trend is not run here." if not room["value"].iloc[0]
+                                         else "."), ""]
+    return L
 
 
 def _verdicts(out: Path) -> list[str]:

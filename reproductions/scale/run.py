@@ -9,6 +9,7 @@ into the Recorder in plan order.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict
 
@@ -20,6 +21,7 @@ from bench.repro import RunContext
 from bench.schema import Recorder
 from bench.timing import timing_params
 from bench.train import num_threads
+from reproductions.scale import design
 from reproductions.scale.derive import DERIVED_MEASURED, derive, runs_frame
 from reproductions.scale.fitting import choose
 from reproductions.scale.jobs import DriverCache, Job, do_job, job_env, label
@@ -61,6 +63,7 @@ def run(ctx: RunContext) -> Recorder:
         replica = (base, f"{base}-s1") if f"{base}-s1" in L.SPECS else None
     threads, workers = threads_per_worker(), job_workers(s.workers)
     rec = ctx.recorder(GROUP, CLAIMS)
+    design.record(rec, s, len(seeds))        # the plan's power per part (issue 30), before anything trains
     with num_threads(threads), JobRunner(job_env, (ctx, s, list(s.methods)), workers, cache=DriverCache()) as runner:
         sweep = Sweep(ctx, s, seeds, names, sizes, places, replica, rec, runner)
         sweep.run()
@@ -107,6 +110,14 @@ class Sweep:
     def tasks_on(self, n: str) -> list[str]:
         base = self.replica[0] if self.replica and n == self.replica[1] else n
         return [t for t in self.s.tasks if base in self.places[t]]
+
+    def seeds_for(self, t: str, phase: str = "main") -> tuple:
+        """The seeds of `t`'s runs in `phase`: the profile's, or for main runs Settings.seed_counts' count (more
+        seeds continue upwards from the last one; fewer take the first ones)."""
+        k = self.s.seed_count(t) if phase == "main" else None
+        if k is None:
+            return self.seeds
+        return self.seeds[:k] + tuple(range(max(self.seeds) + 1, max(self.seeds) + 1 + k - len(self.seeds)))
 
     def methods_for(self, t: str) -> list[str]:
         only = self.s.task_methods(t)
@@ -173,7 +184,7 @@ class Sweep:
         search's points are added in `run`, its grid extensions when they are submitted)."""
         out = []
         for n in self.names:
-            out += [(n, t, m) for t in self.tasks_on(n) for m in self.methods_for(t) for _ in self.seeds]
+            out += [(n, t, m) for t in self.tasks_on(n) for m in self.methods_for(t) for _ in self.seeds_for(t)]
             if self.low_data_on(n):
                 out += [(n, "d2t", m) for m in ("full", "prefix") for _ in self.s.low_data_sizes for _ in self.seeds]
             if self.ablations_on(n, self.s.tasks):
@@ -321,11 +332,11 @@ class Sweep:
         n = rc.name
         for m in self.methods_for(t) if methods is None else methods:
             if not self.fits(m, rc):
-                for _ in self.seeds:
+                for _ in self.seeds_for(t, phase):
                     self.tick(n, t, f"{n} {t} {m} skipped", m)
                 continue
             lr = self.lr_for(m, t, lr_rung or n)
-            for seed in self.seeds:
+            for seed in self.seeds_for(t, phase):
                 reuse = seed == self.seeds[0] and phase == "main" and self.s.search_frac is None
                 i = self.searched.get((m, t, n, lr)) if reuse else None
                 if i is None:
@@ -376,7 +387,10 @@ class Sweep:
     # ---------------------------------------------------------------- 3. derived metrics for the registry's checks
     def derived(self) -> None:
         scale = "toy" if all(r in L.SPECS for r in self.names) else "paper"
-        for claim, metric, value, p, model in derive(runs_frame(self.rec.frame())):
+        frame = self.rec.frame()
+        ch = frame[frame["metric"].isin(["knowledge_chance", "chance"])]
+        chance = {(json.loads(r.params).get("task") or "knowledge", r.model): float(r.value) for r in ch.itertuples()}
+        for claim, metric, value, p, model in derive(runs_frame(frame), chance):
             unit = ("rank correlation" if "spearman" in metric else "ratio" if "over_" in metric
                     else "%" if metric.endswith("_pct") else "runs" if metric.startswith("conv_")
                     else "metric points (0-1)")

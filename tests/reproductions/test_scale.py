@@ -51,7 +51,7 @@ def test_spearman_ratio_interleave_and_lr_choice():
     assert S.choose([{"lr": 0.1, "val_loss": math.nan}], "d2t") == 0.1
     assert S.ablation_configs(S.SETTINGS["gpu"]) == [(1, "labels"), (5, "labels"), (100, "labels"),
                                                      (20, "random"), (20, "vocab")]
-    assert S.ablation_configs(S.SETTINGS["cpu"]) == [(1, "labels"), (20, "random")]
+    assert S.ablation_configs(S.SETTINGS["cpu"]) == [(1, "labels")]    # the init ablation is underpowered (issue 30)
 
 
 def test_caps_give_a_method_its_own_cap_on_some_rungs():

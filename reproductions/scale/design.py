@@ -1,0 +1,277 @@
+"""The scale group's design (issue 30): could each decided part come out either way, and what does it cost?
+
+Before a run, every part the registry decides with an Effect gets its design power: the share of simulated reruns
+that decide "reproduced" at the published effect (`bench.power.design_power`, the engine's own interval and test),
+with the noise a stored run measured (`noise.json` beside this module: per part, each arm's seed sd, seed count,
+mean and test items, and the stored wall time per run). The plan a profile runs is sized so that a part it decides
+reaches power >= POWER_TARGET; a part that cannot within the budget is not run there, and its precondition
+`design_power >= 0.8` makes it "inconclusive (underpowered at this scale)" with the seeds or test items it would
+need (`design_needed_*` rows). P3's trend is no Effect: its design row says whether the stored run had a task that
+leaves full FT below the ceiling with a gap to close at the smallest rung.
+
+    python -m reproductions.scale.design --from results/scale/results.csv --timings results/scale/timings.csv \
+        --commit 5ea3e6d > reproductions/scale/noise.json      # measure the noise (once, from a stored run)
+    python -m reproductions.scale.design                        # print the cpu profile's design table
+
+Rows (claim = the part's claim, metric design_*): design_power (at the seeds the profile runs, or 3 where it runs
+none), design_needed_seeds / design_needed_items (0: more than the search limit, 64 seeds / 10^6 items; items only
+for accuracies), design_minutes (the stored run's wall minutes per run x the runs the profile plans; 0: not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from bench import power
+from bench.claims import get
+from reproductions.scale.derive import runs_frame
+from reproductions.scale.settings import CLASSIFICATION, METRIC, Settings
+
+NOISE_FILE = Path(__file__).with_name("noise.json")
+POWER_TARGET = 0.8
+N_SIM = 400                  # simulated reruns per power (Monte Carlo se <= 0.025); seeded: the same on every machine
+DEFAULT_SEEDS = 3
+
+
+@dataclass(frozen=True)
+class Part:
+    """One decided part of a claim: its Effect (index into the claim's checks), the published effect it is powered
+    for (a - b; None: the stored run's own difference, where the paper gives a plot only) and the stored rows of
+    each arm (runs_frame columns; rung "smallest" / "largest" of the stored run)."""
+
+    claim: str
+    part: str
+    check: int
+    effect: float | None
+    source: str              # where the effect comes from
+    task: str
+    rung: str
+    a: tuple
+    b: tuple
+    fixed_b: bool = False    # arm b is one deterministic evaluation (the zero-shot model)
+
+    def runs_in(self, s: Settings) -> bool:
+        """Whether the profile's plan runs both arms of this part."""
+        if self.task not in s.tasks:
+            return False
+        arms = dict(self.a), dict(self.b)
+        phases = {x.get("phase") for x in arms}
+        methods = {x.get("method") for x in arms}
+        if "lowdata" in phases:
+            return bool(s.low_data_sizes)
+        if "ablation" in phases:
+            b = arms[1]
+            return (s.ablation_task == self.task and
+                    (b.get("n") in s.ablation_lengths if "n" in b else b.get("init") in s.ablation_inits))
+        only = s.task_methods(self.task)
+        rungs = s.task_rungs(self.task)
+        return ((only is None or all(m in only for m in methods - {"prompt_design"}))
+                and (rungs is None or self.rung in rungs))
+
+
+def _arm(**kw) -> tuple:
+    return tuple(sorted(kw.items()))
+
+
+PARTS = (
+    Part("P1", "vs hand-written", 0, 0.073, "Liu et al. 2021 Table 3: LAMA-34k 43.3 -> 50.6, the smaller of its gains",
+         "knowledge", "largest", _arm(phase="main", method="ptuning"),
+         _arm(phase="zeroshot", method="prompt_design"), fixed_b=True),
+    Part("P2", "largest rung", 0, 0.015, "Li & Liang 2021 Table 1: GPT-2 Medium E2E BLEU 69.7 - 68.2",
+         "d2t", "largest", _arm(phase="main", method="prefix"), _arm(phase="main", method="full")),
+    Part("P2", "low data", 1, 0.029, "Li & Liang 2021 Sec. 6.3: +2.9 BLEU over 50-500 examples",
+         "d2t", "largest", _arm(phase="lowdata", method="prefix"), _arm(phase="lowdata", method="full")),
+    Part("P3", "length ablation", 2, None, "Lester et al. 2021 Fig. 3a (plot only): the stored run's difference",
+         "nextmonth", "smallest", _arm(phase="main", method="prompt"), _arm(phase="ablation", method="prompt", n=1)),
+    Part("P3", "init ablation", 3, None, "Lester et al. 2021 Fig. 3b (plot only): the stored run's difference",
+         "nextmonth", "smallest", _arm(phase="main", method="prompt"),
+         _arm(phase="ablation", method="prompt", init="random")),
+    Part("A1", "next month", 0, 0.0, "equivalence at no difference (the band is the paper's 0.4 points)",
+         "nextmonth", "largest", _arm(phase="main", method="full"), _arm(phase="main", method="adapters")),
+    Part("A1", "data-to-text", 1, 0.0, "equivalence at no difference (the band is the paper's 0.4 points)",
+         "d2t", "largest", _arm(phase="main", method="full"), _arm(phase="main", method="adapters")),
+)
+
+
+# ---------------------------------------------------------------- measuring the noise of a stored run
+def _filter(runs: pd.DataFrame, task: str, arm: tuple, metric: str) -> pd.DataFrame:
+    d = runs[(runs["task"] == task) & (runs["metric"] == metric)]
+    for k, v in arm:
+        d = d[d[k] == v]
+    return d
+
+
+def _select(runs: pd.DataFrame, task: str, rung: str, arm: tuple, metric: str) -> pd.DataFrame:
+    """The arm's rows on the stored run's smallest or largest rung (of the rungs the arm ran on)."""
+    d = _filter(runs, task, arm, metric)
+    if d.empty:
+        return d
+    sizes = d.drop_duplicates("model").sort_values("rung_params")["model"].tolist()
+    return d[d["model"] == (sizes[0] if rung == "smallest" else sizes[-1])]
+
+
+def _arm_noise(d: pd.DataFrame) -> dict:
+    per_seed = d.groupby("seed")["value"].mean()
+    v = per_seed.to_numpy(float)
+    items = d["n_test"].dropna()
+    return {"mean": float(v.mean()) if len(v) else math.nan,
+            "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v)), "model": str(d["model"].iloc[0]),
+            "items": int(items.iloc[0]) if len(items) else 0}
+
+
+def _walls(timings: pd.DataFrame | None, task: str, rung_model: str, arm: tuple) -> float:
+    """Mean stored wall seconds of one run of the arm (NaN: none stored)."""
+    if timings is None or timings.empty:
+        return math.nan
+    d = _filter(runs_frame(timings), task, arm, "run_wall_s")
+    d = d[d["model"] == rung_model]
+    return float(d["value"].mean()) if len(d) else math.nan
+
+
+def measure_noise(results: pd.DataFrame, timings: pd.DataFrame | None = None, commit: str = "") -> dict:
+    """{"from": commit, "parts": {"<claim>/<part>": {"a": arm noise, "b": arm noise}}, "room": P3's trend} from a
+    stored run's rows (results.csv, timings.csv)."""
+    runs = runs_frame(results)
+    out = {"from": commit, "parts": {}}
+    for p in PARTS:
+        metric = METRIC[p.task]
+        arms = {}
+        for side, arm in (("a", p.a), ("b", p.b)):
+            d = _select(runs, p.task, p.rung, arm, metric)
+            if d.empty:
+                continue
+            arms[side] = {**_arm_noise(d), "wall_s": _walls(timings, p.task, str(d["model"].iloc[0]), arm)}
+        if len(arms) == 2:
+            out["parts"][f"{p.claim}/{p.part}"] = arms
+    out["room"] = _room(runs)
+    return out
+
+
+def _room(runs: pd.DataFrame) -> dict:
+    """P3's trend: per task the stored run ran full FT and prompt tuning on, whether full FT stays below the
+    ceiling (seed mean <= 0.99) on every rung and prompt tuning trails it at the smallest rung (a gap to close)."""
+    out = {}
+    main = runs[runs["phase"] == "main"]
+    for task in CLASSIFICATION:
+        m = main[(main["task"] == task) & (main["metric"] == METRIC[task])]
+        cells = m.groupby(["model", "method"])["value"].mean()
+        rungs = m.drop_duplicates("model").sort_values("rung_params")["model"].tolist()
+        if not rungs or not all((r, x) in cells for r in rungs for x in ("full", "prompt")):
+            continue
+        full = [float(cells[(r, "full")]) for r in rungs]
+        gap0 = full[0] - float(cells[(rungs[0], "prompt")])
+        out[task] = {"rungs": len(rungs), "full_max": max(full), "gap_smallest": gap0,
+                     "room": int(max(full) <= 0.99 and gap0 > 0 and len(rungs) >= 3)}
+    return out
+
+
+def load_noise(path: Path = NOISE_FILE) -> dict:
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- the design of a profile's plan
+def _noise(arms: dict, p: Part, seeds: int) -> power.Noise:
+    a, b = arms["a"], arms["b"]
+    items = a["items"] if p.task in CLASSIFICATION else 0
+    return power.Noise(sd_a=a["sd"], sd_b=0.0 if p.fixed_b else b["sd"], n_a=seeds, n_b=1 if p.fixed_b else seeds,
+                       items=items, base=min(max(b["mean"], 0.0), 1.0), fixed_b=p.fixed_b)
+
+
+def planned_seeds(p: Part, s: Settings, seeds: int) -> int:
+    return (s.seed_count(p.task) or seeds) if dict(p.a).get("phase") == "main" else seeds
+
+
+def design(s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
+    """One dict per part: claim, part, effect, source, runs (0/1), seeds, power, needed_seeds, needed_items, minutes
+    (stored wall minutes of the planned runs; 0 when the profile runs none), noise (the arms)."""
+    noise = noise or load_noise()
+    out = []
+    for p in PARTS:
+        arms = noise["parts"].get(f"{p.claim}/{p.part}")
+        if arms is None:
+            continue
+        rule = get(p.claim).checks[p.check]
+        runs = p.runs_in(s)
+        n = planned_seeds(p, s, seeds) if runs else DEFAULT_SEEDS
+        effect = p.effect if p.effect is not None else arms["a"]["mean"] - arms["b"]["mean"]
+        nz = _noise(arms, p, n)
+        pw = power.design_power(rule, nz, n_sim=N_SIM, effect=effect)
+        need_s = power.needed(rule, nz, effect=effect, what="seeds", n_sim=N_SIM)
+        need_i = power.needed(rule, nz, effect=effect, what="items", n_sim=N_SIM) if nz.items else None
+        walls = [arms[x]["wall_s"] for x in ("a", "b") if not (x == "b" and p.fixed_b)]
+        minutes = sum(w * n for w in walls if w == w) / 60 if runs else 0.0
+        out.append({"claim": p.claim, "part": p.part, "effect": effect, "source": p.source, "runs": int(runs),
+                    "seeds": n, "items": nz.items, "power": pw.power, "fpr": pw.fpr,
+                    "needed_seeds": need_s or 0, "needed_items": need_i or 0, "minutes": minutes,
+                    "noise_from": noise.get("from", ""), "arms": arms})
+    return out
+
+
+def room(noise: dict | None = None) -> dict:
+    """P3's trend: {task: room facts} of the stored run, and whether any task had room."""
+    return (noise or load_noise()).get("room", {})
+
+
+def record(rec, s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
+    """Write the design rows into a Recorder (before any run: they are the plan's, not the run's). Returns design()."""
+    rows = design(s, seeds, noise)
+    for d in rows:
+        p = {"part": d["part"], "effect": round(d["effect"], 6), "runs": d["runs"], "seeds": d["seeds"],
+             "items": d["items"], "noise_from": d["noise_from"]}
+        info = {"source": d["source"], "fpr": d["fpr"],
+                **{f"{x}_{k}": v for x in ("a", "b") for k, v in d["arms"][x].items() if k != "model"}}
+        rec.add(d["claim"], "design_power", d["power"], unit="probability", scale="exact", params=p, info=info)
+        rec.add(d["claim"], "design_needed_seeds", d["needed_seeds"], unit="seeds per arm (0: over 64)",
+                scale="exact", params=p)
+        if d["items"]:
+            rec.add(d["claim"], "design_needed_items", d["needed_items"], unit="test items (0: over 10^6)",
+                    scale="exact", params=p)
+        rec.add(d["claim"], "design_minutes", d["minutes"], unit="min (stored run's walls x planned runs)",
+                scale="exact", params=p, timing=True)
+    facts = room(noise)
+    rec.add("P3", "design_task_with_room", int(any(v["room"] for v in facts.values())), unit="flag", scale="exact",
+            params={"part": "gap closes", "noise_from": (noise or load_noise()).get("from", "")},
+            info={t: v for t, v in facts.items()})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """The design as a markdown table (the report's and the CLI's)."""
+    from bench.report_tools import md_table
+    body = [[d["claim"], d["part"], f"{d['effect']:+.3f}", d["source"], "yes" if d["runs"] else "no", d["seeds"],
+             d["items"] or "-", f"{d['power']:.2f}", f"{d['fpr']:.3f}",
+             d["needed_seeds"] or "> 64", (d["needed_items"] or "> 10^6") if d["items"] else "-",
+             f"{d['minutes']:.0f}" if d["runs"] else "-"] for d in rows]
+    return md_table(["claim", "part", "effect", "effect from", "run here", "seeds", "test items", "power",
+                     "false-positive rate", "seeds for 0.8", "items for 0.8", "minutes (stored walls)"], body)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m reproductions.scale.design", description=__doc__.splitlines()[0])
+    ap.add_argument("--from", dest="src", help="measure noise.json from this results.csv (printed to stdout)")
+    ap.add_argument("--timings", help="the same run's timings.csv (wall seconds per run)")
+    ap.add_argument("--commit", default="", help="the stored run's git commit (recorded as the noise's source)")
+    ap.add_argument("--profile", default="cpu", help="print the design table of this profile (default cpu)")
+    a = ap.parse_args(argv)
+    if a.src:
+        t = pd.read_csv(a.timings) if a.timings else None
+        json.dump(measure_noise(pd.read_csv(a.src), t, a.commit), sys.stdout, indent=1, sort_keys=True)
+        print()
+        return 0
+    from reproductions.scale.settings import SETTINGS
+    if a.profile not in SETTINGS:
+        print(f"error: unknown profile {a.profile!r}; choose from {', '.join(SETTINGS)}", file=sys.stderr)
+        return 2
+    print(table(design(SETTINGS[a.profile], DEFAULT_SEEDS)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
