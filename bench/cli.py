@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the check as on another CPU kind: ATen's scalar kernels, MKL capped at SSE4.2, two "
                          "threads and a fresh rung cache (the smoke rungs are pretrained again); CI runs both")
 
-    from bench.fit import add_parser as add_memory_parser
+    from bench.fit.command import add_parser as add_memory_parser
     add_memory_parser(sub, _formatter)
     return p
 
@@ -279,7 +279,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from bench.ladder import pretrain_ladder
+    from bench.ladder.report import pretrain_ladder
 
     out = args.out or (paths.PATHS.ladder_results if args.ladder == "cpu" else paths.PATHS.runs / f"ladder-{args.ladder}")
     from bench.fileio import clean_stale, new_staging, publish
@@ -361,7 +361,7 @@ def _implemented(group: str) -> bool:
 
 
 def cmd_memory(args) -> int:
-    from bench.fit import cmd_memory as run_memory
+    from bench.fit.command import cmd_memory as run_memory
 
     return run_memory(args)
 
