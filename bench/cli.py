@@ -18,6 +18,9 @@ from pathlib import Path
 
 from bench import BenchError, paths
 
+# The commands import their modules inside the functions below, not here: `bench --help`, `bench claims` and
+# argument errors answer without importing torch, transformers or pandas.
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)

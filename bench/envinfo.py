@@ -56,7 +56,7 @@ def _cpu_name() -> str:
 def hardware(threads: int | None = None) -> str:
     """'cpu:AMD EPYC ... x2 threads=1' or 'cuda:NVIDIA H200'; threads: the torch threads the run used (default:
     the suite's torch_threads() setting; a benchmark that times with another count passes its own)."""
-    import torch
+    import torch   # here, not at import: bench.schema imports this module, and torch is slow to import
 
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"

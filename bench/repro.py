@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from bench import BenchError
 from bench.profiles import Profile
 from bench.schema import Recorder
+from bench.values import check_value, field_range, parse_item
 
 # The one registry of reproduction groups (reproductions/<group>/, results/<group>/, tox -e repro-<group>), in the
 # order the reports list their runs and `bench regress` runs them; every other list of groups derives from it.
@@ -88,7 +89,6 @@ def group_ranges(module) -> dict:
 def check_settings(module, group: str, values: dict, cls=None) -> None:
     """Range-check {field: value} against the group's RANGES and the types' defaults (bench.values): BenchError,
     one line naming '--set <field>', what it got and what it accepts."""
-    from bench.values import check_value, field_range
     if cls is None:
         table = group_settings(module)
         if not table:
@@ -105,7 +105,6 @@ def parse_sets(module, group: str, profile: str, sets: list[str] | None) -> dict
     """`--set key=value` items parsed against the group's settings dataclass (see group_settings) into
     {field: value}, for ctx.options["settings"], each range-checked (check_settings). BenchError (one line,
     naming the allowed keys or the accepted range) on a bad item, before any work."""
-    from bench.values import parse_item
     if not sets:
         return {}
     table = group_settings(module)

@@ -41,3 +41,12 @@ def test_no_other_module_lists_the_groups():
     hits = [str(p.relative_to(ROOT)) for top in ("bench", "reproductions")
             for p in (ROOT / top).rglob("*.py") if p.name != "repro.py" and pattern.search(p.read_text())]
     assert hits == []
+
+
+def test_tox_has_an_environment_per_group():
+    """tox.ini cannot import the registry, so its per-group environments are checked against it here."""
+    text = (ROOT / "tox.ini").read_text()
+    envs = set(re.findall(r"^\[testenv:repro-([a-z0-9]+)\]", text, flags=re.M)) - {"all"}
+    assert envs == set(REPRO_GROUPS)
+    repro_all = text.split("[testenv:repro-all]", 1)[1].split("\n[", 1)[0]
+    assert set(re.findall(r"bench repro ([a-z0-9]+)", repro_all)) <= set(REPRO_GROUPS)

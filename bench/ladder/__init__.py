@@ -18,8 +18,18 @@ Modules: `specs` (RungSpec, LADDERS, SPECS, cache_root: light, no torch), `build
 and names, and a built rung (`from bench import ladder as L; L.load_rung("cpu-1m")`).
 """
 
-from bench.ladder.cache import ensure_rung, load_rung, load_world
 from bench.ladder.specs import LADDER_VERSION, LADDERS, SPECS, RungSpec, cache_root, get_spec, rung_names
+
+_CACHE = ("ensure_rung", "load_rung", "load_world")
+
+
+def __getattr__(name: str):
+    """ensure_rung, load_rung, load_world from bench.ladder.cache, imported on first use, not with the package:
+    the specs are read at every start (bench.provenance, via bench.schema), the cache brings torch and transformers."""
+    if name in _CACHE:
+        from bench.ladder import cache
+        return getattr(cache, name)
+    raise AttributeError(f"module 'bench.ladder' has no attribute {name!r}")
 
 __all__ = ["LADDERS", "LADDER_VERSION", "RungSpec", "SPECS", "cache_root", "ensure_rung", "get_spec", "load_rung",
            "load_world", "rung_names"]

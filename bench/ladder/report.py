@@ -62,7 +62,7 @@ def pretrain_ladder(ladder: str, cache_dir=None, force: bool = False, out_dir: P
 
 
 def _report(ladder, names, evals, logs, out_dir: Path):
-    import matplotlib   # here, not at import: only the report draws (bench.report_tools.pyplot does the same)
+    import matplotlib   # here, not at import: only the report draws (matplotlib is slow to import)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     lines = [f"# Pretraining report: ladder `{ladder}`", "",
