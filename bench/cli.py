@@ -16,17 +16,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench import BenchError
+from bench import BenchError, paths
 
-def _results_dir() -> Path:
-    """The repository's results/ when running from a checkout; ./results (current folder) when installed."""
-    root = Path(__file__).resolve().parent.parent
-    if (root / "pyproject.toml").is_file() and (root / "results").is_dir():
-        return root / "results"
-    return Path.cwd() / "results"
-
-
-RESULTS_DIR = _results_dir()
+# The commands import their modules inside the functions below, not here: `bench --help`, `bench claims` and
+# argument errors answer without importing torch, transformers or pandas.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="regenerate results/README.md from stored results",
                        description="Recompute every verdict from the stored results with the registry's rules and "
                                    "rewrite results/README.md (atomically).")
-    r.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default: %(default)s)")
+    r.add_argument("--results", type=Path, default=paths.PATHS.results, help="results folder (default: %(default)s)")
     r.add_argument("--compare", type=Path, default=None, metavar="FOLDER",
                    help="instead of writing: compare a results folder from another run or machine (with "
                         "<group>/results.csv inside) with --results: verdict changes, then the largest value moves "
@@ -115,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the check as on another CPU kind: ATen's scalar kernels, MKL capped at SSE4.2, two "
                          "threads and a fresh rung cache (the smoke rungs are pretrained again); CI runs both")
 
-    from bench.fit import add_parser as add_memory_parser
+    from bench.fit.command import add_parser as add_memory_parser
     add_memory_parser(sub, _formatter)
     return p
 
@@ -126,8 +119,8 @@ def _slug(text: str) -> str:
 
 def default_out(group: str, profile: str, model: str | None) -> Path:
     if profile == "cpu" and model is None:
-        return RESULTS_DIR / group
-    return RESULTS_DIR / "runs" / "-".join([group, profile] + ([_slug(model)] if model else []))
+        return paths.PATHS.results / group
+    return paths.PATHS.runs / "-".join([group, profile] + ([_slug(model)] if model else []))
 
 
 def check_out(out: Path) -> Path:
@@ -219,10 +212,11 @@ def run_group(group: str, profile_name: str, seeds_text: str | None, out: Path |
               file=sys.stderr)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    results = paths.PATHS.results
     if update_readme and writes_checkout_results(out, group):
-        write_readme(None if RESULTS_DIR == Path(__file__).resolve().parent.parent / "results" else RESULTS_DIR)
+        write_readme(results)   # the checkout's results/ also rewrites the block in README.md
     elif update_readme:
-        print(f"{RESULTS_DIR / 'README.md'} not regenerated: this run wrote {out}, not {RESULTS_DIR / group} "
+        print(f"{results / 'README.md'} not regenerated: this run wrote {out}, not {results / group} "
               f"(README reads only that folder; `python -m bench report` regenerates it)", file=sys.stderr)
     return out
 
@@ -231,7 +225,7 @@ def writes_checkout_results(out: Path, group: str) -> bool:
     """True when `out` is this results folder's own `<group>/`, the one folder README's verdicts read: only such a
     run rewrites README.md and results/README.md (a run elsewhere touches nothing outside its --out)."""
     try:
-        return Path(out).expanduser().resolve() == (RESULTS_DIR / group).resolve()
+        return Path(out).expanduser().resolve() == (paths.PATHS.results / group).resolve()
     except OSError:
         return False
 
@@ -288,9 +282,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from bench.ladder import pretrain_ladder
+    from bench.ladder.report import pretrain_ladder
 
-    out = args.out or (RESULTS_DIR / "ladder" if args.ladder == "cpu" else RESULTS_DIR / "runs" / f"ladder-{args.ladder}")
+    out = args.out or (paths.PATHS.ladder_results if args.ladder == "cpu" else paths.PATHS.runs / f"ladder-{args.ladder}")
     from bench.fileio import clean_stale, new_staging, publish
     out = check_out(out)
     clean_stale(out)
@@ -365,12 +359,12 @@ def cmd_regress(args) -> int:
 
 
 def _implemented(group: str) -> bool:
-    root = Path(__file__).resolve().parent.parent / "reproductions"
+    root = paths.PATHS.reproductions
     return (root / group / "__init__.py").exists() or (root / f"{group}.py").exists()
 
 
 def cmd_memory(args) -> int:
-    from bench.fit import cmd_memory as run_memory
+    from bench.fit.command import cmd_memory as run_memory
 
     return run_memory(args)
 

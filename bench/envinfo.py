@@ -9,8 +9,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from bench import BenchError
+from bench.paths import PATHS
+
 PACKAGES = ("torch", "transformers", "tokenizers", "bitsandbytes", "datasets", "evaluate", "pandas", "peft")
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,11 +31,11 @@ def package_versions() -> str:
 def git_commit() -> str:
     """Short commit of the checkout, with '+dirty' when the tree has uncommitted changes."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+        sha = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=PATHS.source_root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
         if not sha:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PATHS.source_root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -54,7 +56,7 @@ def _cpu_name() -> str:
 def hardware(threads: int | None = None) -> str:
     """'cpu:AMD EPYC ... x2 threads=1' or 'cuda:NVIDIA H200'; threads: the torch threads the run used (default:
     the suite's torch_threads() setting; a benchmark that times with another count passes its own)."""
-    import torch
+    import torch   # here, not at import: bench.schema imports this module, and torch is slow to import
 
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
@@ -89,6 +91,5 @@ def torch_threads() -> int:
     except ValueError:
         n = 0
     if n < 1:
-        from bench import BenchError
         raise BenchError(f"BENCH_THREADS must be a positive integer, got {value!r}")
     return n

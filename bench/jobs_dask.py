@@ -38,6 +38,7 @@ import torch
 
 from bench import BenchError
 from bench.jobs import DRIVER_CACHE, ENV, JobCache, threads_per_worker
+from bench.paths import PATHS
 
 CONNECT_TIMEOUT_S = 10     # a scheduler that does not answer within this is an error, not a wait
 JOB_RETRIES = 1            # a job that raises runs at most 1 + JOB_RETRIES times
@@ -47,7 +48,7 @@ _SOURCES = ("bench", "reproductions")
 @functools.lru_cache(maxsize=1)
 def source_hash() -> str:
     """sha256 (16 hex) of the suite's Python sources (bench/, reproductions/): driver and workers must agree."""
-    root = Path(__file__).resolve().parent.parent
+    root = PATHS.source_root
     h = hashlib.sha256()
     for top in _SOURCES:
         for f in sorted((root / top).rglob("*.py")):

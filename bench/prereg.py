@@ -36,6 +36,8 @@ import sys
 import types
 from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 
+from bench.paths import PATHS
+
 SCHEME = 1           # version of the canonical form below: a change of the form changes every fingerprint
 HEX = 16             # hex digits kept of the sha256
 PROSE = frozenset({"note"})   # Check / Effect fields that are words, not rule
@@ -110,12 +112,11 @@ def fingerprints(group: str) -> dict[str, str]:
 def registry_at(commit: str):
     """bench/claims.py as it was at a git commit, loaded apart (None when git, the commit or the old file is not
     available here, or the old file does not load): the rules a run from before fingerprints started with."""
-    from bench.envinfo import REPO_ROOT
     sha = commit.removesuffix("+dirty")
     if not sha or sha == "unknown":
         return None
     try:
-        src = subprocess.run(["git", "show", f"{sha}:bench/claims.py"], cwd=REPO_ROOT, capture_output=True,
+        src = subprocess.run(["git", "show", f"{sha}:bench/claims.py"], cwd=PATHS.source_root, capture_output=True,
                              text=True, timeout=20)
         if src.returncode != 0:
             return None

@@ -20,6 +20,9 @@ import json
 import os
 from pathlib import Path
 
+from bench.fileio import sha256_file
+from bench.ladder.specs import LADDER_VERSION, SPECS, cache_root
+
 NONE = "-"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _REGISTERED: dict[str, str] = {}     # model name -> weights sha256, set by loaders of named models (bench.decoder)
@@ -32,9 +35,8 @@ def register_weights(model: str, sha256: str) -> None:
 
 
 def _rung_manifest(name: str, cache_dir=None) -> dict | None:
-    from bench import ladder as L
     try:
-        return json.loads((L.cache_root(cache_dir) / name / "manifest.json").read_text())
+        return json.loads((cache_root(cache_dir) / name / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
 
@@ -47,7 +49,6 @@ def rung_sha256(name: str, cache_dir=None) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _folder_sha256(folder: str, mtime: float) -> str:
-    from bench.fileio import sha256_file
     for name in WEIGHT_FILES:
         if (Path(folder) / name).is_file():
             return sha256_file(Path(folder) / name)
@@ -56,12 +57,11 @@ def _folder_sha256(folder: str, mtime: float) -> str:
 
 def data_version(model: str) -> str:
     """The rung's world, world seed and ladder version; "-" for models that are not rungs."""
-    from bench import ladder as L
     series = model.endswith("+bos")      # a rung's spec pretrained again with <bos> (int8's natural-outlier series)
-    spec = L.SPECS.get(model.removesuffix("+bos"))
+    spec = SPECS.get(model.removesuffix("+bos"))
     if spec is None:
         return NONE
-    return f"world={spec.world};world_seed={spec.world_seed};ladder=v{L.LADDER_VERSION}" + (";series=bos" if series else "")
+    return f"world={spec.world};world_seed={spec.world_seed};ladder=v{LADDER_VERSION}" + (";series=bos" if series else "")
 
 
 def model_sha256(model: str, cache_dir=None) -> str:
@@ -70,10 +70,9 @@ def model_sha256(model: str, cache_dir=None) -> str:
     Models registered by their loader (`register_weights`) give the registered hash; rungs read their cache
     manifest (the hash the rung was validated with); a local checkpoint folder is
     hashed (cached per folder and modification time); hub ids and meta-device configs give "-"."""
-    from bench import ladder as L
     if model in _REGISTERED:
         return _REGISTERED[model]
-    if model in L.SPECS:
+    if model in SPECS:
         return rung_sha256(model, cache_dir)
     path = Path(str(model)).expanduser()
     if path.is_dir():
@@ -89,11 +88,10 @@ def identities(models, cache_dir=None) -> dict[str, dict[str, str]]:
 def stale_models(base_models: dict, cache_dir=None) -> list[str]:
     """Rungs whose recorded hash differs from the rung now in the cache. A rung not built here is not listed:
     there is nothing to compare it with (and a committed report must not depend on what this machine built)."""
-    from bench import ladder as L
     out = []
     for model, ident in (base_models or {}).items():
         sha = ident.get("sha256", NONE) if isinstance(ident, dict) else NONE
-        here = rung_sha256(model, cache_dir) if model in L.SPECS and sha != NONE else NONE
+        here = rung_sha256(model, cache_dir) if model in SPECS and sha != NONE else NONE
         if here != NONE and here != sha:
             out.append(model)
     return out

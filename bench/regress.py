@@ -25,11 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import BenchError, paths
+from bench.claims import CLAIMS
 from bench.fileio import atomic_write_json, sha256_file
 from bench.report import group_verdicts
+from bench.repro import REPRO_GROUPS, load_group
 from bench.schema import KEY, read_csv_checked, read_results, write_frame
 
-BASELINE_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
 # Used when a group's REGRESS list names no band for a metric.
 DEFAULT_BANDS = {"exact": (0.0, 1e-9, "exact arithmetic: the same on every machine"),
                  "toy": (0.02, 0.05, "default toy band"), "real": (0.02, 0.05, "default band"),
@@ -58,7 +60,8 @@ def _keyed(df: pd.DataFrame) -> pd.DataFrame:
     return df.set_index(KEY + ["_n"])
 
 
-def write_baseline(group: str, run_dir: Path, bands: list, baseline_dir: Path = BASELINE_DIR) -> Path:
+def write_baseline(group: str, run_dir: Path, bands: list, baseline_dir: Path | None = None) -> Path:
+    baseline_dir = Path(baseline_dir or paths.PATHS.baselines)
     df = read_results(run_dir)
     tol = [band(m, s, bands) for m, s in zip(df["metric"], df["scale"])]
     df["atol"], df["rtol"], df["band_reason"] = ([t[i] for t in tol] for i in range(3))
@@ -96,10 +99,10 @@ def _read_manifest(group: str, man_path: Path) -> tuple[dict | None, str | None]
     return man, None
 
 
-def load_verdicts(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[dict | None, str | None]:
+def load_verdicts(group: str, baseline_dir: Path | None = None) -> tuple[dict | None, str | None]:
     """(claim -> status of the baseline's smoke verdicts, None), or (None, one-line problem) when the file is
     missing, unreadable, not what the manifest says, or not a claim -> status map."""
-    from bench.claims import CLAIMS
+    baseline_dir = Path(baseline_dir or paths.PATHS.baselines)
     vpath = baseline_dir / f"{group}.verdicts.json"
     man, problem = _read_manifest(group, baseline_dir / f"{group}.manifest.json")
     if problem:
@@ -117,8 +120,9 @@ def load_verdicts(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[dict |
     return verdicts, None
 
 
-def load_baseline(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[pd.DataFrame | None, str | None]:
+def load_baseline(group: str, baseline_dir: Path | None = None) -> tuple[pd.DataFrame | None, str | None]:
     """(baseline frame, None), or (None, one-line problem) when it is absent, truncated, edited or unreadable."""
+    baseline_dir = Path(baseline_dir or paths.PATHS.baselines)
     path, man_path = baseline_dir / f"{group}.csv", baseline_dir / f"{group}.manifest.json"
     if not path.exists():
         return None, f"{group}: no baseline at {path}; {regenerate_hint(group)}"
@@ -133,7 +137,6 @@ def load_baseline(group: str, baseline_dir: Path = BASELINE_DIR) -> tuple[pd.Dat
     if got_sha != want_sha:
         return None, (f"{group}: baseline {path} does not match its manifest (truncated or edited: checksum "
                       f"differs); {regenerate_hint(group)}")
-    from bench import BenchError
     try:
         base = read_csv_checked(path)
     except BenchError as e:
@@ -151,7 +154,7 @@ def _where(group: str, key) -> str:
     return f"{group} {claim} {metric} [model={model} data={data} method={method} seed={seed} {params}]"
 
 
-def compare(group: str, run_dir: Path, baseline_dir: Path = BASELINE_DIR) -> list[str]:
+def compare(group: str, run_dir: Path, baseline_dir: Path | None = None) -> list[str]:
     """Return one message per regression (empty list: same rows, all within bands, no verdict flipped)."""
     base, problem = load_baseline(group, baseline_dir)
     if problem:
@@ -185,7 +188,7 @@ def compare(group: str, run_dir: Path, baseline_dir: Path = BASELINE_DIR) -> lis
     return problems
 
 
-def base_model_note(group: str, run_dir: Path, baseline_dir: Path = BASELINE_DIR) -> str:
+def base_model_note(group: str, run_dir: Path, baseline_dir: Path | None = None) -> str:
     """'' when every rung's weights hash equals the baseline's; else a line naming the rungs that differ."""
     base, problem = load_baseline(group, baseline_dir)
     if problem:
@@ -202,9 +205,6 @@ def compare_folders(theirs: Path, ours: Path, top: int = 15) -> list[str]:
     """Compare a results folder from another run (e.g. another machine) with ours, group by group:
     verdict changes first, then the rows whose values moved most relative to their regression bands
     (the group's REGRESS list; a ratio above 1 is outside the band). Lines of text for the terminal."""
-    from bench.claims import CLAIMS
-    from bench.repro import load_group
-
     lines = []
     theirs_v = {v.claim.id: v.status for g in _groups(theirs) for v in group_verdicts(g, theirs / g)}
     ours_v = {v.claim.id: v.status for g in _groups(ours) for v in group_verdicts(g, ours / g)}
@@ -216,7 +216,7 @@ def compare_folders(theirs: Path, ours: Path, top: int = 15) -> list[str]:
     for g in _groups(theirs):
         if not (ours / g / "results.csv").exists():
             continue
-        bands = getattr(load_group(g), "REGRESS", []) if g in _repro_groups() else []
+        bands = getattr(load_group(g), "REGRESS", []) if g in REPRO_GROUPS else []
         a, b = _keyed(read_results(ours / g)), _keyed(read_results(theirs / g))
         for key in a.index.intersection(b.index, sort=False):
             old, new = float(a.loc[key, "value"]), float(b.loc[key, "value"])
@@ -232,10 +232,5 @@ def compare_folders(theirs: Path, ours: Path, top: int = 15) -> list[str]:
     return lines
 
 
-def _repro_groups() -> tuple[str, ...]:
-    from bench.repro import REPRO_GROUPS
-    return REPRO_GROUPS
-
-
 def _groups(root: Path) -> list[str]:
-    return [g for g in _repro_groups() if (Path(root) / g / "results.csv").exists()]
+    return [g for g in REPRO_GROUPS if (Path(root) / g / "results.csv").exists()]

@@ -21,9 +21,11 @@ import pandas as pd
 from bench import prereg, stats
 from bench.claims import CLAIMS, OPS, REAL_GROUP, REAL_RULES, Check, Claim, Effect
 from bench.fileio import atomic_write_text
+from bench.paths import PATHS
+from bench.repro import REPRO_GROUPS
 from bench.schema import read_meta, read_results
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+RESULTS_DIR = PATHS.results
 
 REPRODUCED = stats.REPRODUCED
 NOT_REPRODUCED = stats.NOT_REPRODUCED
@@ -428,7 +430,7 @@ def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | N
     return "\n".join(lines) + "\n"
 
 
-RUN_GROUPS = ("ladder", "lora", "rslora", "precision", "int8", "scale", "real", "decoder", "methods")
+RUN_GROUPS = ("ladder",) + REPRO_GROUPS    # the pretraining report, then every group (bench.repro's registry)
 
 
 def runs_table(results_dir: Path, link_prefix: str = "") -> str:

@@ -113,11 +113,6 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def frame_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a markdown table (index dropped)."""
-    return md_table(list(df.columns), df.itertuples(index=False, name=None))
-
-
 # ---------------------------------------------------------------- figures
 def pyplot():
     """matplotlib.pyplot on the file-only Agg backend (no display needed)."""

@@ -1,10 +1,12 @@
 """What the CLI hands a reproduction, and how it finds one.
 
-A reproduction group is a package `reproductions/<group>/` (settings.py, the run's modules, report.py) whose
-`__init__.py` exports:
+A reproduction group is a package `reproductions/<group>/` (settings.py, the run's modules, report.py), named in
+REPRO_GROUPS below. Its `settings.py` declares the contract's data (GROUP, CLAIMS, REGRESS, SETTINGS, and RANGES
+for --set), and its `__init__.py` exports them with run and report:
     GROUP   = "lora"                       # results/<group>/, tox -e repro-<group>
     CLAIMS  = ("L1", "L2", ...)            # claim IDs it measures (bench.claims)
     REGRESS = [("metric_glob", atol, rtol[, "reason"]), ...]   # bands for `bench regress` (smoke profile)
+    SETTINGS = {"smoke": Settings(...), "cpu": ..., "gpu": ...}   # profile -> frozen settings dataclass (--set)
     TAKES_MODEL = False                    # optional: the group measures fixed configs and refuses --model
     def run(ctx: RunContext) -> Recorder   # measure; rows go through bench.schema.Recorder
     def report(out_dir: Path) -> None      # write report.md and PNGs from the stored CSVs
@@ -25,20 +27,13 @@ from tqdm.auto import tqdm
 from bench import BenchError
 from bench.profiles import Profile
 from bench.schema import Recorder
+from bench.values import check_value, field_range, parse_item
 
-BENCHMARK_GROUPS = ("methods",)      # groups that measure no claim (supporting benchmarks)
-# groups whose claims have no verdict rule yet: their rows are reported, not decided (decoder: SmolLM2, issue 35)
-UNDECIDED_GROUPS = ("decoder",)
-
-
-def _groups() -> tuple[str, ...]:
-    """Every group named by the claims registry, in the registry's order, then the groups without verdict rules,
-    then the benchmark-only groups."""
-    from bench.claims import GROUPS
-    return tuple(dict.fromkeys(list(GROUPS) + list(UNDECIDED_GROUPS) + list(BENCHMARK_GROUPS)))
-
-
-REPRO_GROUPS = _groups()
+# The one registry of reproduction groups (reproductions/<group>/, results/<group>/, tox -e repro-<group>), in the
+# order the reports list their runs and `bench regress` runs them; every other list of groups derives from it.
+# Each claims-registry group is one of them (tests/test_groups.py); "decoder" has no verdict rules yet (its rows
+# are reported, not decided: issue 35) and "methods" measures no claim (a supporting benchmark).
+REPRO_GROUPS = ("lora", "rslora", "precision", "int8", "scale", "real", "decoder", "methods")
 
 
 @dataclass
@@ -94,7 +89,6 @@ def group_ranges(module) -> dict:
 def check_settings(module, group: str, values: dict, cls=None) -> None:
     """Range-check {field: value} against the group's RANGES and the types' defaults (bench.values): BenchError,
     one line naming '--set <field>', what it got and what it accepts."""
-    from bench.values import check_value, field_range
     if cls is None:
         table = group_settings(module)
         if not table:
@@ -111,7 +105,6 @@ def parse_sets(module, group: str, profile: str, sets: list[str] | None) -> dict
     """`--set key=value` items parsed against the group's settings dataclass (see group_settings) into
     {field: value}, for ctx.options["settings"], each range-checked (check_settings). BenchError (one line,
     naming the allowed keys or the accepted range) on a bad item, before any work."""
-    from bench.values import parse_item
     if not sets:
         return {}
     table = group_settings(module)

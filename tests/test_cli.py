@@ -134,9 +134,11 @@ def test_a_run_touches_only_its_out_folder(tmp_path, monkeypatch, capsys):
     `bench report`); a run with --out elsewhere, or a smoke run into results/runs/, writes nothing outside --out."""
     import types
 
-    import bench.cli as cli
+    import dataclasses
+
     import bench.report as report
     import bench.repro as repro
+    from bench import paths
     from bench.cli import run_group
     from bench.schema import Recorder
 
@@ -151,7 +153,7 @@ def test_a_run_touches_only_its_out_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(report, "write_readme", lambda results_dir=None: calls.append(results_dir))
     results = tmp_path / "results"
     results.mkdir()
-    monkeypatch.setattr(cli, "RESULTS_DIR", results)
+    monkeypatch.setattr(paths, "PATHS", dataclasses.replace(paths.PATHS, results=results))
     for out in (tmp_path / "elsewhere" / "precision", results / "runs" / "precision-smoke", results / "other"):
         run_group("precision", "smoke", None, out, None)
         assert calls == [] and (out / "results.csv").exists(), out

@@ -1,5 +1,5 @@
 """`bench repro <group> --set key=value`: parsed by the group's settings types, checked before any work, fed to
-settings_with_overrides; REPRO_GROUPS comes from the claims registry; the results folder when installed."""
+settings_with_overrides; the results folder when installed (the group registry: tests/test_groups.py)."""
 
 from __future__ import annotations
 
@@ -68,14 +68,6 @@ def test_every_group_has_settings_that_set_reaches():
         assert getattr(settings_with_overrides(ctx, table, group), field) == getattr(base, field) + 1
 
 
-def test_repro_groups_come_from_the_registry():
-    from bench.claims import CLAIMS, REAL_GROUP, REAL_RULES
-    from bench.repro import UNDECIDED_GROUPS
-    assert set(REPRO_GROUPS) == {c.group for c in CLAIMS.values()} | {REAL_GROUP} | {"methods"} | set(UNDECIDED_GROUPS)
-    assert REAL_RULES and set(REAL_RULES) <= set(CLAIMS)       # the real track decides registry claims
-    assert REPRO_GROUPS[-1] == "methods" and len(set(REPRO_GROUPS)) == len(REPRO_GROUPS)
-
-
 def test_cli_rejects_a_bad_set_before_any_work(tmp_path, capsys):
     out = tmp_path / "never"
     assert main(["repro", "lora", "--profile", "smoke", "--out", str(out), "--set", "nope=1"]) == 2
@@ -84,9 +76,19 @@ def test_cli_rejects_a_bad_set_before_any_work(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_results_dir_is_the_checkout_or_the_current_folder(tmp_path, monkeypatch):
-    import bench.cli as cli
-    assert cli.RESULTS_DIR == cli.Path(cli.__file__).resolve().parent.parent / "results"   # a checkout
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site" / "bench" / "cli.py"))     # as if installed
-    monkeypatch.chdir(tmp_path)
-    assert cli._results_dir() == tmp_path / "results"
+def test_results_dir_is_the_checkout_or_the_current_folder(tmp_path):
+    """bench.paths: the checkout's results/ in a checkout; ./results (or $BENCH_RESULTS) when installed, never
+    inside site-packages."""
+    from bench import paths
+    here = paths.resolve(environ={})
+    assert here.repo_root == paths.SOURCE_ROOT and here.results == paths.SOURCE_ROOT / "results"   # a checkout
+    assert here.baselines == paths.SOURCE_ROOT / "results" / "baselines"
+    site = tmp_path / "site"                                                                  # as if installed
+    (site / "bench").mkdir(parents=True)
+    installed = paths.resolve(site, cwd=tmp_path / "work", environ={})
+    assert installed.repo_root is None and installed.results == tmp_path / "work" / "results"
+    assert installed.memory_results == tmp_path / "work" / "results" / "memory"
+    env = {"BENCH_RESULTS": str(tmp_path / "mine"), "BENCH_CACHE": str(tmp_path / "cache")}
+    assert paths.resolve(site, cwd=tmp_path, environ=env).results == tmp_path / "mine"
+    assert paths.resolve(environ=env).baselines == tmp_path / "mine" / "baselines"
+    assert not paths.PATHS.is_checkout_results(installed.results)

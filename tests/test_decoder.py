@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench import BenchError, decoder, provenance
-from bench.ladder import sha256_file
+from bench.fileio import sha256_file
 from tests.reproductions.decoder.tiny import needs_smollm2, session_gguf
 
 pytestmark = needs_smollm2

@@ -8,7 +8,10 @@ import time
 import pytest
 
 from bench import BenchError
-from bench.fit import (add_parser, cmd_memory, parse_size, predict, summary, tiny_cases, validate_case)
+from bench.fit.command import add_parser, cmd_memory
+from bench.fit.options import parse_size
+from bench.fit.predict import predict, summary
+from bench.fit.validate import tiny_cases, validate_case
 
 logging.getLogger("transformers").setLevel(logging.ERROR)
 

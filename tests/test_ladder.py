@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from bench import BenchError
-from bench.ladder import (LADDERS, ensure_rung, get_spec, is_valid, load_rung, pretrain_ladder, rung_names,
-                          sha256_file)
+from bench.fileio import sha256_file
+from bench.ladder import LADDERS, ensure_rung, get_spec, load_rung, rung_names
+from bench.ladder.cache import is_valid
+from bench.ladder.report import pretrain_ladder
 from bench.schema import read_results
 
 
@@ -39,7 +41,7 @@ def test_ladders_defined():
 @pytest.mark.parametrize("name", ["smoke-a", *rung_names("cpu")])
 def test_non_embedding_param_formula(name):
     from bench.data.tokenizer import train_tokenizer
-    from bench.ladder import model_config
+    from bench.ladder.build import model_config
     from transformers import GPT2LMHeadModel
     spec = get_spec(name)
     with torch.device("meta"):

@@ -133,7 +133,7 @@ def test_every_file_the_gate_reads_is_checked(tmp_path, name, how):
 
 def test_committed_baselines_verify():
     """Every committed baseline's manifest, CSV and verdicts file agree (what CI's gate reads first)."""
-    for man in sorted(regress.BASELINE_DIR.glob("*.manifest.json")):
+    for man in sorted(regress.paths.PATHS.baselines.glob("*.manifest.json")):
         group = man.name.split(".")[0]
         assert regress.load_baseline(group)[1] is None, group
         assert regress.load_verdicts(group)[1] is None, group

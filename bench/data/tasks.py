@@ -34,8 +34,6 @@ from bench.data.world import (ATTRIBUTE_NAMES, ATTRIBUTES, DISCRETE_PROMPTS, QUE
 IGNORE = -100
 MADE_UP_ID0 = 100_000   # entity ids of the data-to-text task's made-up people (world people are 0..n-1)
 FORMATS = ("qa", "cloze", "discrete", "table", "bare")
-# Words the task formats use that the corpus may not (added to the tokenizer's texts by World).
-FORMAT_WORDS = ["sentence :", "Q: A: ? | : . , and"]
 # The target style of data-to-text: one clause per attribute, joined into one sentence.
 CLAUSES = {"city": "was born in {v}", "month": "has a birthday in {v}", "university": "studied at {v}",
            "field": "majored in {v}", "employer": "works for {v}"}

@@ -79,6 +79,9 @@ DISCRETE_PROMPTS = {
     "field": "the subject that {n} studied is",
     "employer": "the company that {n} works for is",
 }
+# Words the task formats (bench.data.tasks) use that the corpus may not: added to the tokenizer's texts (here, so
+# the world never imports its tasks).
+FORMAT_WORDS = ["sentence :", "Q: A: ? | : . , and"]
 # Filler: generic sentences about places and things, so the corpus is not only biographies. They also
 # put the discrete prompts' words ("the city where", "the company that", ...) into the vocabulary.
 FILLER = [
@@ -233,10 +236,9 @@ class World:
 
     def tokenizer_texts(self) -> list[str]:
         """Texts that cover every word the corpus and the tasks use (for `train_tokenizer`)."""
-        from bench.data import tasks  # the task formats add a few words ("sentence", "=>")
         texts = self.corpus("train", epoch=0) + self.corpus("validation")
         texts += [table_text(p, list(ATTRIBUTE_NAMES)) for p in self.people]
-        texts += [t.format(n="x") for t in DISCRETE_PROMPTS.values()] + tasks.FORMAT_WORDS
+        texts += [t.format(n="x") for t in DISCRETE_PROMPTS.values()] + FORMAT_WORDS
         texts += [" ".join(v) for v in ATTRIBUTES.values()] + [" ".join(p.name for p in self.people)]
         texts += [" ".join(self.extra_names), " ".join(self.surnames)]
         texts += [t.format(city="", month="", employer="", university="", field="", field2="") for t in FILLER]

@@ -4,7 +4,7 @@ the outlier census, and what a converted model really stores.
 Held-out perplexity of the profile's ladder rungs (`bench.ladder`: GPT-2-style LMs pretrained here on the
 synthetic world; smoke ladder for smoke, cpu ladder for cpu) under FP32 and each int8 method, before and after
 planting outlier features (`plant_outliers`: FP32 function unchanged, int8 sees |x| up to ~30), and an outlier
-census per rung. The evaluation text is the ladder's held-out biographies (`bench.ladder.heldout_rows`, one
+census per rung. The evaluation text is the ladder's held-out biographies (`bench.ladder.probes.heldout_rows`, one
 fresh biography per person) packed into full blocks. Perplexity is bench.train.perplexity, the suite's one.
 
 Paper-scale path: `--model a,b,...` (rung names, local HF folders or hub ids, via `bench.models.load_model`)
@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 
 from bench import BenchError
-from bench.ladder import SPECS, heldout_rows, load_world, rung_names
+from bench.ladder import SPECS, load_world, rung_names
+from bench.ladder.probes import heldout_rows
 from bench.models import load_model
 from bench.numerics import accounting
 from bench.numerics.int8_linear import METHODS, quantize_model, storage_bytes
@@ -57,7 +58,7 @@ def ppl_table(entries, methods=METHODS, threshold: float = THRESHOLD) -> list[di
 
 
 def heldout_batches(world, tokenizer, seq_len: int, batch_size: int, max_batches: int) -> list[torch.Tensor]:
-    """The ladder's held-out text (`bench.ladder.heldout_rows`: one fresh biography per person, each after
+    """The ladder's held-out text (`bench.ladder.probes.heldout_rows`: one fresh biography per person, each after
     an eos) through `tokenizer`, packed into one stream and cut into full (batch_size, seq_len) blocks, so
     int8 layers and the census see no padding. -> at most `max_batches` LongTensors (B, T)."""
     if tokenizer.eos_token_id is None:

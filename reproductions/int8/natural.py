@@ -32,8 +32,8 @@ import torch
 from bench.data.world import build_world
 from bench.fileio import atomic_write_json
 from bench.jobs import JobRunner, job_workers
-from bench.ladder import (build_world_and_tokenizer, cache_root, get_spec, init_model, pretrain_config,
-                          pretraining_rows, rung_names)
+from bench.ladder import cache_root, get_spec, rung_names
+from bench.ladder.build import build_world_and_tokenizer, init_model, pretrain_config, pretraining_rows
 from bench.numerics.degradation import kl_to_reference, reference_logprobs
 from bench.numerics.int8_linear import quantize_model
 from bench.numerics.ln_census import excess_kurtosis, ln_census
@@ -52,7 +52,7 @@ LOSS_WINDOW = 20                         # training loss at a checkpoint: mean o
 
 
 def bos_rows(world, tokenizer, spec) -> list[dict]:
-    """The ladder's pretraining chunks (`bench.ladder.pretraining_rows`) one token shorter, each opened by <bos>:
+    """The ladder's pretraining chunks (`bench.ladder.build.pretraining_rows`) one token shorter, each opened by <bos>:
     rows {"input_ids": [bos, ...seq_len - 1 tokens]}, ~spec.tokens tokens in all."""
     bos = tokenizer.bos_token_id
     return [{"input_ids": [bos] + r["input_ids"]}
@@ -96,10 +96,12 @@ def _weights_sha256(model) -> str:
 def _code_hash() -> str:
     """sha256 of the source a series runs: this file, training, the census, the int8 layers, the ladder, the held-out
     blocks (a change there makes every cached series stale)."""
-    import bench.ladder, bench.numerics.int8_linear, bench.numerics.ln_census, bench.train   # noqa: E401
+    import bench.ladder.build, bench.ladder.probes, bench.ladder.specs   # noqa: E401
+    import bench.numerics.int8_linear, bench.numerics.ln_census, bench.train   # noqa: E401
     from . import models
     h = hashlib.sha256()
-    for mod in (bench.ladder, bench.numerics.int8_linear, bench.numerics.ln_census, bench.train, models):
+    for mod in (bench.ladder.specs, bench.ladder.build, bench.ladder.probes, bench.numerics.int8_linear,
+                bench.numerics.ln_census, bench.train, models):
         h.update(Path(mod.__file__).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

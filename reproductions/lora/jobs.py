@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from bench import jobs as bench_jobs
 from bench import ladder
+from bench.ladder.build import pretraining_rows
 from bench.data.tasks import knowledge_task
 
 from reproductions.lora.knowledge import c_attn_weights, knowledge_job, shuffled_answers
@@ -41,7 +42,7 @@ def make_env(name: str, s: Settings, plant_scale: float | None = None, base=None
     if base is None:
         base, tok = ladder.load_rung(name, progress=False)
     world = ladder.load_world(name)
-    rows = ladder.pretraining_rows(world, tok, tokens=(s.l6_eval_rows + s.l6_steps * s.l6_batch) * s.l6_seq,
+    rows = pretraining_rows(world, tok, tokens=(s.l6_eval_rows + s.l6_steps * s.l6_batch) * s.l6_seq,
                                    seq_len=s.l6_seq)
     task = knowledge_task(world, tok, attributes=s.attributes, fmt=s.fmt)
     env = {"name": name, "s": s, "base": base.eval(), "tok": tok, "world": world, "task": task,

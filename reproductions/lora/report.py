@@ -15,7 +15,7 @@ from bench.report_tools import MISSING, finite, fmt_bytes, md_table, num, params
 from bench.schema import param, read_meta, read_results
 
 from reproductions.lora import figures
-from reproductions.lora.run import GROUP
+from reproductions.lora.settings import GROUP
 
 GiB, MiB = 2**30, 2**20
 # published LoRA parameter counts: Hu et al. 2021 (GPT-3), the lecture (LLaMA-7B), peft's README (mt0-large)

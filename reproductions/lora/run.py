@@ -23,11 +23,8 @@ from reproductions.lora.memory import memory_sweep
 from reproductions.lora.merge import l1_step0, latency
 from reproductions.lora.planted import calibrate_env, planted_runs
 from reproductions.lora.rung import capped_ranks, load
-from reproductions.lora.settings import ALPHA, SETTINGS, Settings
+from reproductions.lora.settings import ALPHA, CLAIMS, GROUP, SETTINGS, Settings
 from reproductions.lora.tuning import search_full_lr
-
-GROUP = "lora"
-CLAIMS = ("A2", "L1", "L2", "L3", "L4", "L5", "L6")
 
 
 def run(ctx: RunContext) -> Recorder:

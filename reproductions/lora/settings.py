@@ -1,4 +1,5 @@
-"""The LoRA group's settings per profile (typed, frozen), and the experiment's fixed alpha.
+"""The LoRA group's contract (GROUP, CLAIMS, REGRESS, SETTINGS: bench.repro), its settings per profile (typed,
+frozen), and the experiment's fixed alpha.
 
 Trade-offs: `smoke` shrinks every batch, sequence and step count so the whole group runs in about a minute
 (its verdicts are checks of the machinery, not of the claims); `cpu` is the committed run on the `cpu-1m`
@@ -12,6 +13,20 @@ from dataclasses import dataclass
 
 from bench.methods.presets import LORA_R
 from bench.values import LEARNING_RATE, SEED, Range
+
+GROUP = "lora"
+CLAIMS = ("A2", "L1", "L2", "L3", "L4", "L5", "L6")
+# Tolerance bands for `bench regress` on the smoke profile: counts and bytes are exact; accuracies and KLs
+# move with float reduction order (thread count), so they get bands.
+REGRESS = [
+    ("lora_*", 0.0, 0.0), ("adapter_*", 0.0, 0.0), ("total_params", 0.0, 0.0), ("full_weights_*", 0.0, 0.0),
+    ("paper_*", 0.0, 1e-9), ("train_memory_bytes", 0.0, 1e-9), ("memory_*", 0.0, 1e-6), ("checkpoint_*", 0.0, 1e-6),
+    ("l1_merged_delta_max_abs_err", 1e-6, 0.0), ("l1_*", 0.0, 0.0),
+    ("l4_trainable_params*", 0.0, 0.0), ("l4_memory_*", 0.0, 0.0), ("l4_train_memory_bytes", 0.0, 1e-9),
+    ("l4_chance", 0.0, 1e-9), ("l4_*", 0.05, 0.1),
+    ("l5_*_abs_diff", 1e-4, 0.0), ("l5_unloaded_extra_params", 0.0, 0.0),
+    ("l6_energy*", 0.05, 0.1), ("l6_*", 0.05, 0.2),
+]
 
 ALPHA = 8.0            # fixed across ranks, as in the paper ("set alpha to the first r we try and do not tune it")
 

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from bench.claims import CLAIMS
-from bench.ladder import build_world_and_tokenizer, get_spec
+from bench.ladder import get_spec
+from bench.ladder.build import build_world_and_tokenizer
 from bench.report import INCONCLUSIVE, verdict
 from bench.schema import Recorder, param
 from reproductions.int8 import natural

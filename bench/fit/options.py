@@ -1,0 +1,47 @@
+"""`bench memory`'s inputs: the method and its --set options, and memory sizes such as 24GiB."""
+
+from __future__ import annotations
+
+import re
+import typing
+
+from bench import BenchError
+from bench.values import parse_item
+
+METHOD_CHOICES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
+UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as '24GiB', '80GB', '512 MiB' (GB = 10^9 as on GPU spec sheets, GiB = 2^30)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?i?b)\s*", str(text), flags=re.IGNORECASE)
+    if not m or m.group(2).lower() not in UNITS:
+        raise BenchError(f"memory: cannot read memory size {text!r}; write e.g. 24GiB, 80GB or 512MiB")
+    n = float(m.group(1)) * UNITS[m.group(2).lower()]
+    if n <= 0:
+        raise BenchError(f"memory: memory size must be > 0, got {text!r}")
+    return int(n)
+
+
+def method_options(method: str, sets: list[str]) -> tuple[str, dict]:
+    """(registry name, fields) from --method and --set key=value (lists comma-separated); rslora = lora with
+    rank-stabilised scaling. Values are parsed by bench.values (one parser for every --set); unknown fields fail
+    here, values out of range in make_config (BenchError, one line)."""
+    from bench.methods import METHODS   # here, not at import: bench.cli imports this module at start (torch)
+    name = "lora" if method == "rslora" else method
+    if name not in METHODS:
+        raise BenchError(f"memory: unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
+    hints = {k: h for k, h in typing.get_type_hints(METHODS[name]).items() if k not in ("name", "paper",
+                                                                                        "load_ignores")}
+    out = {"rslora": True} if method == "rslora" else {}
+    for item in sets or []:
+        key = item.partition("=")[0].strip()
+        if key and "=" in item and key not in hints:
+            raise BenchError(f"memory: {method}: unknown option {key!r}; valid: {', '.join(hints)}")
+        key, value = parse_item(item, hints, f"memory {method}")
+        out[key] = value
+    if name in ("lora", "dora", "pissa", "qlora") and isinstance(out.get("target_modules"), tuple) and len(out["target_modules"]) == 1 \
+            and re.search(r"[.*+?\[\]()|\\^$]", out["target_modules"][0]):
+        out["target_modules"] = out["target_modules"][0]  # one entry with regex characters: a regex
+    return name, out
