@@ -25,7 +25,7 @@ from pathlib import Path
 from bench import BenchError
 from bench.values import COUNT, check_value, parse_item
 
-METHOD_CHOICES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
+METHOD_CHOICES = __import__("bench.methods.registry").methods.registry.PRESET_NAMES  # live: every registered preset
 UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "memory"
@@ -244,15 +244,7 @@ def plot(info: dict, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- validation
 
 TINY_B, TINY_T, TINY_V = 2, 16, 97
-TINY_METHODS = {  # name -> (registry name, options); small enough to run in seconds on a CPU
-    "full": ("full", {}), "lora": ("lora", {"r": 4}), "rslora": ("lora", {"r": 4, "rslora": True}),
-    "lora_head": ("lora", {"r": 4, "target_modules": ("lm_head",)}),
-    "lora_qv_head": ("lora", {"r": 4, "target_modules": ("q_proj", "v_proj", "lm_head")}),
-    "adapters": ("adapters", {"size": 8}), "prefix": ("prefix", {"num_virtual_tokens": 4}),
-    "prompt": ("prompt", {"num_virtual_tokens": 4}), "ptuning": ("ptuning", {"num_virtual_tokens": 4}),
-    "bitfit": ("bitfit", {}),
-    "dora": ("dora", {"r": 4}), "pissa": ("pissa", {"r": 4}), "qlora": ("qlora", {"r": 4}),
-}
+TINY_METHODS = __import__("bench.methods.registry").methods.registry.TINY  # case -> (method, options): SPEC.tiny
 TINY_FAMILIES = ("gpt2", "opt", "llama", "llama_gqa", "bert")
 
 
