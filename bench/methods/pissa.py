@@ -85,4 +85,5 @@ SPEC = MethodSpec(
     tiny={"pissa": {"r": 4}},                   # its layer is LoRA's, so is its memory-model hook
     save_format=lora.peft_format(PissaConfig),
     peft=lora.peft_config,
+    rewrites_base=True,                         # the residual W - s B A is written into the base weight
 )

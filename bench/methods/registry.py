@@ -76,6 +76,9 @@ class MethodSpec:
     peft: Callable[[MethodConfig, nn.Module], Any] | None = None
     # what peft's side does to the base model before get_peft_model (QLoRA: quantize it with bitsandbytes)
     peft_base: Callable[[MethodConfig, nn.Module], nn.Module] | None = None
+    # apply() writes the frozen base weights in place (PiSSA's residual): code that shares one base's storage
+    # between several adapted copies (the methods benchmark) must give this method a copy of its own
+    rewrites_base: bool = False
 
     @property
     def name(self) -> str:

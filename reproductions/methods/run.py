@@ -16,7 +16,7 @@ from reproductions.methods.inference import inference_rows
 from reproductions.methods.memory import accounting_rows, peak_rows
 from reproductions.methods.mixed import mixed_serving
 from reproductions.methods.models import build
-from reproductions.methods.settings import CLAIMS, GROUP, METHODS, SETTINGS
+from reproductions.methods.settings import CLAIMS, GROUP, METHODS, PEFT, PEFT_METHODS, SETTINGS
 from reproductions.methods.steps import train_steps
 
 
@@ -32,6 +32,12 @@ class Laps:
         self.clock = now
 
 
+def plan(have_peft: bool) -> list[str]:
+    """The variants the training-step part times: every registered method, then peft's counterpart of each
+    method that has one ("peft-<method>"), when peft is installed."""
+    return list(METHODS) + ([PEFT + m for m in PEFT_METHODS] if have_peft else [])
+
+
 def run(ctx: RunContext) -> Recorder:
     s = settings_with_overrides(ctx, SETTINGS, GROUP)
     rec = ctx.recorder(GROUP, CLAIMS)
@@ -43,7 +49,7 @@ def run(ctx: RunContext) -> Recorder:
     have_peft = importlib.util.find_spec("peft") is not None
     if not have_peft:
         rec.notes["peft"] = "not installed: no ours-vs-peft rows"
-    methods = list(METHODS) + (["peft-lora"] if have_peft else [])
+    methods = plan(have_peft)
     lap = Laps(rec.notes.setdefault("phase_wall_s", {}))
     for spec in ctx.progress(s.models, desc="methods: models"):
         base = build(spec, s.seq, seed).to(dev)
