@@ -67,10 +67,18 @@ def run(ctx: RunContext) -> Recorder:
         peak_rows(rec, base, ids, ctx.progress(METHODS, desc=f"{spec.name}: peak", leave=False), dev, common,
                   shape)
         lap(f"{spec.name}:peak")
+        # the parts below compute values (merge errors, mixed-batch agreement) from a fresh base (the steps above
+        # moved the shared weights, in an order that depends on how many methods there are) and draw LoRA's A
+        # from torch's global generator, seeded here: so a newly registered method changes none of their rows
+        del base
+        trim()
+        base = build(spec, s.seq, seed).to(dev)
+        torch.manual_seed(seed)
         inference_rows(rec, base, spec, s, seed, dev, common)
         trim()
         lap(f"{spec.name}:inference")
         if s.mixed_tasks > 0:
+            torch.manual_seed(seed + 1)
             mixed_serving(rec, base, spec, s, seed, dev, common)
             lap(f"{spec.name}:mixed")
         del base
