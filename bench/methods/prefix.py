@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import (HEAD_NAMES, MethodConfig, batch_size, dims, freeze, need, positions_skipping_left_padding,
-                                  takes_position_ids, unfreeze_head)
+from bench.methods.common import (HEAD_NAMES, MethodConfig, batch_size, dims, freeze, need,
+                                  positions_skipping_left_padding, takes_position_ids, unfreeze_head)
 from bench.methods.prompt import check_length
 from bench.methods.registry import MethodSpec, Virtual
 from bench.methods.wrapper import MethodWrapper

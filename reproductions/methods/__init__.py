@@ -34,6 +34,6 @@ from reproductions.methods.settings import (CLAIMS, GROUP, METHODS, PEFT_METHODS
                                             TARGET_MERGED_OVER_BASE, TARGET_MIXED_THROUGHPUT, TARGET_OURS_OVER_PEFT,
                                             ModelSpec, Settings, method_kwargs)
 
-__all__ = ["CLAIMS", "GROUP", "METHODS", "PEFT_METHODS", "REGRESS", "SETTINGS", "TAKES_MODEL", "TARGET_MERGED_OVER_BASE",
-           "TARGET_MIXED_THROUGHPUT", "TARGET_OURS_OVER_PEFT", "ModelSpec", "Settings", "method_kwargs", "report",
-           "run"]
+__all__ = ["CLAIMS", "GROUP", "METHODS", "PEFT_METHODS", "REGRESS", "SETTINGS", "TAKES_MODEL",
+           "TARGET_MERGED_OVER_BASE", "TARGET_MIXED_THROUGHPUT", "TARGET_OURS_OVER_PEFT", "ModelSpec", "Settings",
+           "method_kwargs", "report", "run"]
