@@ -150,45 +150,18 @@ def _as_model(model_or_config) -> nn.Module:
     raise BenchError(f"memory: pass a torch model or a transformers config, got {type(model_or_config).__name__}")
 
 
-@dataclass
-class _Wrap:
-    """What a prefix / prompt / P-tuning wrapper does to the base model's step."""
+def _unwrap(model: nn.Module):
+    """(base model, what its wrapper changes: bench.methods.registry.Virtual), from the wrapper method's memory
+    hook (its SPEC.wrappers); a model without a wrapper is its own base."""
+    from bench.methods.registry import Virtual, wrapper_hook
 
-    prompt: int = 0          # virtual tokens prepended to the input (prompt tuning, P-tuning): T -> n + T
-    prefix: int = 0          # virtual key/value positions in front of every layer's keys (prefix tuning)
-    placeholder: bool = False  # P-tuning's template mode: the prompt replaces n input embeddings, T unchanged
-    extra: float = 0.0       # bytes the wrapper's own trainable encoder saves (prefix MLP, P-tuning encoder)
-
-
-def _unwrap(model: nn.Module) -> tuple[nn.Module, _Wrap]:
-    """(base model, what its wrapper changes). The encoders run in fp32 (their parameters are fp32)."""
-    from bench.methods.prefix import PrefixModel
-    from bench.methods.prompt import PromptModel
-    from bench.methods.ptuning import PTuningModel
-
-    if isinstance(model, PrefixModel):
-        n = model.num_virtual_tokens
-        extra = 0.0
-        if model.prefix is None:  # P = Linear2(tanh(Linear1(E))): tanh saves its (n, hidden) output
-            extra = 4.0 * n * model.mlp[0].out_features
-        return model.base, _Wrap(prefix=n, extra=extra)
-    if isinstance(model, PTuningModel):
-        n, extra, enc = model.num_virtual_tokens, 0.0, model.encoder
-        if enc is not None:
-            d = enc.embedding.weight.shape[1]
-            if enc.kind == "mlp":  # Linear, ReLU, Linear, ReLU, Linear: the two ReLUs save their (n, h) outputs
-                extra = 4.0 * n * 2 * enc.mlp_head[0].out_features
-            else:  # approximate: per LSTM layer and direction ~(in + 12 h) floats per step, + the MLP's ReLU
-                h, layers = enc.lstm_head.hidden_size, enc.lstm_head.num_layers
-                extra = 4.0 * n * (2 * sum((d if i == 0 else 2 * h) + 12 * h for i in range(layers)) + 2 * h)
-        return model.base, _Wrap(prompt=0 if model.placeholder_token_id is not None else n,
-                                 placeholder=model.placeholder_token_id is not None, extra=extra)
-    if isinstance(model, PromptModel):
-        return model.base, _Wrap(prompt=model.num_virtual_tokens)
+    hook = wrapper_hook(model)
+    if hook is not None:
+        return hook(model)
     if hasattr(model, "get_base_model"):
         raise BenchError(f"memory: activations of wrapper {type(model).__name__} are not modelled; "
                          "full, LoRA, adapters, BitFit, prefix, prompt and P-tuning are")
-    return model, _Wrap()
+    return model, Virtual()
 
 
 def _base(model: nn.Module) -> nn.Module:
@@ -304,6 +277,10 @@ class _Tape:
     def new(self, width: float, grad: bool, elem: float | None = None) -> _T:
         return _T(self.n * width * (self.elem if elem is None else elem), grad)
 
+    def nbytes(self, n: float, grad: bool = False) -> _T:
+        """A tensor of `n` bytes whatever the batch (e.g. per-feature vectors)."""
+        return _T(n, grad)
+
     def save(self, *ts: _T) -> None:
         for t in ts:
             self.saved[t.id] = t.nbytes
@@ -332,23 +309,8 @@ class _Tape:
         out = self.new(fo, x.grad or spec["trainable"] or spec.get("bias", False))
         if spec["trainable"]:
             self.save(x)                                   # grad W = grad_out^T x
-        if spec.get("lora"):                               # the frozen base's branch still trains A and B
-            xin = self.dropout(x, spec.get("lora_dropout", 0.0), fi)
-            self.save(xin)                                 # for grad A
-            a = self.new(spec["lora"], True)               # A x * scaling
-            self.save(a)                                   # for grad B
-            out = self.new(fo, True)                       # base + B(...)
-            if spec.get("dora"):  # (m/n - 1) * W x saves W x; (m/n) * B A x saves B A x; + three (out,) vectors
-                self.save(self.new(fo, False), self.new(fo, False), _T(3 * 4 * fo, False))
-        if spec.get("adapter"):
-            m = spec["adapter"]
-            self.save(out)                                 # down's input
-            d = self.new(m, True)
-            act = spec.get("adapter_act", "gelu")
-            a = self.new(m, True)
-            self.save(a if act in ("relu", "tanh") else d)  # relu/tanh save their result, gelu/silu their input
-            self.save(a)                                   # up's input
-            out = self.new(fo, True)
+        for branch in spec["branches"]:                    # a method's own computation (LoRA's B A x, an adapter)
+            out = branch(self, x, out, fi, fo)
         return out
 
     def act(self, x: _T, kind: str, width: int) -> _T:
@@ -416,22 +378,17 @@ class _Tape:
 
 
 def _spec(mod: nn.Module) -> dict:
-    """What the activation model needs to know about one Linear (or Conv1D): does its weight or bias train,
-    and does it carry a LoRA branch or an adapter (whose parameters train even when the base is frozen)."""
-    from bench.methods.adapters import WithAdapter
-    from bench.methods.lora import LoraLayer
+    """What the activation model needs to know about one Linear (or Conv1D): does its weight or bias train, and
+    which branches the methods that wrapped it add (their memory hooks, SPEC.layers: LoRA's B A x, an adapter;
+    their parameters train even when the base is frozen), innermost first."""
+    from bench.methods.registry import layer_hook
 
-    spec = {"trainable": False, "lora": 0, "adapter": 0}
-    if isinstance(mod, WithAdapter):
-        spec["adapter"] = mod.adapter.down.out_features
-        spec["adapter_act"] = type(mod.adapter.act).__name__.lower()
-        mod = mod.base
-    if isinstance(mod, LoraLayer):
-        if not mod.merged:
-            spec["lora"] = mod.r
-            spec["lora_dropout"] = getattr(mod.dropout, "p", 0.0)
-            spec["dora"] = hasattr(mod, "lora_magnitude_vector")
-        mod = mod.base
+    branches = []
+    while (hook := layer_hook(mod)) is not None:
+        mod, branch = hook(mod)
+        if branch is not None:
+            branches.append(branch)
+    spec = {"trainable": False, "branches": branches[::-1]}
     if isinstance(mod, nf4.Linear4bit):  # frozen; its matmul keeps only the 4-bit buffers for backward
         spec["bias"] = False
         return spec
@@ -623,9 +580,9 @@ def _activations(model: nn.Module, setup: Setup) -> tuple[float, float]:
 
 
 def _is_adapted(mod: nn.Module) -> bool:
-    from bench.methods.adapters import WithAdapter
-    from bench.methods.lora import LoraLayer
-    return isinstance(mod, (WithAdapter, LoraLayer))
+    """A module some method put in place of a Linear (it has a memory hook)."""
+    from bench.methods.registry import layer_hook
+    return layer_hook(mod) is not None
 
 
 def train_loss(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

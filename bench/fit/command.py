@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from bench import BenchError
-from bench.fit.options import METHOD_CHOICES, parse_size
+from bench.fit.options import method_choices, parse_size
 
 
 def add_parser(sub, formatter) -> None:
@@ -28,7 +28,8 @@ def add_parser(sub, formatter) -> None:
         --validate measures tiny configs of every family and method and writes results/memory/.
         """))
     p.add_argument("model", nargs="?", help="ladder rung, folder with config.json, config.json, or hub id")
-    p.add_argument("--method", default="lora", help="|".join(METHOD_CHOICES) + " (default: %(default)s)")
+    p.add_argument("--method", default="lora", help="a registered method or preset: full, lora, rslora, dora, pissa, qlora, adapters, ... (the "
+                                                        "whole list in an unknown name's error; default: %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option, e.g. r=8, target_modules=q_proj,v_proj (repeatable)")
     p.add_argument("--precision", default="mixed", help="fp32 | mixed (16-bit + fp32 master, ZeRO's 16 B) | "
@@ -67,8 +68,8 @@ def cmd_memory(args) -> int:
     if not args.model:
         raise BenchError("memory: give MODEL (a ladder rung, a folder with config.json, or a hub id)")
     gpu_bytes = parse_size(args.gpu_memory) if args.gpu_memory else None
-    if args.method not in METHOD_CHOICES:
-        raise BenchError(f"memory: unknown method {args.method!r}; choose one of {', '.join(METHOD_CHOICES)}")
+    if args.method not in method_choices():
+        raise BenchError(f"memory: unknown method {args.method!r}; choose one of {', '.join(method_choices())}")
     config = load_config(args.model)
     pred = predict(config, args.method, args.set, args.precision, args.optimizer, args.batch, args.seq,
                    args.base_int8, args.grad_checkpointing, args.device, args.base_4bit)

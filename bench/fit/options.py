@@ -8,7 +8,11 @@ import typing
 from bench import BenchError
 from bench.values import parse_item
 
-METHOD_CHOICES = ("full", "lora", "rslora", "dora", "pissa", "qlora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
+def method_choices() -> tuple[str, ...]:
+    """The --method names: every registered method's presets (read when asked: the registry imports torch, which
+    `bench --help` should not)."""
+    from bench.methods.registry import PRESET_NAMES
+    return tuple(PRESET_NAMES)
 UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
@@ -31,7 +35,7 @@ def method_options(method: str, sets: list[str]) -> tuple[str, dict]:
     from bench.methods import METHODS   # here, not at import: bench.cli imports this module at start (torch)
     name = "lora" if method == "rslora" else method
     if name not in METHODS:
-        raise BenchError(f"memory: unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
+        raise BenchError(f"memory: unknown method {method!r}; choose one of {', '.join(method_choices())}")
     hints = {k: h for k, h in typing.get_type_hints(METHODS[name]).items() if k not in ("name", "paper",
                                                                                         "load_ignores")}
     out = {"rslora": True} if method == "rslora" else {}

@@ -12,19 +12,11 @@ import transformers as tf
 
 from bench import BenchError
 from bench.memory import Setup, estimate, measure_peak
-from bench.methods import apply, make_config
+from bench.methods import apply, make_config, registry
 from bench.paths import PATHS
 
 TINY_B, TINY_T, TINY_V = 2, 16, 97
-TINY_METHODS = {  # name -> (registry name, options); small enough to run in seconds on a CPU
-    "full": ("full", {}), "lora": ("lora", {"r": 4}), "rslora": ("lora", {"r": 4, "rslora": True}),
-    "lora_head": ("lora", {"r": 4, "target_modules": ("lm_head",)}),
-    "lora_qv_head": ("lora", {"r": 4, "target_modules": ("q_proj", "v_proj", "lm_head")}),
-    "adapters": ("adapters", {"size": 8}), "prefix": ("prefix", {"num_virtual_tokens": 4}),
-    "prompt": ("prompt", {"num_virtual_tokens": 4}), "ptuning": ("ptuning", {"num_virtual_tokens": 4}),
-    "bitfit": ("bitfit", {}),
-    "dora": ("dora", {"r": 4}), "pissa": ("pissa", {"r": 4}), "qlora": ("qlora", {"r": 4}),
-}
+TINY_METHODS = registry.TINY         # case -> (method, options): each method's SPEC.tiny (live)
 TINY_FAMILIES = ("gpt2", "opt", "llama", "llama_gqa", "bert")
 
 

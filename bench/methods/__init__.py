@@ -5,8 +5,9 @@
     n_train, n_total = trainable_parameters(model)
     save_trained(model, "out/adapter"); model2 = load_trained(base2, "out/adapter")
 
-Methods (one file each; register a new one by adding its config class to METHODS):
-    full, lora, dora, pissa, qlora, adapters, prefix, prompt, ptuning, bitfit, top_k_layers
+Methods (one file each, declaring its config and a `SPEC`, bench.methods.registry.MethodSpec; registered below
+with one line each, in the order of every table):
+    full, lora, adapters, prefix, prompt, ptuning, bitfit, top_k_layers, dora, pissa, qlora
 DoRA, PiSSA and QLoRA are LoRA variants (LoraConfig subclasses sharing its layer, targets and counting): DoRA
 adds a trained magnitude vector, PiSSA initialises A, B from the weight's top singular triplets, QLoRA puts
 LoRA on an NF4 base. LoRA+ changes the optimizer only (bench.methods.loraplus, TrainConfig.loraplus_ratio).
@@ -16,15 +17,16 @@ every other attribute to the base model. `.logits` always cover the original inp
 `.loss` equals peft's (for prompt/ptuning, peft's logits also include the n virtual positions:
 `virtual_logits=True` restores that). The applied config is kept as `model.bench_method`.
 
-Save formats: LoRA writes peft's format (adapter_config.json + adapter_model.safetensors), loadable by
-peft's PeftModel.from_pretrained and vice versa. The other methods (DoRA, PiSSA and QLoRA too) write method.json (method name and
-config) + trained.safetensors (the trained tensors only).
+Save formats (each method's SPEC.save_format): LoRA, DoRA and PiSSA write peft's format (adapter_config.json +
+adapter_model.safetensors), loadable by peft's PeftModel.from_pretrained and vice versa. The others (QLoRA too)
+write method.json (method name and config) + trained.safetensors (the trained tensors only).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -35,21 +37,25 @@ from bench.methods import adapters, dora, full, lora, pissa, prefix, prompt, ptu
 from bench.methods.common import MethodConfig, need
 from bench.methods.lora import merge, merge_and_unload, unmerge
 from bench.methods.multitask import multi_lora, prompt_bank  # noqa: F401  (multi-task serving, see its doc)
+from bench.methods import registry
+from bench.methods.registry import REGISTRY, register
 from bench.methods.wrapper import MethodWrapper
 
-METHODS: dict[str, type[MethodConfig]] = {c.name: c for c in (
-    full.FullConfig,
-    lora.LoraConfig,
-    dora.DoraConfig,
-    pissa.PissaConfig,
-    qlora.QLoraConfig,
-    adapters.AdapterConfig,
-    prefix.PrefixConfig,
-    prompt.PromptConfig,
-    ptuning.PTuningConfig,
-    selective.BitFitConfig,
-    selective.TopKLayersConfig,
-)}
+register(full.SPEC)
+register(lora.SPEC)
+register(adapters.SPEC)
+register(prefix.SPEC)
+register(prompt.SPEC)
+register(ptuning.SPEC)
+register(selective.BITFIT)
+register(selective.TOP_K_LAYERS)
+register(dora.SPEC)
+register(pissa.SPEC)
+register(qlora.SPEC)
+
+
+# name -> config class, read from the registry at each use (a method registered later shows up)
+METHODS: Mapping[str, type[MethodConfig]] = registry.CONFIGS
 
 __all__ = ["METHODS", "MethodConfig", "make_config", "apply", "trainable_parameters", "frozen_parameter_names",
            "save_trained", "load_trained", "merge", "unmerge", "merge_and_unload", "fold", "method_of"]
@@ -121,8 +127,9 @@ def save_trained(model: nn.Module, path: str | Path) -> Path:
 
     cfg, path = method_of(model), Path(path)
     need(cfg is not None, "save_trained: this model has no method applied")
-    if cfg.name == "lora":
-        lora.save_peft(model, cfg, path)
+    fmt = registry.get(cfg.name).save_format
+    if fmt is not None:
+        fmt.save(model, cfg, path)
         return path
     tensors = _trained_tensors(model)
     need(bool(tensors), "save_trained: nothing to save (no trainable parameters)")
@@ -139,6 +146,16 @@ def _same_settings(saved: MethodConfig, mine: MethodConfig, path: Path) -> None:
                          f"{field}={have!r}; load it into a plain model to get the saved settings")
 
 
+def _read_peft(path: Path):
+    """(our config, its format) of the peft adapter folder `path`: the one registered method that reads it."""
+    c = json.loads((path / "adapter_config.json").read_text())
+    found = [(cfg, s.save_format) for s in REGISTRY.values() if s.save_format is not None
+             for cfg in [s.save_format.read(c, path)] if cfg is not None]
+    need(len(found) == 1, f"load_trained: {path}: adapter_config.json ({c.get('peft_type')}) is read by "
+                          f"{len(found)} of our methods ({', '.join(f.name for f, _ in found) or 'none'}), not one")
+    return found[0]
+
+
 def load_trained(model: nn.Module, path: str | Path) -> nn.Module:
     """Load what save_trained (or peft, for LoRA) wrote. On a plain model the saved config is applied first;
     on a model that already has the method, the weights are loaded after checking that every setting that
@@ -148,14 +165,14 @@ def load_trained(model: nn.Module, path: str | Path) -> nn.Module:
 
     path = Path(path)
     need(path.is_dir(), f"load_trained: {path} is not a folder")
-    if (path / "adapter_config.json").exists():                          # peft's LoRA format (ours or peft's)
-        saved = lora.config_from_peft(path)
+    if (path / "adapter_config.json").exists():                          # peft's format (ours or peft's)
+        saved, fmt = _read_peft(path)
         if method_of(model) is None:
             model = apply(model, saved)
-        need(method_of(model).name == "lora", f"load_trained: {path} holds a LoRA adapter, the model has "
-                                              f"{method_of(model).name!r}")
+        need(method_of(model).name == saved.name, f"load_trained: {path} holds {saved.name!r}, the model has "
+                                                  f"{method_of(model).name!r}")
         _same_settings(saved, method_of(model), path)
-        lora.load_peft_weights(model, path)
+        fmt.load(model, path)
         return model
     need((path / "method.json").exists(), f"load_trained: {path} has neither method.json nor adapter_config.json")
     meta = json.loads((path / "method.json").read_text())

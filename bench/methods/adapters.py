@@ -22,6 +22,7 @@ from torch import nn
 
 from bench import BenchError
 from bench.methods.common import MethodConfig, blocks, dims, freeze, is_norm, need, unfreeze_head
+from bench.methods.registry import MethodSpec
 from bench.values import Range
 
 # model_type -> regexes (relative to one block) of the attention-output and FFN-output projections
@@ -139,3 +140,21 @@ class WithAdapter(nn.Module):
 
     def forward(self, x, *args, **kwargs):
         return self.adapter(self.base(x, *args, **kwargs))
+
+
+def memory_branch(mod: WithAdapter):
+    """bench.memory's hook: h + up(act(down(h))) on the projection's output h saves h (down's input), act's
+    input or output (relu/tanh save their result, gelu/silu their input) and up's input, m wide."""
+    m, act = mod.adapter.down.out_features, type(mod.adapter.act).__name__.lower()
+
+    def branch(tape, x, out, fi: int, fo: int):
+        tape.save(out)                                     # (..., d): down's input
+        d = tape.new(m, True)                              # (..., m): down(h)
+        a = tape.new(m, True)                              # (..., m): act(down(h))
+        tape.save(a if act in ("relu", "tanh") else d)
+        tape.save(a)                                       # up's input
+        return tape.new(fo, True)
+    return mod.base, branch
+
+
+SPEC = MethodSpec(AdapterConfig, tiny={"adapters": {"size": 8}}, layers={WithAdapter: memory_branch})

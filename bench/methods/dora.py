@@ -11,7 +11,11 @@ the numerator. The forward never builds W': with y0 = W x (no bias),
     y = W x + b + (m/n - 1) * y0 + (m/n) * s * B A x,   n = ||W + s B A||_row (no grad)
 
 which equals W' x + b. Under dropout in training, y0 is recomputed from the dropped-out input (peft's rule).
-Everything else (targets, scaling, rsLoRA, save/load of the trained tensors) is LoRA's, see bench.methods.lora.
+Everything else (targets, scaling, rsLoRA) is LoRA's, see bench.methods.lora.
+
+Saved in peft's format: adapter_config.json with `use_dora: true`, and A, B and m in adapter_model.safetensors
+(m under `<module path>.lora_magnitude_vector`, peft 0.21's key), so peft's PeftModel.from_pretrained loads ours
+and load_trained loads peft's.
 
 Merging writes m/n * (W + s B A) into W and keeps m/n to undo it exactly (up to float rounding).
 Multi-adapter serving (bench.methods.multitask.multi_lora) takes plain LoRA only: it refuses DoRA, since
@@ -26,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.methods import lora
 from bench.methods.lora import LoraConfig, LoraLayer
+from bench.methods.registry import MethodSpec
 
 
 @dataclass
@@ -37,6 +43,16 @@ class DoraConfig(LoraConfig):
     def make_layer(self, mod: nn.Module) -> LoraLayer:
         return DoraLayer(mod, self.r, self.scaling(), self.dropout, self.init)
 
+    def to_peft(self) -> dict:
+        return {**super().to_peft(), "use_dora": True}
+
+    @classmethod
+    def from_peft(cls, c: dict) -> DoraConfig | None:
+        init = c.get("init_lora_weights", True)
+        if not c.get("use_dora") or init not in (True, False, "gaussian"):
+            return None
+        return cls(**lora.peft_common(c), init="gaussian" if init == "gaussian" else "kaiming")
+
 
 class DoraLayer(LoraLayer):
     """LoRA layer plus `lora_magnitude_vector` m (out,), trainable (peft's parameter name)."""
@@ -45,6 +61,9 @@ class DoraLayer(LoraLayer):
         super().__init__(base, r, scaling, dropout, init)
         self.lora_magnitude_vector = nn.Parameter(self.weight_norm())      # (out,) = ||W||_row since B = 0
         self.register_buffer("merge_factor", None, persistent=False)        # m/n while merged
+
+    def peft_tensors(self) -> dict[str, torch.Tensor]:
+        return {**super().peft_tensors(), "lora_magnitude_vector": self.lora_magnitude_vector}
 
     def base_weight(self) -> torch.Tensor:
         """The frozen weight as (out, in) (a view: GPT-2's Conv1D stores it (in, out))."""
@@ -91,3 +110,27 @@ class DoraLayer(LoraLayer):
 
     def extra_repr(self) -> str:
         return "dora, " + super().extra_repr()
+
+
+def memory_branch(layer: DoraLayer):
+    """bench.memory's hook: LoRA's branch, plus (m/n - 1) * W x saving W x and (m/n) * B A x saving B A x
+    (out wide each) and three (out,) fp32 vectors (m, n, m/n)."""
+    base, lora_branch = lora.memory_branch(layer)
+    if lora_branch is None:
+        return base, None
+
+    def branch(tape, x, out, fi: int, fo: int):
+        out = lora_branch(tape, x, out, fi, fo)
+        tape.save(tape.new(fo, False), tape.new(fo, False), tape.nbytes(3 * 4 * fo))
+        return out
+    return base, branch
+
+
+SPEC = MethodSpec(
+    DoraConfig,
+    presets={"dora": {"r": lora.LORA_R, "alpha": lora.LORA_ALPHA}},  # LoRA's rank and scaling: the comparison is
+    tiny={"dora": {"r": 4}},                                           # the variant, not the budget
+    layers={DoraLayer: memory_branch},
+    save_format=lora.peft_format(DoraConfig),
+    peft=lora.peft_config,
+)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from bench.methods.common import MethodConfig
+from bench.methods.registry import MethodSpec
 
 
 @dataclass
@@ -18,3 +19,6 @@ class FullConfig(MethodConfig):
         for p in model.parameters():
             p.requires_grad_(True)
         return model
+
+
+SPEC = MethodSpec(FullConfig, tiny={"full": {}})

@@ -16,7 +16,9 @@ unmerged, but merge / merge_and_unload / unmerge refuse it with a BenchError bef
 W + s*BA into a shared tensor would move every user of it (peft merges anyway, after a warning).
 
 Adapters are saved in peft's on-disk format (adapter_config.json + adapter_model.safetensors, keys
-`base_model.model.<module path>.lora_A.weight`), so peft loads ours and we load peft's.
+`base_model.model.<module path>.lora_A.weight`), so peft loads ours and we load peft's. The LoRA variants that
+peft also has (DoRA, PiSSA) use the same format: their config class says which peft keys mark the variant
+(`to_peft`) and reads them back (`from_peft`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import torch
 from torch import nn
 
 from bench import BenchError
-from bench.methods.common import MethodConfig, freeze, need, unfreeze_head
+from bench.methods.common import HEAD_NAMES, MethodConfig, freeze, need, unfreeze_head
+from bench.methods.registry import MethodSpec, PeftFormat
 from bench.values import PROBABILITY
 
 try:  # GPT-2's linear layer with a transposed weight
@@ -39,6 +42,9 @@ try:  # GPT-2's linear layer with a transposed weight
 except ImportError:  # pragma: no cover
     class Conv1D(nn.Module):
         pass
+
+LORA_R = 8            # the suite's preset: the LoRA paper's common choice for GPT-3 (r = 8 on q,v; Table 15)
+LORA_ALPHA = 16.0     # alpha = 2r, peft's examples; scaling alpha/r = 2
 
 # model_type -> default targets (attention query and value; GPT-2 fuses q,k,v into c_attn)
 DEFAULT_TARGETS = {
@@ -102,6 +108,20 @@ class LoraConfig(MethodConfig):
     def make_layer(self, mod: nn.Module) -> LoraLayer:
         """The layer that wraps target `mod` (variants such as DoRA return their own LoraLayer subclass)."""
         return LoraLayer(mod, self.r, self.scaling(), self.dropout, self.init)
+
+    # -- peft's names for this variant (adapter_config.json, peft.LoraConfig) -----------------------------------
+    def to_peft(self) -> dict:
+        """The peft LoraConfig keys that tell the LoRA variants apart; variants override this and from_peft."""
+        return {"use_dora": False, "init_lora_weights": True if self.init == "kaiming" else "gaussian"}
+
+    @classmethod
+    def from_peft(cls, c: dict) -> LoraConfig | None:
+        """This class' config from a peft adapter_config.json dict, or None when the file holds another variant.
+        (init_lora_weights=False, peft's random B, loads as kaiming: the weights are overwritten anyway.)"""
+        init = c.get("init_lora_weights", True)
+        if c.get("use_dora") or init not in (True, False, "gaussian"):
+            return None
+        return cls(**peft_common(c), init="gaussian" if init == "gaussian" else "kaiming")
 
 
 def in_out(mod: nn.Module) -> tuple[int, int]:
@@ -178,6 +198,10 @@ class LoraLayer(nn.Module):
             return out
         h = self.lora_A(self.dropout(x)) * self.scaling      # (..., r): never materialise BA; scale the small tensor
         return out + self.lora_B(h)                          # (..., out)
+
+    def peft_tensors(self) -> dict[str, torch.Tensor]:
+        """The trained tensors under their peft names (adapter_model.safetensors keys after the module path)."""
+        return {"lora_A.weight": self.lora_A.weight, "lora_B.weight": self.lora_B.weight}
 
     def delta_weight(self) -> torch.Tensor:
         d = (self.lora_B.weight @ self.lora_A.weight) * self.scaling   # (out, in)
@@ -276,6 +300,7 @@ PEFT_PREFIX = "base_model.model."
 
 
 def save_peft(model: nn.Module, cfg: LoraConfig, path: Path) -> None:
+    """Write peft's adapter folder for any LoRA variant (its layers' `peft_tensors`, its config's `to_peft`)."""
     from safetensors.torch import save_file
 
     from bench.fileio import atomic_write, atomic_write_json
@@ -283,42 +308,58 @@ def save_peft(model: nn.Module, cfg: LoraConfig, path: Path) -> None:
     layers = _need_lora(model)
     tensors = {}
     for name, m in layers:
-        tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = m.lora_A.weight.detach().cpu().contiguous()
-        tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = m.lora_B.weight.detach().cpu().contiguous()
-    heads = [n for n, p in model.named_parameters() if p.requires_grad and n.split(".")[0] in ("classifier", "score")]
+        for key, t in m.peft_tensors().items():
+            tensors[f"{PEFT_PREFIX}{name}.{key}"] = t.detach().cpu().contiguous()
+    heads = [n for n, p in model.named_parameters() if p.requires_grad and n.split(".")[0] in HEAD_NAMES]
     for n in heads:
         tensors[PEFT_PREFIX + n] = model.get_parameter(n).detach().cpu().contiguous()
     targets = resolved_targets(model, cfg.target_modules)
-    is_cls = any(n.split(".")[0] in ("classifier", "score") for n, _ in model.named_parameters())
+    is_cls = any(n.split(".")[0] in HEAD_NAMES for n, _ in model.named_parameters())
     config = {
         "peft_type": "LORA", "task_type": "SEQ_CLS" if is_cls else "CAUSAL_LM", "r": cfg.r,
         "lora_alpha": cfg.alpha, "lora_dropout": cfg.dropout, "use_rslora": cfg.rslora,
         "target_modules": targets if isinstance(targets, str) else list(targets),
         "fan_in_fan_out": any(m.fan_in_fan_out for _, m in layers), "bias": "none",
-        "init_lora_weights": True if cfg.init == "kaiming" else "gaussian", "inference_mode": True,
-        "modules_to_save": sorted({n.split(".")[0] for n in heads}) or None,
+        "inference_mode": True, "modules_to_save": sorted({n.split(".")[0] for n in heads}) or None,
         "base_model_name_or_path": getattr(getattr(model, "config", None), "_name_or_path", None) or None,
-        "use_dora": False, "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {},
-        "alpha_pattern": {},
+        "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {}, "alpha_pattern": {},
+        **cfg.to_peft(),
     }
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path / "adapter_config.json", config)
     atomic_write(path / "adapter_model.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
 
 
-def config_from_peft(path: Path) -> LoraConfig:
-    c = json.loads((path / "adapter_config.json").read_text())
-    need(c.get("peft_type") == "LORA", f"{path}: adapter_config.json is not a LoRA adapter ({c.get('peft_type')})")
-    for key in ("use_dora", "bias", "rank_pattern", "alpha_pattern", "layers_to_transform", "target_parameters",
+def peft_common(c: dict) -> dict:
+    """The config fields every LoRA variant reads from a peft adapter_config.json; BenchError on a peft option
+    that none of them implements."""
+    for key in ("bias", "rank_pattern", "alpha_pattern", "layers_to_transform", "target_parameters",
                 "lora_bias", "exclude_modules", "trainable_token_indices", "layer_replication"):
-        need(c.get(key) in (None, False, {}, [], "none"), f"{path}: peft option {key}={c.get(key)!r} is not supported")
+        need(c.get(key) in (None, False, {}, [], "none"), f"peft option {key}={c.get(key)!r} is not supported")
     tm = c.get("target_modules")
-    init = c.get("init_lora_weights", True)
-    need(init in (True, False, "gaussian"), f"{path}: init_lora_weights={init!r} is not supported (it may change "
-                                            "the base weights)")
-    return LoraConfig(r=int(c["r"]), alpha=float(c["lora_alpha"]), dropout=float(c.get("lora_dropout") or 0.0),
-                      target_modules=tm if isinstance(tm, str) else tuple(tm), rslora=bool(c.get("use_rslora")),
-                      init="gaussian" if init == "gaussian" else "kaiming")
+    return dict(r=int(c["r"]), alpha=float(c["lora_alpha"]), dropout=float(c.get("lora_dropout") or 0.0),
+                target_modules=tm if isinstance(tm, str) else tuple(tm), rslora=bool(c.get("use_rslora")))
+
+
+def read_peft(cls: type[LoraConfig]):
+    """PeftFormat.read for LoRA variant `cls`: adapter_config.json -> cls' config, None if another variant's."""
+    def read(c: dict, path: Path) -> LoraConfig | None:
+        if c.get("peft_type") != "LORA":
+            return None
+        try:
+            return cls.from_peft(c)
+        except BenchError as e:
+            raise BenchError(f"{path}: {e}") from None
+    return read
+
+
+def config_from_peft(path: Path) -> LoraConfig:
+    """A plain LoRA config from a peft adapter folder (BenchError if it holds a variant or another method)."""
+    c = json.loads((path / "adapter_config.json").read_text())
+    cfg = read_peft(LoraConfig)(c, path)
+    need(cfg is not None, f"{path}: adapter_config.json is not a plain LoRA adapter ({c.get('peft_type')}, "
+                          f"use_dora={c.get('use_dora')}, init_lora_weights={c.get('init_lora_weights')!r})")
+    return cfg
 
 
 @torch.no_grad()
@@ -332,15 +373,19 @@ def load_peft_weights(model: nn.Module, path: Path) -> None:
     merged = [n for n, m in layers.items() if m.merged]
     need(not merged, f"{file}: cannot load into merged LoRA layers ({', '.join(merged[:3])}); unmerge first")
     names = shared_with(model)
-    seen = set()  # (layer, "lora_A"|"lora_B")
+    seen = set()  # (layer, tensor key)
     for key, t in sd.items():
         need(key.startswith(PEFT_PREFIX), f"{file}: unexpected key {key!r}")
         name = key[len(PEFT_PREFIX):]
-        m = re.fullmatch(r"(.+)\.(lora_A|lora_B)(?:\.default)?\.weight", name)
-        if m:
-            need(m.group(1) in layers, f"{file}: {m.group(1)} is not a LoRA layer of this model")
-            dst = getattr(layers[m.group(1)], m.group(2)).weight
-            seen.add(m.groups())
+        m = re.fullmatch(r"(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.default)?(\.weight)?", name)
+        if m and m.group(1) in layers:
+            own = layers[m.group(1)].peft_tensors()
+            part = m.group(2) + (".weight" if m.group(2) != "lora_magnitude_vector" else "")
+            need(part in own, f"{file}: {name}: the model's {type(layers[m.group(1)]).__name__} has no {part}")
+            dst = own[part]
+            seen.add((m.group(1), part))
+        elif m:
+            raise BenchError(f"{file}: {m.group(1)} is not a LoRA layer of this model")
         else:
             name = name.replace(".modules_to_save.default.", ".")
             try:
@@ -353,5 +398,51 @@ def load_peft_weights(model: nn.Module, path: Path) -> None:
                              f"loading it would overwrite both")
         need(dst.shape == t.shape, f"{file}: {name} has shape {tuple(t.shape)}, the model expects {tuple(dst.shape)}")
         dst.copy_(t)
-    missing = [f"{n}.{ab}" for n in layers for ab in ("lora_A", "lora_B") if (n, ab) not in seen]
+    missing = [f"{n}.{k}" for n, m in layers.items() for k in m.peft_tensors() if (n, k) not in seen]
     need(not missing, f"{file}: missing LoRA weights for {', '.join(missing[:4])}")
+
+
+def peft_format(cls: type[LoraConfig]) -> PeftFormat:
+    """peft's adapter format for LoRA variant `cls` (LoRA, DoRA, PiSSA share the writer and the loader)."""
+    return PeftFormat(save=save_peft, read=read_peft(cls), load=load_peft_weights)
+
+
+# ---- peft's counterpart and the memory model --------------------------------------------------------------------
+
+def peft_config(cfg: LoraConfig, model: nn.Module):
+    """peft.LoraConfig equivalent to `cfg` on `model` (targets resolved; GPT-2's Conv1D is fan_in_fan_out)."""
+    import peft
+
+    targets = resolved_targets(model, cfg.target_modules)
+    conv = any(isinstance(m, Conv1D) for _, m in find_targets(model, cfg.target_modules))
+    is_cls = any(n in HEAD_NAMES for n, _ in model.named_children())
+    return peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_rslora=cfg.rslora,
+                           target_modules=targets if isinstance(targets, str) else list(targets),
+                           fan_in_fan_out=conv, task_type="SEQ_CLS" if is_cls else "CAUSAL_LM", **cfg.to_peft())
+
+
+def memory_branch(layer: LoraLayer):
+    """bench.memory's hook: unmerged, the branch saves its (dropped-out) input for grad A and s * A x for grad B;
+    merged, it adds nothing."""
+    if layer.merged:
+        return layer.base, None
+    r, p = layer.r, getattr(layer.dropout, "p", 0.0)
+
+    def branch(tape, x, out, fi: int, fo: int):
+        tape.save(tape.dropout(x, p, fi))                   # (..., in): grad A
+        tape.save(tape.new(r, True))                        # (..., r): grad B
+        return tape.new(fo, True)                           # base + B(...)
+    return layer.base, branch
+
+
+SPEC = MethodSpec(
+    LoraConfig,
+    presets={"lora": {"r": LORA_R, "alpha": LORA_ALPHA},
+             "rslora": {"r": LORA_R, "alpha": LORA_ALPHA, "rslora": True}},   # scaling alpha / sqrt(r)
+    tiny={"lora": {"r": 4}, "rslora": {"r": 4, "rslora": True},
+          "lora_head": {"r": 4, "target_modules": ("lm_head",)},
+          "lora_qv_head": {"r": 4, "target_modules": ("q_proj", "v_proj", "lm_head")}},
+    layers={LoraLayer: memory_branch},
+    save_format=peft_format(LoraConfig),
+    peft=peft_config,
+)

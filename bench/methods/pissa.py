@@ -10,9 +10,15 @@ back to W's dtype; this is peft 0.21's `init_lora_weights="pissa"` recipe (exact
 residual equal peft's. Dividing S_r by s makes s B A the rank-r part of W for any alpha.
 
 The base weight changes at apply(): a target whose weight is tied to another module (GPT-2's lm_head) is
-refused. Saved adapters hold A and B only; load_trained re-runs the (deterministic) SVD on the fresh base
-before loading them, as peft does for a PiSSA adapter saved without conversion. On the meta device (shape-only
-models) nothing is decomposed.
+refused. On the meta device (shape-only models) nothing is decomposed.
+
+Saving writes peft's format: adapter_config.json with `init_lora_weights: "pissa"` and the trained A, B in
+adapter_model.safetensors. What it covers: the adapter only, NOT the residual base W_res. Like peft (which
+saves the same two files and, in PeftModel.from_pretrained, re-runs the SVD on the base it is given),
+load_trained re-derives W_res from the ORIGINAL base weights by the same deterministic SVD before loading A, B;
+so an adapter must be loaded onto the base it was trained from, never onto one that already holds a residual.
+peft's conversion of a trained PiSSA adapter to a plain LoRA one (`path_initial_model_for_weight_conversion`)
+is not implemented, nor are peft's "pissa_niter_K" (randomised SVD) adapters (load_trained refuses them).
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.methods import lora
 from bench.methods.common import need
 from bench.methods.lora import LoraConfig, LoraLayer, find_targets, refuse_tied
+from bench.methods.registry import MethodSpec
 
 
 @dataclass
@@ -40,6 +48,15 @@ class PissaConfig(LoraConfig):
         layer = LoraLayer(mod, self.r, self.scaling(), self.dropout, self.init)
         pissa_init(layer)
         return layer
+
+    def to_peft(self) -> dict:
+        return {"use_dora": False, "init_lora_weights": "pissa"}   # peft's exact-SVD PiSSA
+
+    @classmethod
+    def from_peft(cls, c: dict) -> PissaConfig | None:
+        if c.get("use_dora") or c.get("init_lora_weights") != "pissa":
+            return None
+        return cls(**lora.peft_common(c))
 
 
 @torch.no_grad()
@@ -60,3 +77,13 @@ def pissa_init(layer: LoraLayer) -> None:
     layer.lora_B.weight.copy_(B)
     residual = w32 - (s * B) @ A                                                  # (out, in), peft's rounding order
     w.copy_((residual.T if layer.fan_in_fan_out else residual).to(w.dtype))
+
+
+SPEC = MethodSpec(
+    PissaConfig,
+    presets={"pissa": {"r": lora.LORA_R, "alpha": lora.LORA_ALPHA}},   # LoRA's budget; only the init differs
+    tiny={"pissa": {"r": 4}},                   # its layer is LoRA's, so is its memory-model hook
+    save_format=lora.peft_format(PissaConfig),
+    peft=lora.peft_config,
+    rewrites_base=True,                         # the residual W - s B A is written into the base weight
+)

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import (MethodConfig, batch_size, dims, freeze, need, positions_skipping_left_padding,
-                                  takes_position_ids, unfreeze_head)
+from bench.methods.common import (HEAD_NAMES, MethodConfig, batch_size, dims, freeze, need,
+                                  positions_skipping_left_padding, takes_position_ids, unfreeze_head)
 from bench.methods.prompt import check_length
+from bench.methods.registry import MethodSpec, Virtual
 from bench.methods.wrapper import MethodWrapper
 
 
@@ -169,3 +170,25 @@ class PrefixModel(MethodWrapper):
             cache = self.make_cache(B)
         return self.base.generate(input_ids=input_ids, attention_mask=self._mask(attention_mask, B),
                                   **{self.cache_kwarg: cache}, **kwargs)
+
+
+def memory_wrapper(model: PrefixModel):
+    """bench.memory's hook: n trainable key/value positions in front of every layer's keys; while the MLP
+    reparameterisation trains, P = Linear2(tanh(Linear1(E))) and tanh saves its (n, hidden) fp32 output."""
+    n = model.num_virtual_tokens
+    extra = 4.0 * n * model.mlp[0].out_features if model.prefix is None else 0.0
+    return model.base, Virtual(prefix=n, extra=extra)
+
+
+def peft_config(cfg: PrefixConfig, model: nn.Module):
+    """peft.PrefixTuningConfig with the same length and reparameterisation (peft's `prefix_projection`)."""
+    import peft
+
+    is_cls = any(n in HEAD_NAMES for n, _ in model.named_children())
+    return peft.PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, prefix_projection=cfg.reparam,
+                                   encoder_hidden_size=cfg.reparam_hidden,
+                                   task_type="SEQ_CLS" if is_cls else "CAUSAL_LM")
+
+
+SPEC = MethodSpec(PrefixConfig, tiny={"prefix": {"num_virtual_tokens": 4}}, wrappers={PrefixModel: memory_wrapper},
+                  peft=peft_config)

@@ -1,32 +1,17 @@
-"""The suite's standard method settings: the one place that maps a method name to its `make_config` kwargs.
+"""The suite's standard method settings: a preset name -> its method and `make_config` kwargs.
 
 A harness asks `preset("lora", target_modules=("c_attn",))` and gets ("lora", {"r": 8, "alpha": 16.0,
 "target_modules": ("c_attn",)}); what it overrides is its own experiment (a rank sweep, a rung-sized adapter)
 and should say why. "rslora" is LoRA with alpha/sqrt(r) scaling (Kalajdzievski 2023), so it maps to the lora
-config with rslora=True. Methods without an entry here use their config class' defaults.
+config with rslora=True. Each method declares its presets in its own module (`SPEC.presets`, beside its config;
+none declared: its config's defaults); STANDARD is read from the registry at each use.
 """
 
 from __future__ import annotations
 
 from bench import BenchError
-
-LORA_R = 8            # the LoRA paper's common choice for GPT-3 (r = 8 on q,v; Hu et al. 2021, Table 15)
-LORA_ALPHA = 16.0     # alpha = 2r, peft's examples; scaling alpha/r = 2
-
-STANDARD: dict[str, tuple[str, dict]] = {
-    "full": ("full", {}),
-    "lora": ("lora", {"r": LORA_R, "alpha": LORA_ALPHA}),
-    "rslora": ("lora", {"r": LORA_R, "alpha": LORA_ALPHA, "rslora": True}),
-    "dora": ("dora", {"r": LORA_R, "alpha": LORA_ALPHA}),     # LoRA's rank and scaling: the comparison is the
-    "pissa": ("pissa", {"r": LORA_R, "alpha": LORA_ALPHA}),   # variant, not the budget
-    "qlora": ("qlora", {"r": LORA_R, "alpha": LORA_ALPHA}),   # NF4, blocks of 64, double quantization
-    "adapters": ("adapters", {}),
-    "prefix": ("prefix", {}),
-    "prompt": ("prompt", {}),
-    "ptuning": ("ptuning", {}),
-    "bitfit": ("bitfit", {}),
-    "top_k_layers": ("top_k_layers", {}),
-}
+from bench.methods.lora import LORA_ALPHA, LORA_R  # noqa: F401  (the LoRA preset's rank and alpha)
+from bench.methods.registry import STANDARD
 
 
 def preset(method: str, **overrides) -> tuple[str, dict]:

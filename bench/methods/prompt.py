@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import (MethodConfig, batch_size, freeze, need, unfreeze_head,
+from bench.methods.common import (HEAD_NAMES, MethodConfig, batch_size, freeze, need, unfreeze_head,
                                   virtual_then_real_positions)
 from bench.methods.wrapper import MethodWrapper
+from bench.methods.registry import MethodSpec, Virtual
 from bench.values import TOKEN_ID
 
 INITS = ("random", "vocab", "text", "labels")
@@ -182,3 +183,21 @@ class PromptModel(MethodWrapper):
         out.sequences = torch.cat([input_ids.repeat_interleave(out.sequences.shape[0] // input_ids.shape[0], 0),
                                    out.sequences], dim=1)
         return out
+
+
+def memory_wrapper(model: PromptModel):
+    """bench.memory's hook: n virtual tokens prepended to the input, T -> n + T; the prompt itself saves nothing."""
+    return model.base, Virtual(prompt=model.num_virtual_tokens)
+
+
+def peft_config(cfg: PromptConfig, model: nn.Module):
+    """peft.PromptTuningConfig with the same length (peft's default random init; the init is not compared)."""
+    import peft
+
+    is_cls = any(n in HEAD_NAMES for n, _ in model.named_children())
+    return peft.PromptTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens,
+                                   task_type="SEQ_CLS" if is_cls else "CAUSAL_LM")
+
+
+SPEC = MethodSpec(PromptConfig, tiny={"prompt": {"num_virtual_tokens": 4}}, wrappers={PromptModel: memory_wrapper},
+                  peft=peft_config)

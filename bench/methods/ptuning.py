@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench.methods.common import MethodConfig, freeze, need, unfreeze_head
+from bench.methods.common import HEAD_NAMES, MethodConfig, freeze, need, unfreeze_head
 from bench.methods.prompt import PromptModel, check_length, input_embeddings
+from bench.methods.registry import MethodSpec, Virtual
 from bench.values import PROBABILITY, TOKEN_ID
 
 
@@ -111,3 +112,36 @@ class PTuningModel(PromptModel):
             self.prompt = nn.Parameter(self.encoder().detach().clone())
             self.encoder = None
         return self
+
+
+def memory_wrapper(model: PTuningModel):
+    """bench.memory's hook: prepended like prompt tuning (or, in template mode, replacing n input embeddings,
+    T unchanged); while the encoder trains, what it saves for its n steps (fp32)."""
+    n, extra, enc = model.num_virtual_tokens, 0.0, model.encoder
+    if enc is not None:
+        d = enc.embedding.weight.shape[1]
+        if enc.kind == "mlp":  # Linear, ReLU, Linear, ReLU, Linear: the two ReLUs save their (n, h) outputs
+            extra = 4.0 * n * 2 * enc.mlp_head[0].out_features
+        else:  # approximate: per LSTM layer and direction ~(in + 12 h) floats per step, + the MLP's ReLU
+            h, layers = enc.lstm_head.hidden_size, enc.lstm_head.num_layers
+            extra = 4.0 * n * (2 * sum((d if i == 0 else 2 * h) + 12 * h for i in range(layers)) + 2 * h)
+    template = model.placeholder_token_id is not None
+    return model.base, Virtual(prompt=0 if template else n, placeholder=template, extra=extra)
+
+
+def peft_config(cfg: PTuningConfig, model: nn.Module):
+    """peft.PromptEncoderConfig with the same length, encoder kind, width, LSTM depth and dropout; the template
+    mode (placeholder_token_id) has no peft counterpart."""
+    import peft
+
+    need(cfg.placeholder_token_id is None, "ptuning: peft's P-tuning only prepends; template mode has no counterpart")
+    d = input_embeddings(model, cfg.name).weight.shape[1]
+    is_cls = any(n in HEAD_NAMES for n, _ in model.named_children())
+    return peft.PromptEncoderConfig(num_virtual_tokens=cfg.num_virtual_tokens,
+                                    encoder_reparameterization_type=cfg.encoder.upper(),
+                                    encoder_hidden_size=cfg.hidden_size or d, encoder_num_layers=cfg.lstm_layers,
+                                    encoder_dropout=cfg.dropout, task_type="SEQ_CLS" if is_cls else "CAUSAL_LM")
+
+
+SPEC = MethodSpec(PTuningConfig, tiny={"ptuning": {"num_virtual_tokens": 4}},
+                  wrappers={PTuningModel: memory_wrapper}, peft=peft_config)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from bench.methods.common import MethodConfig, blocks, freeze, need, unfreeze_head
+from bench.methods.registry import MethodSpec
 
 
 @dataclass
@@ -56,3 +57,7 @@ class TopKLayersConfig(MethodConfig):
                 p.requires_grad_(True)
         unfreeze_head(model, self)
         return model
+
+
+BITFIT = MethodSpec(BitFitConfig, tiny={"bitfit": {}})
+TOP_K_LAYERS = MethodSpec(TopKLayersConfig)        # no `bench memory --validate` case (it never had one)

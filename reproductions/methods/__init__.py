@@ -2,8 +2,9 @@
 
 Measured side by side in ONE process, round-robin (each round runs every variant once, in a rotated order;
 bench.timing), medians over rounds, on GPT-2 configs with random weights:
-1. training step (forward + backward + AdamW + zero_grad, batch x seq tokens) of every method, and its ratio
-   to full fine-tuning; our LoRA vs peft's LoRA with the same settings (r = 8, alpha = 16 on c_attn, no
+1. training step (forward + backward + AdamW + zero_grad, batch x seq tokens) of every registered method
+   (bench.methods.registry), and its ratio to full fine-tuning; each method that peft also has (its SPEC.peft)
+   vs peft's counterpart with the same settings ("peft-<method>"; LoRA: r = 8, alpha = 16 on c_attn, no
    dropout on the branch): ratio ours/peft, target <= 1.05 (steps.py).
 2. memory per method relative to full FT: (a) tensor accounting after one step (weights, gradients, AdamW
    states, activations saved for backward), deterministic -> results.csv; (b) the measured peak RSS growth
@@ -29,10 +30,10 @@ inference.py, mixed.py (the four parts), run.py, report.py.
 
 from reproductions.methods.report import report
 from reproductions.methods.run import run
-from reproductions.methods.settings import (CLAIMS, GROUP, METHODS, REGRESS, SETTINGS, TAKES_MODEL,
+from reproductions.methods.settings import (CLAIMS, GROUP, METHODS, PEFT_METHODS, REGRESS, SETTINGS, TAKES_MODEL,
                                             TARGET_MERGED_OVER_BASE, TARGET_MIXED_THROUGHPUT, TARGET_OURS_OVER_PEFT,
                                             ModelSpec, Settings, method_kwargs)
 
-__all__ = ["CLAIMS", "GROUP", "METHODS", "REGRESS", "SETTINGS", "TAKES_MODEL", "TARGET_MERGED_OVER_BASE",
-           "TARGET_MIXED_THROUGHPUT", "TARGET_OURS_OVER_PEFT", "ModelSpec", "Settings", "method_kwargs", "report",
-           "run"]
+__all__ = ["CLAIMS", "GROUP", "METHODS", "PEFT_METHODS", "REGRESS", "SETTINGS", "TAKES_MODEL",
+           "TARGET_MERGED_OVER_BASE", "TARGET_MIXED_THROUGHPUT", "TARGET_OURS_OVER_PEFT", "ModelSpec", "Settings",
+           "method_kwargs", "report", "run"]

@@ -12,7 +12,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from bench.methods import apply, make_config
-from reproductions.methods.settings import ModelSpec, method_kwargs
+from reproductions.methods.settings import PEFT, ModelSpec, method_kwargs
 
 
 def build(spec: ModelSpec, seq: int, seed: int) -> GPT2LMHeadModel:
@@ -31,22 +31,27 @@ def sharing_copy(base):
     return copy.deepcopy(base, memo)
 
 
-def peft_lora(model):
-    """peft's LoRA with this benchmark's settings (no dropout on the branch; GPT-2's Conv1D is fan_in_fan_out)."""
-    import peft   # the peer, optional and imported only here (bench/ never imports peft)
-
-    kw = method_kwargs("lora")
-    cfg = peft.LoraConfig(r=kw["r"], lora_alpha=kw["alpha"], target_modules=list(kw["target_modules"]),
-                          lora_dropout=0.0, fan_in_fan_out=True, task_type="CAUSAL_LM")
-    return peft.get_peft_model(model, cfg)
-
-
 def variant(name: str, base, share: bool = True):
-    """`base` with method `name` applied (a bench.methods name, or "peft-lora"); share: weights shared."""
+    """`base` with method `name` applied: a bench.methods name, or "peft-<name>" for peft's counterpart of it
+    (SPEC.peft, bench.methods.registry.peft_model; peft is imported only then). share: weights shared, except
+    for a method that rewrites the frozen base at apply() (SPEC.rewrites_base, PiSSA's residual), which gets
+    its own copy so the other variants keep the base."""
+    from bench.methods import registry
+
+    method = name.removeprefix(PEFT)
+    share = share and not registry.get(method).rewrites_base
     model = sharing_copy(base) if share else copy.deepcopy(base)
-    if name == "peft-lora":
-        return peft_lora(model)
-    return apply(model, make_config(name, **method_kwargs(name)))
+    config_name, kw = preset_of(method)
+    cfg = make_config(config_name, **kw)
+    if name.startswith(PEFT):
+        return registry.peft_model(cfg, model)
+    return apply(model, cfg)
+
+
+def preset_of(method: str) -> tuple[str, dict]:
+    """(config name, kwargs) of `method` in this benchmark."""
+    from bench.methods.presets import preset
+    return preset(method)[0], method_kwargs(method)
 
 
 def optimizer(model) -> torch.optim.AdamW:

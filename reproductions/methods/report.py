@@ -1,5 +1,6 @@
-"""report.md of the methods benchmark, from the stored CSVs only: per model, the ours-vs-peft step target, the
-training step and memory table, the inference table and the multi-task serving table."""
+"""report.md of the methods benchmark, from the stored CSVs only: per model, the ours-vs-peft step targets (one
+per method timed against peft's counterpart), the training step and memory table, the inference table and the
+multi-task serving table."""
 
 from __future__ import annotations
 
@@ -16,16 +17,29 @@ def _quartiles(q: dict) -> str:
     return f"{q.get('pair_ratio_q25', '?')}-{q.get('pair_ratio_q75', '?')}"
 
 
-def peft_target(tim, model: str) -> list[str]:
-    """Our LoRA step / peft's: the ABBA figure against its target, and the round-robin figure."""
-    ratio = value(tim, "lora_step_ours_over_peft", model=model)
+NAMES = {"lora": "LoRA"}    # how the sentences name a method; others go by their registry name
+
+
+def peft_targets(tim, model: str) -> list[str]:
+    """One sentence per method timed against peft's counterpart (metrics `<method>_step_ours_over_peft`), in the
+    order the rows were stored."""
+    metrics = [] if tim.empty else tim[tim["model"] == model]["metric"]
+    methods = [m.removesuffix("_step_ours_over_peft") for m in dict.fromkeys(metrics)
+               if m.endswith("_step_ours_over_peft")]
+    return [line for m in methods for line in peft_target(tim, model, m)]
+
+
+def peft_target(tim, model: str, method: str = "lora") -> list[str]:
+    """Our step of `method` / peft's: the ABBA figure against its target, and the round-robin figure."""
+    metric = f"{method}_step_ours_over_peft"
+    ratio = value(tim, metric, model=model)
     if not finite(ratio):
         return []
     ok = "meets" if ratio <= TARGET_OURS_OVER_PEFT else "misses"
-    q = params_where(tim, "lora_step_ours_over_peft", model=model)
-    rr = value(tim, "lora_step_ours_over_peft_roundrobin", model=model)
-    return [f"Our LoRA training step / peft's (same settings): **{ratio:.3f}** ({ok} the target "
-            f"<= {TARGET_OURS_OVER_PEFT}); ratio of medians over {q.get('pairs', '?')} ABBA pairs, per-pair "
+    q = params_where(tim, metric, model=model)
+    rr = value(tim, f"{metric}_roundrobin", model=model)
+    return [f"Our {NAMES.get(method, method)} training step / peft's (same settings): **{ratio:.3f}** ({ok} the "
+            f"target <= {TARGET_OURS_OVER_PEFT}); ratio of medians over {q.get('pairs', '?')} ABBA pairs, per-pair "
             f"ratios median {q.get('median_of_pair_ratios', '?')}, quartiles {_quartiles(q)}. In the round-robin "
             f"over all methods below: {rr:.3f}.", ""]
 
@@ -99,6 +113,6 @@ def report(out_dir: Path) -> None:
         parts.append("No results yet.")
     else:
         for model in dict.fromkeys(list(res["model"]) + list(tim["model"])):
-            parts += [f"## {model}", "", *peft_target(tim, model), *step_table(res, tim, model),
+            parts += [f"## {model}", "", *peft_targets(tim, model), *step_table(res, tim, model),
                       *inference_table(res, tim, model), *mixed_table(res, tim, model)]
     atomic_write_text(out_dir / "report.md", "\n".join(parts) + "\n")

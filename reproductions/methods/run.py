@@ -16,7 +16,7 @@ from reproductions.methods.inference import inference_rows
 from reproductions.methods.memory import accounting_rows, peak_rows
 from reproductions.methods.mixed import mixed_serving
 from reproductions.methods.models import build
-from reproductions.methods.settings import CLAIMS, GROUP, METHODS, SETTINGS
+from reproductions.methods.settings import CLAIMS, GROUP, METHODS, PEFT, PEFT_METHODS, SETTINGS
 from reproductions.methods.steps import train_steps
 
 
@@ -32,6 +32,12 @@ class Laps:
         self.clock = now
 
 
+def plan(have_peft: bool) -> list[str]:
+    """The variants the training-step part times: every registered method, then peft's counterpart of each
+    method that has one ("peft-<method>"), when peft is installed."""
+    return list(METHODS) + ([PEFT + m for m in PEFT_METHODS] if have_peft else [])
+
+
 def run(ctx: RunContext) -> Recorder:
     s = settings_with_overrides(ctx, SETTINGS, GROUP)
     rec = ctx.recorder(GROUP, CLAIMS)
@@ -43,7 +49,7 @@ def run(ctx: RunContext) -> Recorder:
     have_peft = importlib.util.find_spec("peft") is not None
     if not have_peft:
         rec.notes["peft"] = "not installed: no ours-vs-peft rows"
-    methods = list(METHODS) + (["peft-lora"] if have_peft else [])
+    methods = plan(have_peft)
     lap = Laps(rec.notes.setdefault("phase_wall_s", {}))
     for spec in ctx.progress(s.models, desc="methods: models"):
         base = build(spec, s.seq, seed).to(dev)
@@ -61,10 +67,18 @@ def run(ctx: RunContext) -> Recorder:
         peak_rows(rec, base, ids, ctx.progress(METHODS, desc=f"{spec.name}: peak", leave=False), dev, common,
                   shape)
         lap(f"{spec.name}:peak")
+        # the parts below compute values (merge errors, mixed-batch agreement) from a fresh base (the steps above
+        # moved the shared weights, in an order that depends on how many methods there are) and draw LoRA's A
+        # from torch's global generator, seeded here: so a newly registered method changes none of their rows
+        del base
+        trim()
+        base = build(spec, s.seq, seed).to(dev)
+        torch.manual_seed(seed)
         inference_rows(rec, base, spec, s, seed, dev, common)
         trim()
         lap(f"{spec.name}:inference")
         if s.mixed_tasks > 0:
+            torch.manual_seed(seed + 1)
             mixed_serving(rec, base, spec, s, seed, dev, common)
             lap(f"{spec.name}:mixed")
         del base

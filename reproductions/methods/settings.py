@@ -7,29 +7,42 @@ tokens, with enough ABBA pairs that the targets' 5% margins are above the round-
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from bench.methods.presets import preset
+from bench.methods.registry import METHOD_NAMES, WITH_PEFT
 
 GROUP = "methods"
 CLAIMS = ()
 TAKES_MODEL = False   # fixed configs: `--model` is refused before any work (bench.cli.run_group)
 REGRESS = []
 
-TARGET_OURS_OVER_PEFT = 1.05      # our LoRA step / peft's
+TARGET_OURS_OVER_PEFT = 1.05      # our step / peft's, every method peft also has (LoRA: the brief's target)
 TARGET_MERGED_OVER_BASE = 1.03    # merged LoRA forward / base forward
 TARGET_MIXED_THROUGHPUT = 0.95    # mixed-task batch throughput / single-task batch throughput (same size)
 
-# Every method of bench.methods, in the order of the tables; full fine-tuning is the reference of the ratios.
-METHODS = ("full", "lora", "adapters", "prefix", "prompt", "ptuning", "bitfit", "top_k_layers")
+# Every registered method of bench.methods, in registration order (the tables'); full fine-tuning is the
+# reference of the ratios. Read from the registry at each use: a new method joins without an edit here.
+METHODS = METHOD_NAMES
+# The methods timed against peft's counterpart (SPEC.peft), as variant "peft-<method>" beside ours.
+PEFT_METHODS = WITH_PEFT
+PEFT = "peft-"
 # This benchmark's LoRA: the suite's preset (r = 8, alpha = 16) on GPT-2's fused q,k,v projection only, as in
-# the brief; peft's LoRA runs with the same settings. The other methods use their presets (config defaults).
+# the brief; so are the LoRA variants (any method with target_modules), and peft's counterparts run with the
+# same settings. The other methods use their presets (config defaults).
 LORA_TARGETS = ("c_attn",)
 
 
 def method_kwargs(method: str) -> dict:
-    """make_config kwargs of `method` in this benchmark (bench.methods.presets with LoRA on c_attn)."""
-    return preset(method, **({"target_modules": LORA_TARGETS} if method == "lora" else {}))[1]
+    """make_config kwargs of `method` (or of "peft-<method>") in this benchmark: bench.methods.presets, with
+    target_modules = LORA_TARGETS for LoRA and its variants."""
+    from bench.methods import METHODS as CONFIGS
+
+    method = method.removeprefix(PEFT)
+    name, kw = preset(method)
+    targeted = "target_modules" in {f.name for f in dataclasses.fields(CONFIGS[name])}
+    return preset(method, **({"target_modules": LORA_TARGETS} if targeted else {}))[1]
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,24 @@ def test_save_load_and_refusals(tmp_path):
     # one DoRA adapter per module: a second method on the same model is refused (no stacked adapters)
     with pytest.raises(BenchError, match="already has method 'dora'"):
         apply(model, make_config("dora", r=2))
+
+
+def test_saved_in_peft_format_both_ways(peft, tmp_path):
+    """adapter_config.json says use_dora; m is saved under peft's key; peft's own DoRA folder loads into ours."""
+    import json
+
+    from safetensors.torch import load_file
+    model = apply(make("gpt2"), make_config("dora", r=2))
+    _randomise(model)
+    save_trained(model, tmp_path / "d")
+    c = json.loads((tmp_path / "d" / "adapter_config.json").read_text())
+    assert c["peft_type"] == "LORA" and c["use_dora"] is True and c["init_lora_weights"] is True
+    keys = set(load_file(str(tmp_path / "d" / "adapter_model.safetensors")))
+    assert "base_model.model.transformer.h.0.attn.c_attn.lora_magnitude_vector" in keys
+    theirs = _peft_dora(peft, make("gpt2"), ["c_attn"], r=2, alpha=8)
+    _copy(model, theirs)
+    theirs.save_pretrained(tmp_path / "p")
+    ids, mask, _ = batch("gpt2")
+    got = load_trained(make("gpt2"), tmp_path / "p")
+    assert got.bench_method.name == "dora"
+    assert_rel_close(got(input_ids=ids, attention_mask=mask).logits, model(input_ids=ids, attention_mask=mask).logits)

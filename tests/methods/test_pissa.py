@@ -57,3 +57,27 @@ def test_save_load_round_trip_and_tied_target(tmp_path):
     assert torch.equal(load_trained(make("gpt2"), tmp_path / "p")(input_ids=ids, attention_mask=mask).logits, want)
     with pytest.raises(BenchError, match="tied weights"):
         apply(make("gpt2"), make_config("pissa", r=2, target_modules=("lm_head",)))
+
+
+def test_saved_in_peft_format_and_loaded_by_peft(peft, tmp_path):
+    """init_lora_weights="pissa" recorded; A, B only (no residual): both sides re-derive it from the original base."""
+    import json
+
+    from safetensors.torch import load_file
+    model = apply(make("gpt2", init=0.2), make_config("pissa", r=2, alpha=4))
+    with torch.no_grad():
+        for _, m in lora_layers(model):
+            m.lora_B.weight.add_(0.01)
+    save_trained(model, tmp_path / "p")
+    c = json.loads((tmp_path / "p" / "adapter_config.json").read_text())
+    assert c["init_lora_weights"] == "pissa" and c["use_dora"] is False
+    assert all(k.endswith(("lora_A.weight", "lora_B.weight"))
+               for k in load_file(str(tmp_path / "p" / "adapter_model.safetensors")))
+    ids, mask, _ = batch("gpt2")
+    theirs = peft.PeftModel.from_pretrained(make("gpt2", init=0.2), tmp_path / "p")
+    want = model(input_ids=ids, attention_mask=mask).logits
+    assert_rel_close(theirs(input_ids=ids, attention_mask=mask).logits, want)
+    c["init_lora_weights"] = "pissa_niter_4"                # randomised SVD: another residual, refused
+    (tmp_path / "p" / "adapter_config.json").write_text(json.dumps(c))
+    with pytest.raises(BenchError, match="read by 0 of our methods"):
+        load_trained(make("gpt2"), tmp_path / "p")

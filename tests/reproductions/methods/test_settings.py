@@ -19,4 +19,8 @@ def test_contract():
 def test_method_kwargs_are_the_presets_with_lora_on_c_attn():
     assert R.method_kwargs("lora") == {"r": presets.LORA_R, "alpha": presets.LORA_ALPHA, "target_modules": ("c_attn",)}
     assert R.method_kwargs("lora")["r"] == 8
-    assert all(R.method_kwargs(m) == presets.preset(m)[1] for m in R.METHODS if m != "lora")
+    for m in R.METHODS:                 # the presets; LoRA and its variants on c_attn
+        kw = presets.preset(m)[1]
+        assert R.method_kwargs(m) == ({**kw, "target_modules": ("c_attn",)} if m in ("lora", "dora", "pissa", "qlora")
+                                      else kw)
+    assert R.method_kwargs("peft-dora") == R.method_kwargs("dora")
