@@ -24,7 +24,7 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -221,6 +221,7 @@ def room(noise: dict | None = None) -> dict:
 
 def record(rec, s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
     """Write the design rows into a Recorder (before any run: they are the plan's, not the run's). Returns design()."""
+    noise = noise or load_noise()            # read once: design rows and P3's room row
     rows = design(s, seeds, noise)
     for d in rows:
         p = {"part": d["part"], "effect": round(d["effect"], 6), "runs": d["runs"], "seeds": d["seeds"],
@@ -237,7 +238,7 @@ def record(rec, s: Settings, seeds: int, noise: dict | None = None) -> list[dict
                 scale="exact", params=p, timing=True)
     facts = room(noise)
     rec.add("P3", "design_task_with_room", int(any(v["room"] for v in facts.values())), unit="flag", scale="exact",
-            params={"part": "gap closes", "noise_from": (noise or load_noise()).get("from", "")},
+            params={"part": "gap closes", "noise_from": noise.get("from", "")},
             info={t: v for t, v in facts.items()})
     return rows
 
