@@ -15,7 +15,7 @@ Every run records the fingerprints of the claims its group decides in its meta.j
 - "rule revised after the run (<date>)" when it differs (the date of the claim's latest history entry dated
   after the run finished; "no dated history entry" when none is: a change that skipped its history entry);
 - "rule not fingerprinted at run time" for runs from before this module (committed older results). Where git
-  has the run's recorded commit, the rule is rebuilt from bench/claims.py at that commit (the file is run
+  has the run's recorded commit, the rule is rebuilt from the registry at that commit (bench/claims.py or bench/claims/, run
   apart, `registry_at`) and fingerprinted: equal to now, "unchanged since the run's commit (git)"; else
   "rule revised after the run (date; from git)". Without git, the history entries dated after the run (or on
   its day: the order within a day is unknown) are flagged. The engine constants in a rebuilt rule are
@@ -214,7 +214,7 @@ def status(claim, meta: dict | None, git: bool = True) -> PreReg:
     and its history dates with the run's `finished` timestamp (ISO 8601; history dates are days, so an entry
     on the run's own day counts as possibly after it). The real track's rules keep no history of their own
     (the claim's history is its toy rule's), so only their fingerprints speak for them.
-    A run from before fingerprints: with `git`, the rule is rebuilt from bench/claims.py at the run's recorded
+    A run from before fingerprints: with `git`, the rule is rebuilt from the registry at the run's recorded
     commit (`fingerprint_at`) and compared; where git cannot, the history dates alone speak."""
     from bench.claims import TRACKS
     meta = meta or {}

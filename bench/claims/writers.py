@@ -110,6 +110,8 @@ def verdict_short(v: Verdict) -> str:
     counts: dict[str, int] = {}
     for o in v.parts.values():
         counts[o] = counts.get(o, 0) + 1
+    if len(counts) == 1:
+        return f"{v.status} ({len(v.parts)} parts)"
     return f"{v.status} ({', '.join(f'{k} {o}' for o, k in counts.items())} of {len(v.parts)} parts)"
 
 
