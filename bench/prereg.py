@@ -1,6 +1,6 @@
 """Pre-registration by fingerprint (issue 31): was a verdict's rule fixed before the run that it decides?
 
-A claim's *machine rule* is everything `bench.report.verdict` reads to decide it: its `Check`s and `Effect`s
+A claim's *machine rule* is everything `bench.claims.engine.verdict` reads to decide it: its `Check`s and `Effect`s
 (preconditions first, then checks: metrics, row filters, ops, targets, bounds, tolerances, tests, arms,
 reductions, item counts, parts, the one-sided `moves`), the group whose rows it reads, its scale words (a claim
 with no rows is "needs paper scale" or "not run" by them), and the engine constants the rule reads (the
@@ -47,7 +47,7 @@ FIXED, REVISED, UNRECORDED, NO_RUN = "fixed", "revised", "not fingerprinted", "n
 def canonical(obj):
     """A JSON-able form of a rule object that depends on its values only: dataclasses by field name (prose
     fields and fields at their default dropped) with their type's name, tuples and lists as lists, dicts with
-    sorted string keys, numbers (not bools) as floats, so 1 and 1.0 are the same rule (as `bench.report._same`
+    sorted string keys, numbers (not bools) as floats, so 1 and 1.0 are the same rule (as `bench.claims.engine._same`
     compares them)."""
     if is_dataclass(obj) and not isinstance(obj, type):   # a field at its default is left out: adding a field
         out = {f.name: canonical(getattr(obj, f.name)) for f in fields(obj)   # with a default keeps old prints
@@ -65,7 +65,7 @@ def canonical(obj):
 
 
 def machine_rule(claim) -> dict:
-    """The canonical machine form of a `bench.claims.Claim` (as `bench.report.verdict` decides it)."""
+    """The canonical machine form of a `bench.claims.Claim` (as `bench.claims.engine.verdict` decides it)."""
     from bench import stats
     from bench.claims import engine as eng
     rule = [*claim.preconditions, *claim.checks]

@@ -43,7 +43,7 @@ def converged(task: str, methods: tuple, part: str, phase: str = "main", moves: 
     was still improving at its cap; else the verdict rests on an unconverged run: inconclusive (not converged).
     moves: method -> "up" / "down", the way that method's further training moves the part's Effects (its arm is a:
     up; b: down); such a method's unconverged runs block the part only where that move could change its outcome
-    (`Check.moves`, bench.report)."""
+    (`Check.moves`, bench.claims.engine)."""
     where = {"params.task": task, "params.of_phase": phase, **{f"params.{k}": v for k, v in rungs.items()}}
     return tuple(Check("conv_still_improving", "==", 0, W(claim="*", method=m, **where),
                        agg="max", part=part, note=f"not converged: {m} runs ({phase}) still improving at the cap",
