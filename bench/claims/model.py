@@ -51,15 +51,16 @@ class Check:
         side = f" (one-sided: moves the effect {self.moves})" if self.moves else ""
         return f"{self.agg}({self.metric}{' | ' + where if where else ''}) {cmp}{side}"
 
-    def sentence(self) -> str:
-        """The check as one sentence, generated from its fields (every field that decides is said)."""
+    def sentence(self, part: bool = True) -> str:
+        """The check as one sentence, generated from its fields (every field that decides is said); part=False
+        leaves out the part's name (a table that has a column for it)."""
         rows = f" over rows {_w(self.where)}" if self.where else ""
         src = " (wall-clock timings)" if self.source == "timings" else ""
         if self.op == "~=":
             cmp = f"is {self.target:g} to within {self.atol:g}" + (f" + {self.rtol:g} x |target|" if self.rtol else "")
         else:
             cmp = f"{OP_WORDS[self.op]} {self.target:g}"
-        out = f"{_part(self.part)}{AGG_WORDS[self.agg]} `{self.metric}`{rows}{src} {cmp}"
+        out = f"{_part(self.part) if part else ''}{AGG_WORDS[self.agg]} `{self.metric}`{rows}{src} {cmp}"
         if self.resolution:
             out += f"; failing by less than {self.resolution:g} is inconclusive"
         if self.missing == "paper":
@@ -68,7 +69,7 @@ class Check:
             out += (f"; one-sided: where it fails, the unconverged runs' further training can only move the part's "
                     f"effect {self.moves}, and it blocks the part only if that move (stress-tested) could change "
                     f"the outcome")
-        return out + "."
+        return _cap(out + ".")
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,9 @@ class Effect:
         return (f"{fn}{self.metric}: {arms}{' per ' + self.by if self.by else ''} ({self.rungs}), 95% CI {self.test} "
                 f"{self.bound:g}" + (f", {self.items} test items" if self.items else ""))
 
-    def sentence(self) -> str:
-        """The effect as one sentence, generated from its fields (every field that decides is said)."""
+    def sentence(self, part: bool = True) -> str:
+        """The effect as one sentence, generated from its fields (every field that decides is said); part=False
+        leaves out the part's name."""
         metric = f"log `{self.metric}`" if self.log else f"`{self.metric}`"
         b = (f"{_w(self.b)}" + (f" (its metric `{self.metric_b}`)" if self.metric_b else "")) if self.b is not None \
             else f"{self.ref:g}"
@@ -158,13 +160,17 @@ class Effect:
         reps = f"replicates: {self.replicate} means" if self.replicate != "seed" else "seed means"
         items = f", plus the binomial error of {self.items} test items" if self.items else ""
         missing = "; without rows: not run (needs paper scale)" if self.missing == "paper" else ""
-        return (f"{_part(self.part)}{metric} of {_w(self.a)} minus {b}{rows}{where}: the 95% interval ({reps}{items}) "
-                f"{test}{missing}.")
+        return _cap(f"{_part(self.part) if part else ''}{metric} of {_w(self.a)} minus {b}{rows}{where}: the 95% interval "
+                    f"({reps}{items}) {test}{missing}.")
 
 
 OP_WORDS = {"==": "equals", "<=": "is at most", ">=": "is at least", "<": "is below", ">": "is above"}
 AGG_WORDS = {"mean": "the mean of", "min": "the smallest", "max": "the largest", "median": "the median of",
              "last": "the last", "count": "the number of rows of"}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _part(part: str) -> str:

@@ -39,14 +39,14 @@ def prereg_markdown(verdicts: list[Verdict]) -> str:
 def checks_markdown(verdicts: list[Verdict]) -> str:
     """Per-check detail, for a group's report.md: each claim's pre-registration status (`prereg_markdown`), then
     preconditions first, the rule, the measured value (95% CI for effects) and the outcome."""
-    lines = ["| claim | part | rule (pre-registration: above) | measured | rows | outcome |",
+    lines = ["| claim | part | rule, one generated sentence per check (pre-registration: above) | measured | rows | outcome |",
              "|---|---|---|---|---|---|"]
     for v in verdicts:
         for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
             for r in rs:
                 part = (kind + (": " if kind and r.check.part else "") + r.check.part) or "-"
                 out = (r.outcome or "-") + (" (waived: one-sided)" if r.waived else "")
-                lines.append(f"| {v.claim.id} | {_cell(part)} | {_cell(r.check.sentence())} {_cell(r.check.note)} | "
+                lines.append(f"| {v.claim.id} | {_cell(part)} | {_cell(r.check.sentence(part=False))}{_cell(' Note: ' + r.check.note if r.check.note else '')} | "
                              f"{_cell(r.text)} | {r.n_rows} | {out} |")
     return prereg_markdown(verdicts) + "\n".join(lines) + "\n"
 
