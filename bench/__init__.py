@@ -1,7 +1,8 @@
 """Reproductions of the claims of a lecture on parameter-efficient fine-tuning (PEFT).
 
-Layout: `bench.claims` (the registry), `bench.schema` (one result schema), `bench.report`
-(tables and verdicts), `bench.methods` (PEFT methods), `bench.numerics` (number formats and
+Layout: `bench.claims` (the registry as data per claim family, its changelog `history.toml`, the verdict
+engine `bench.claims.engine` and the report cells `bench.claims.writers`), `bench.schema` (one result schema),
+`bench.report` (regenerates the README tables from stored results), `bench.methods` (PEFT methods), `bench.numerics` (number formats and
 quantizers), `bench.data` (the synthetic world and tasks), `bench.ladder` (pretrained rungs),
 `bench.train` (the one training loop). Reproductions live in `reproductions/`.
 """

@@ -33,15 +33,16 @@ def _formatter(prog):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bench.claims import CLAIMS
     from bench.profiles import DEFAULT_PROFILE, PROFILES
     from bench.repro import REPRO_GROUPS
 
-    p = _Parser(prog="bench", formatter_class=_formatter, description=textwrap.dedent("""\
+    p = _Parser(prog="bench", formatter_class=_formatter, description=textwrap.dedent(f"""\
         Reproduce the claims of a lecture on parameter-efficient fine-tuning (PEFT): every claim
         gets a harness, a measured number next to the published one, and a verdict.
 
         Typical use:
-          python -m bench claims            list the 22 claims with their published numbers
+          python -m bench claims            list the {len(CLAIMS)} claims with their published numbers
           python -m bench repro lora        run the LoRA group (L1-L6, A2) and regenerate results/README.md
           python -m bench regress           rerun the smoke profile of every group against its baseline
         """))
@@ -231,30 +232,35 @@ def writes_checkout_results(out: Path, group: str) -> bool:
 
 
 def cmd_claims(args) -> int:
-    from bench.claims import CLAIMS, REAL_GROUP, REAL_RULES, get
+    from bench.claims import CLAIMS, get
+    from bench.claims.writers import rule_sentences
     from bench.prereg import rule_fingerprint
+
+    def fill(text: str, label: str, indent: int = 13) -> None:
+        print(textwrap.fill(text, 100, initial_indent=f"{label:{indent}}", subsequent_indent=" " * indent))
 
     if args.claim_id:
         c = get(args.claim_id)
         print(f"{c.id}: {c.title}\n")
         for label, text in [("Lecture", c.statement), ("Published", c.published), ("Scales", ", ".join(c.scales)),
                             ("Group", f"{c.group} (tox -e repro-{c.group}; results/{c.group}/)"),
-                            ("Measured", c.metric), ("Rule", c.rule or "-"), ("Paper scale", c.paper_note or "-")]:
-            print(textwrap.fill(text, 100, initial_indent=f"{label + ':':13}", subsequent_indent=" " * 13))
-        for kind, items in (("precondition", c.preconditions), ("check", c.checks)):
-            for ch in items:
-                part = f"[{ch.part}] " if ch.part else ""
-                print(f"{'':13}{kind}: {part}{ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
+                            ("Measured", c.metric)]:
+            fill(text, label + ":")
+        # the rule: one generated sentence per precondition and check (its machine form), then the design rationale
+        for i, (sentence, ch) in enumerate(zip(rule_sentences(c), (*c.preconditions, *c.checks))):
+            fill(sentence + (f" ({ch.note})" if ch.note else ""), "Rule:" if i == 0 else "")
+        fill(c.rule or "-", "Design:")
+        fill(c.paper_note or "-", "Paper scale:")
         print(f"{'Fingerprint:':13}{rule_fingerprint(c.id)} (sha256 of the machine rule above; bench/prereg.py)")
         for h in c.history:
-            print(textwrap.fill(f"{h.date}: was '{h.old}'. Why changed: {h.reason}", 100,
-                                initial_indent=f"{'History:':13}", subsequent_indent=" " * 13))
-        if c.id in REAL_RULES:   # the same claim on a real pretrained model (tox -e repro-real)
-            for kind, items in zip(("precondition", "check"), REAL_RULES[c.id]):
-                for ch in items:
-                    part = f"[{ch.part}] " if ch.part else ""
-                    print(f"{'Real (MiniLM):':15}{kind}: {part}{ch.describe()}" + (f"  ({ch.note})" if ch.note else ""))
-            print(f"{'Real (MiniLM):':15}fingerprint: {rule_fingerprint(c.id, REAL_GROUP)}")
+            when = f" ({h.run} the run it relates to)" if h.run else ""
+            fill(f"{h.date}{when}: was '{h.old}'. Why changed: {h.reason}", "History:")
+        for name in c.tracks:   # the same claim on another group (real: a real pretrained model, tox -e repro-real)
+            on = c.on(name)
+            label = f"Track {name}:"
+            for sentence, ch in zip(rule_sentences(on), (*on.preconditions, *on.checks)):
+                fill(sentence + (f" ({ch.note})" if ch.note else ""), label, 15)
+            print(f"{label:15}fingerprint: {rule_fingerprint(c.id, name)}")
         return 0
     print(f"{'ID':4} {'group':9} {'scales':17} title / published")
     for c in CLAIMS.values():

@@ -2,7 +2,7 @@
 
 `design_power(rule, noise)` simulates reruns of one `bench.claims.Effect` on the design the noise describes
 and decides each with the engine's own interval and test (`bench.stats.diff_interval`, `bench.stats.TESTS`),
-as `bench.report.evaluate_effect` does for one group of rows:
+as `bench.claims.engine.evaluate_effect` does for one group of rows:
 - every seed of an arm scores  true arm mean + the arm's test-set error + seed noise  (the seeds of an arm
   share one fixed test set: its error is drawn once per rerun and arm, Binomial(items, p) / items - p, where
   the rule's metric is a proportion over `items` test items; the seed noise is Normal(0, seed sd));

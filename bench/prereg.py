@@ -1,6 +1,6 @@
 """Pre-registration by fingerprint (issue 31): was a verdict's rule fixed before the run that it decides?
 
-A claim's *machine rule* is everything `bench.report.verdict` reads to decide it: its `Check`s and `Effect`s
+A claim's *machine rule* is everything `bench.claims.engine.verdict` reads to decide it: its `Check`s and `Effect`s
 (preconditions first, then checks: metrics, row filters, ops, targets, bounds, tolerances, tests, arms,
 reductions, item counts, parts, the one-sided `moves`), the group whose rows it reads, its scale words (a claim
 with no rows is "needs paper scale" or "not run" by them), and the engine constants the rule reads (the
@@ -15,7 +15,7 @@ Every run records the fingerprints of the claims its group decides in its meta.j
 - "rule revised after the run (<date>)" when it differs (the date of the claim's latest history entry dated
   after the run finished; "no dated history entry" when none is: a change that skipped its history entry);
 - "rule not fingerprinted at run time" for runs from before this module (committed older results). Where git
-  has the run's recorded commit, the rule is rebuilt from bench/claims.py at that commit (the file is run
+  has the run's recorded commit, the rule is rebuilt from the registry at that commit (bench/claims.py or bench/claims/, run
   apart, `registry_at`) and fingerprinted: equal to now, "unchanged since the run's commit (git)"; else
   "rule revised after the run (date; from git)". Without git, the history entries dated after the run (or on
   its day: the order within a day is unknown) are flagged. The engine constants in a rebuilt rule are
@@ -34,6 +34,7 @@ import json
 import subprocess
 import sys
 import types
+from pathlib import Path
 from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 
 from bench.paths import PATHS
@@ -48,7 +49,7 @@ FIXED, REVISED, UNRECORDED, NO_RUN = "fixed", "revised", "not fingerprinted", "n
 def canonical(obj):
     """A JSON-able form of a rule object that depends on its values only: dataclasses by field name (prose
     fields and fields at their default dropped) with their type's name, tuples and lists as lists, dicts with
-    sorted string keys, numbers (not bools) as floats, so 1 and 1.0 are the same rule (as `bench.report._same`
+    sorted string keys, numbers (not bools) as floats, so 1 and 1.0 are the same rule (as `bench.claims.engine._same`
     compares them)."""
     if is_dataclass(obj) and not isinstance(obj, type):   # a field at its default is left out: adding a field
         out = {f.name: canonical(getattr(obj, f.name)) for f in fields(obj)   # with a default keeps old prints
@@ -66,12 +67,13 @@ def canonical(obj):
 
 
 def machine_rule(claim) -> dict:
-    """The canonical machine form of a `bench.claims.Claim` (as `bench.report.verdict` decides it)."""
-    from bench import report, stats
+    """The canonical machine form of a `bench.claims.Claim` (as `bench.claims.engine.verdict` decides it)."""
+    from bench import stats
+    from bench.claims import engine as eng
     rule = [*claim.preconditions, *claim.checks]
     engine = {"level": stats.LEVEL}
     if any(getattr(c, "moves", "") for c in rule):
-        engine.update(stress=report.STRESS, ceiling=report.CEILING, bounded=report.BOUNDED)
+        engine.update(stress=eng.STRESS, ceiling=eng.CEILING, bounded=eng.BOUNDED)
     return canonical({"scheme": SCHEME, "id": claim.id, "group": claim.group, "scales": claim.scales,
                       "preconditions": claim.preconditions, "checks": claim.checks, "engine": engine})
 
@@ -83,69 +85,115 @@ def fingerprint(claim) -> str:
 
 
 def _claim(claim_id: str, group: str | None):
-    from bench.claims import REAL_GROUP, REAL_RULES, get
+    from bench.claims import get
     claim = get(claim_id)
     if group in (None, claim.group):
         return claim
-    if group == REAL_GROUP and claim.id in REAL_RULES:
-        from bench.report import real_claim
-        return real_claim(claim.id)
+    if group in claim.tracks:
+        return claim.on(group)
     from bench import BenchError
     raise BenchError(f"claim {claim.id} is not decided in group {group!r} (its group: {claim.group})")
 
 
 def rule_fingerprint(claim_id: str, group: str | None = None) -> str:
-    """The fingerprint of a claim's machine rule; group "real": its real-track rule (bench.claims.REAL_RULES).
+    """The fingerprint of a claim's machine rule; a track's group ("real"): the claim on that track (Claim.tracks).
     Raises BenchError for an unknown claim, or a group that does not decide it."""
     return fingerprint(_claim(claim_id, group))
 
 
 def fingerprints(group: str) -> dict[str, str]:
     """{claim ID: fingerprint} of every claim the group's results decide ({} for a group that decides none)."""
-    from bench.claims import CLAIMS, REAL_GROUP, REAL_RULES
-    if group == REAL_GROUP:
-        return {cid: rule_fingerprint(cid, REAL_GROUP) for cid in REAL_RULES}
-    return {c.id: fingerprint(c) for c in CLAIMS.values() if c.group == group}
+    from bench.claims import CLAIMS
+    out = {c.id: fingerprint(c) for c in CLAIMS.values() if c.group == group}
+    out.update({c.id: fingerprint(c.on(group)) for c in CLAIMS.values() if group in c.tracks})
+    return out
+
+
+def _git(args: list, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
+
+
+def _load_module_file(sha: str, src: str, name: str):
+    """The one-file registry (bench/claims.py, before issue 32), run apart under `name`."""
+    mod = types.ModuleType(name)
+    sys.modules[name] = mod           # dataclasses look their module up while the class is made
+    try:
+        exec(compile(src, f"bench/claims.py@{sha}", "exec"), mod.__dict__)
+    finally:
+        sys.modules.pop(name, None)
+    return mod
+
+
+def _load_package(sha: str, files: list[str], root, name: str):
+    """The registry package (bench/claims/, issue 32 on) at `sha`: its files written to a temporary folder and
+    imported there as a package of its own (`name`; its modules import each other relatively), then dropped from
+    sys.modules. Its __init__ loads the registry and its history only (the engine is not run)."""
+    import importlib.util
+    import shutil
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix="bench_claims_at_"))
+    try:
+        for f in files:
+            got = subprocess.run(["git", "show", f"{sha}:bench/claims/{f}"], cwd=root, capture_output=True, timeout=20)
+            if got.returncode != 0:
+                return None
+            (tmp / f).write_bytes(got.stdout)
+        spec = importlib.util.spec_from_file_location(name, tmp / "__init__.py", submodule_search_locations=[str(tmp)])
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        finally:
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                sys.modules.pop(key, None)
+        return mod
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @functools.lru_cache(maxsize=16)
 def registry_at(commit: str):
-    """bench/claims.py as it was at a git commit, loaded apart (None when git, the commit or the old file is not
-    available here, or the old file does not load): the rules a run from before fingerprints started with."""
+    """The registry as it was at a git commit, loaded apart: bench/claims.py (before issue 32) or the bench/claims/
+    package (its top-level files); None when git, the commit or the old registry is not available here, or it does
+    not load. The rules a run from before fingerprints started with."""
     sha = commit.removesuffix("+dirty")
     if not sha or sha == "unknown":
         return None
+    name = f"_bench_claims_at_{sha}"
     try:
-        src = subprocess.run(["git", "show", f"{sha}:bench/claims.py"], cwd=PATHS.source_root, capture_output=True,
-                             text=True, timeout=20)
-        if src.returncode != 0:
+        src = _git(["show", f"{sha}:bench/claims.py"], PATHS.source_root)
+        if src.returncode == 0:
+            return _load_module_file(sha, src.stdout, name)
+        ls = _git(["ls-tree", "--name-only", sha, "bench/claims/"], PATHS.source_root)
+        files = [Path(p).name for p in ls.stdout.split()] if ls.returncode == 0 else []
+        if "__init__.py" not in files:
             return None
-        name = f"_bench_claims_at_{sha}"
-        mod = types.ModuleType(name)
-        sys.modules[name] = mod           # dataclasses look their module up while the class is made
-        try:
-            exec(compile(src.stdout, f"bench/claims.py@{sha}", "exec"), mod.__dict__)
-        finally:
-            sys.modules.pop(name, None)
-        return mod
-    except Exception:                     # noqa: BLE001 -- an old file that no longer loads: no reconstruction
+        return _load_package(sha, [f for f in files if f.endswith((".py", ".toml"))], PATHS.source_root, name)
+    except Exception:                     # noqa: BLE001 -- an old registry that no longer loads: no reconstruction
         return None
 
 
 def fingerprint_at(claim, commit: str) -> str | None:
-    """The fingerprint the claim's rule had at `commit` (its real-track rule for group "real"); None when the
-    registry of that commit is not available or does not hold the claim."""
-    from bench.claims import REAL_GROUP
+    """The fingerprint the claim's rule had at `commit` (on a track's group, e.g. "real": the claim's rule on that
+    track then: REAL_RULES in the one-file registry, Claim.tracks in the package); None when the registry of that
+    commit is not available or does not hold the claim (or its track)."""
     old = registry_at(commit)
     if old is None or claim.id not in getattr(old, "CLAIMS", {}):
         return None
     then = old.CLAIMS[claim.id]
-    if claim.group == REAL_GROUP:
-        rules = getattr(old, "REAL_RULES", {})
-        if claim.id not in rules:
+    from bench.claims import TRACKS
+    if claim.group in TRACKS and claim.group != then.group:   # the claim on a track: that track's rule then
+        if hasattr(old, "REAL_RULES"):                      # before issue 32: a second registry for the real track
+            rules = old.REAL_RULES if claim.group == getattr(old, "REAL_GROUP", "real") else {}
+            if claim.id not in rules:
+                return None
+            pre, checks = rules[claim.id]
+        elif claim.group in (getattr(then, "tracks", None) or {}):
+            track = then.tracks[claim.group]
+            pre, checks = track.preconditions, track.checks
+        else:
             return None
-        pre, checks = rules[claim.id]
-        then = replace(then, checks=checks, preconditions=pre, scales=claim.scales, group=REAL_GROUP)
+        then = replace(then, checks=checks, preconditions=pre, scales=claim.scales, group=claim.group)
     try:
         return fingerprint(then)
     except (TypeError, ValueError, AttributeError):
@@ -167,14 +215,14 @@ def status(claim, meta: dict | None, git: bool = True) -> PreReg:
     and its history dates with the run's `finished` timestamp (ISO 8601; history dates are days, so an entry
     on the run's own day counts as possibly after it). The real track's rules keep no history of their own
     (the claim's history is its toy rule's), so only their fingerprints speak for them.
-    A run from before fingerprints: with `git`, the rule is rebuilt from bench/claims.py at the run's recorded
+    A run from before fingerprints: with `git`, the rule is rebuilt from the registry at the run's recorded
     commit (`fingerprint_at`) and compared; where git cannot, the history dates alone speak."""
-    from bench.claims import REAL_GROUP
+    from bench.claims import TRACKS
     meta = meta or {}
     finished = str(meta.get("finished") or "")[:10]
     if not finished:
         return PreReg(NO_RUN, "no run", "-")
-    history = () if claim.group == REAL_GROUP else claim.history
+    history = () if claim.group in TRACKS else claim.history
     after = tuple(sorted({h.date for h in history if h.date > finished}))
     same_day = tuple(sorted({h.date for h in history if h.date == finished}))
     recorded = (meta.get("rule_fingerprints") or {}).get(claim.id)

@@ -112,8 +112,8 @@ def test_rule_prose_names_every_threshold_of_its_machine_form():
 
 
 def test_real_rule_notes_name_their_thresholds():
-    from bench.claims import REAL_RULES
-    unnamed = [u for cid, (pre, checks) in REAL_RULES.items() for ch in (*pre, *checks) if ch.note
+    from bench.claims import on_track
+    unnamed = [u for cid, c in on_track("real").items() for ch in (*c.preconditions, *c.checks) if ch.note
                for u in _unnamed(ch.note, cid, [ch])]
     assert not unnamed, "a real rule's note drifted from its machine form: " + "; ".join(unnamed)
 

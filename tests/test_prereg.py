@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bench import BenchError, prereg
-from bench.claims import CLAIMS, REAL_GROUP, REAL_RULES, Change, Check, Effect, W
+from bench.claims import CLAIMS, REAL_GROUP, Change, Check, Effect, W, on_track
+
+REAL_RULES = on_track(REAL_GROUP)   # {claim ID: the claim on its real track}
 from bench.schema import Recorder, read_meta
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +68,8 @@ def test_canonical_form_ignores_dict_order_and_int_vs_float():
 def test_fingerprints_are_the_same_in_another_process():
     here = {cid: prereg.rule_fingerprint(cid) for cid in CLAIMS}
     here.update({f"real:{cid}": prereg.rule_fingerprint(cid, REAL_GROUP) for cid in REAL_RULES})
-    code = ("import json; from bench import prereg; from bench.claims import CLAIMS, REAL_RULES; "
+    code = ("import json; from bench import prereg; from bench.claims import CLAIMS, on_track; "
+            "REAL_RULES = on_track('real'); "
             "d = {c: prereg.rule_fingerprint(c) for c in CLAIMS}; "
             "d.update({'real:' + c: prereg.rule_fingerprint(c, 'real') for c in REAL_RULES}); print(json.dumps(d))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "12345"}

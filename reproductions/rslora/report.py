@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.claims import get
+from bench.claims.writers import rule_sentences
 from bench.fileio import atomic_write_text
 from bench.report import checks_markdown, group_verdicts
 from bench.report_tools import md_table, num, params_of, select, value, with_params
@@ -58,7 +59,9 @@ def header(st: dict, meta: dict, ranks, lrs) -> list[str]:
         f"- profile `{meta.get('profile', '?')}`, {meta.get('wall_s', '?')} s wall, {threads}, load average at end "
         f"{num(meta.get('load_average_1m_at_end'), 3)}; versions: {meta.get('versions', '?')}", "",
         "## Verdict", "",
-        "Rule (fixed in `bench/claims.py` before the run): " + (claim.rule or "(no rule registered)"), ""]
+        "Rule (`bench/claims/`; whether it was fixed before the run: the table below), one sentence per part:", "",
+        *[f"- {s}" for s in rule_sentences(claim)], "",
+        "Design: " + (claim.rule or "-"), ""]
 
 
 def _cell(t: pd.DataFrame, m: str, r, col: str = "mean") -> float:

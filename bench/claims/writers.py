@@ -1,0 +1,132 @@
+"""Writers: rule prose (generated from the machine form) and the cells of group reports and the README."""
+
+from __future__ import annotations
+
+from .engine import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict
+from .model import Claim
+from .real import REAL_GROUP
+
+
+def rule_sentences(claim: Claim) -> list[str]:
+    """The machine rule in words: one generated sentence per precondition and check (`sentence()`), in the order the
+    engine decides them."""
+    return [f"Precondition. {r.sentence()}" for r in claim.preconditions] + [r.sentence() for r in claim.checks]
+
+
+def full_rule(claim: Claim) -> str:
+    """The claim's whole rule: the generated sentences, then the design rationale (`Claim.rule`), which says what the
+    machine form cannot."""
+    text = " ".join(rule_sentences(claim))
+    return text + (f" Design: {claim.rule}" if claim.rule else "")
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def prereg_markdown(verdicts: list[Verdict]) -> str:
+    """One line per decided claim: was its rule fixed before the run (bench.prereg)?"""
+    lines = [f"- {v.claim.id}: {v.prereg.text}" for v in verdicts if v.prereg is not None]
+    if not lines:
+        return ""
+    return ("Pre-registration (`bench/prereg.py`: the fingerprint of each machine rule recorded by the run, against "
+            "the rule now; history dates against the run's end):\n\n" + "\n".join(lines) + "\n\n")
+
+
+def checks_markdown(verdicts: list[Verdict]) -> str:
+    """Per-check detail, for a group's report.md: each claim's pre-registration status (`prereg_markdown`), then
+    preconditions first, the rule, the measured value (95% CI for effects) and the outcome."""
+    lines = ["| claim | part | rule, one generated sentence per check (pre-registration: above) | measured | rows | outcome |",
+             "|---|---|---|---|---|---|"]
+    for v in verdicts:
+        for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
+            for r in rs:
+                part = (kind + (": " if kind and r.check.part else "") + r.check.part) or "-"
+                out = (r.outcome or "-") + (" (waived: one-sided)" if r.waived else "")
+                lines.append(f"| {v.claim.id} | {_cell(part)} | {_cell(r.check.sentence(part=False))}{_cell(' Note: ' + r.check.note if r.check.note else '')} | "
+                             f"{_cell(r.text)} | {r.n_rows} | {out} |")
+    return prereg_markdown(verdicts) + "\n".join(lines) + "\n"
+
+
+def prereg_cell(v: Verdict | None) -> str:
+    """The short pre-registration status of a verdict ("-" where nothing was decided)."""
+    return v.prereg.short if v is not None and v.prereg is not None else "-"
+
+
+def outcome_text(v: Verdict) -> str:
+    """The outcome with its sub-verdicts and, for inconclusive parts, why."""
+    if len(v.parts) <= 1:
+        why = next(iter(v.reasons.values()), "")
+        return v.status + (f" ({why})" if why else "")
+    subs = [f"{p or 'main'}: {o}" + (f" ({v.reasons[p]})" if p in v.reasons else "") for p, o in v.parts.items()]
+    return f"{v.status} -- " + "; ".join(subs)
+
+
+def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | None = None) -> str:
+    real = real or {}
+    lines = ["| ID | claim | published | measured (effects: 95% CI) | scale run | outcome | rule | real (MiniLM) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        c = v.claim
+        link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status not in (NOT_RUN,) else c.id
+        status = outcome_text(v)
+        if "paper" in c.scales and v.status in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
+            status += "; paper scale: not run (needs paper scale)"
+        lines.append(f"| {link} | {_cell(c.title)} | {_cell(c.published)} | {_cell(v.measured) or '-'} | "
+                     f"{_cell(v.scale_run)} | **{_cell(status)}** | {_cell(prereg_cell(v))} | "
+                     f"{_cell(_real_cell(real.get(c.id), link_prefix))} |")
+    return "\n".join(lines) + "\n"
+
+
+
+def _real_cell(v: Verdict | None, link_prefix: str = "") -> str:
+    if v is None:
+        return "-"
+    text = outcome_text(v) + (f" [{v.effect}]" if v.effect else "")
+    rule = f" (rule: {prereg_cell(v)})" if v.prereg is not None else ""
+    if v.status == NOT_RUN:
+        return v.status
+    return f"[real]({link_prefix}{REAL_GROUP}/report.md): " + _short(text, 300) + rule
+
+
+
+
+def _effect_short(v: Verdict, n: int = 110) -> str:
+    """The headline effect with its interval, short: the first group's interval and how many more there are."""
+    if not v.effect:
+        return _short(v.measured, 70) if v.measured else "-"
+    head, _, rest = v.effect.partition("; ")
+    more = rest.count("; ") + 1 if rest else 0
+    return _short(head, n) + (f" (+{more} more)" if more else "")
+
+
+def verdict_short(v: Verdict) -> str:
+    """The outcome and, for a claim with parts, how many parts came out which way (the reasons: the group report)."""
+    if len(v.parts) <= 1:
+        return v.status
+    counts: dict[str, int] = {}
+    for o in v.parts.values():
+        counts[o] = counts.get(o, 0) + 1
+    if len(counts) == 1:
+        return f"{v.status} ({len(v.parts)} parts)"
+    return f"{v.status} ({', '.join(f'{k} {o}' for o, k in counts.items())} of {len(v.parts)} parts)"
+
+
+def readme_table(verdicts: list[Verdict], real: dict | None = None, link_prefix: str = "results/") -> str:
+    """One short line per claim for the root README: verdict, headline effect with its interval, the rule's
+    pre-registration, and links to the group reports (which hold the reasons)."""
+    real = real or {}
+    lines = ["| ID | claim | verdict | effect (95% CI) or measured | rule | real (MiniLM) |",
+             "|---|---|---|---|---|---|"]
+    for v in verdicts:
+        c = v.claim
+        link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status != NOT_RUN else c.id
+        r = real.get(c.id)
+        real_cell = "-" if r is None else r.status if r.status == NOT_RUN else \
+            f"[{verdict_short(r)}]({link_prefix}{REAL_GROUP}/report.md)"
+        lines.append(f"| {link} | {_cell(c.title)} | {_cell(verdict_short(v))} | {_cell(_effect_short(v))} | "
+                     f"{_cell(prereg_cell(v))} | {_cell(real_cell)} |")
+    return "\n".join(lines) + "\n"
