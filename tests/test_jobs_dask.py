@@ -228,3 +228,53 @@ def micro_folders(tmp_path_factory):
         tok.save_pretrained(f)
         out.append(str(f))
     return out
+
+
+_DRIVER = """
+import sys
+from bench import jobs
+from bench.jobs import Executor
+from reproductions import scale as S
+from tests.reproductions.test_scale import _ctx
+folders, out, scheduler = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
+with jobs.use_executor(Executor("dask", scheduler)):
+    S.run(_ctx(folders, out, **{KW}))
+print("driver finished")
+"""
+
+
+def test_a_killed_driver_is_resumed_from_the_cache_by_a_rerun(cluster, micro_folders, tmp_path, monkeypatch):
+    """SIGKILL the driver once the first results are in its cache: a rerun dispatches none of those again (they
+    come from the cache) and gives the rows of an uninterrupted local run."""
+    import pandas as pd
+    from reproductions import scale as S
+    from tests.reproductions.test_scale import _ctx
+    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
+              job_cache=True, caps=[["nextmonth", "prompt", "lower", 5]])
+    monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "local" / "cache"))
+    local = S.run(_ctx(micro_folders, tmp_path / "a", **kw))
+
+    cache = tmp_path / "dask" / "cache"
+    stored = cache / "scale" / "jobs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CACHE": str(cache), "BENCH_NO_PROGRESS": "1"}
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER.replace("{KW}", repr(kw)), ",".join(micro_folders),
+                               str(tmp_path / "b"), cluster], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None and not any(stored.glob("*.pt")):
+        time.sleep(0.01)
+    killed = driver.poll() is None
+    if killed:
+        os.killpg(driver.pid, signal.SIGKILL)
+    log = driver.communicate(timeout=30)[0]
+    assert killed, f"the driver finished before it could be killed:\n{log}"
+    at_kill = len(list(stored.glob("*.pt")))
+    assert at_kill >= 1 and "driver finished" not in log
+
+    monkeypatch.setenv("BENCH_CACHE", str(cache))
+    with jobs.use_executor(Executor("dask", cluster)):
+        again = S.run(_ctx(micro_folders, tmp_path / "c", **kw))
+    assert again.notes["jobs_from_cache"] >= at_kill           # nothing the killed driver stored ran again
+    assert again.notes["jobs_from_cache"] < len(list(stored.glob("*.pt")))    # the rest was dispatched
+    pd.testing.assert_frame_equal(local.frame(), again.frame())
