@@ -142,3 +142,47 @@ def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8,
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if power(mid) >= target else (mid, hi)
     return hi
+
+
+def effect_for(rule) -> float | None:
+    """The true difference a part's power is for: the rule's `published` effect; without one, no difference (0)
+    for an equivalence ("within") and for a non-inferiority ("above" a negative margin, "below" a positive one:
+    the claim is "matches"); None for a directional rule without a published size (no power can be stated)."""
+    if rule.published is not None:
+        return float(rule.published)
+    if rule.test == "within" or (rule.test == "above" and rule.bound < 0) or (rule.test == "below" and rule.bound > 0):
+        return 0.0
+    return None
+
+
+@dataclass(frozen=True)
+class PartPower:
+    """The design power of one decided Effect, from the noise of the run's own rows (the worst group picked)."""
+
+    power: Power
+    effect: float
+    seeds_needed: int | None = None    # about this many seeds per arm give TARGET power (None: over 64, or not asked)
+    noise: Noise | None = None
+    items_needed: int | None = None    # ... or this many test items at the run's seeds (proportions; None: over 10^6)
+
+
+TARGET = 0.8
+
+
+def of_result(result, n_sim: int = 1000, seed: int = 0, need: bool = False) -> PartPower | None:
+    """Design power of an evaluated Effect (a `bench.claims.engine.CheckResult`): simulated reruns of its rule with
+    the noise measured in its own rows (per group picked; the part needs every group, so the lowest power and the
+    highest false-positive rate are kept), at `effect_for(rule)`. need=True: also about how many seeds per arm
+    give TARGET. None: not an Effect, no rows, NaN values, or no effect size to aim at."""
+    rule = result.check
+    effect = effect_for(rule) if hasattr(rule, "published") else None
+    noises = [n for n in getattr(result, "noise", []) if n is not None]
+    if effect is None or not noises or len(noises) != len(result.noise):
+        return None
+    per = [design_power(rule, n, n_sim, seed, effect) for n in noises]
+    worst = min(range(len(per)), key=lambda k: per[k].power)
+    pw = replace(per[worst], fpr=max(p.fpr for p in per))
+    nz = noises[worst]
+    seeds = needed(rule, nz, effect, TARGET, "seeds", n_sim=400, seed=seed) if need else None
+    items = needed(rule, nz, effect, TARGET, "items", n_sim=400, seed=seed) if need and nz.items else None
+    return PartPower(pw, effect, seeds, nz, items)

@@ -41,7 +41,7 @@ from bench.paths import PATHS
 
 SCHEME = 1           # version of the canonical form below: a change of the form changes every fingerprint
 HEX = 16             # hex digits kept of the sha256
-PROSE = frozenset({"note"})   # Check / Effect fields that are words, not rule
+PROSE = frozenset({"note", "published"})   # Check / Effect fields that do not decide: words, the design's effect
 
 FIXED, REVISED, UNRECORDED, NO_RUN = "fixed", "revised", "not fingerprinted", "no run"
 

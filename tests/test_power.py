@@ -74,3 +74,79 @@ def test_needed_seeds_and_items_for_the_target_power():
     assert needed(l4, Noise(0.005, 0.005, items=400, base=0.6), what="seeds", n_sim=100, limit=16) is None
     with pytest.raises(BenchError, match="what"):
         needed(ABOVE, Noise(0.02, 0.02), effect=0.03, what="rungs")
+
+
+# ------------------------------------------------------------------ power of a decided part, from its own rows
+
+def _runs(a: list, b: list, metric: str = "acc") -> "pd.DataFrame":
+    import pandas as pd
+    rows = [{"claim": "X9", "metric": metric, "value": v, "seed": s, "method": m, "params": "{}", "source": "results",
+             "scale": "toy", "info": "{}"}
+            for m, vals in (("a", a), ("b", b)) for s, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_effect_for_reads_the_published_effect_or_the_rule_kind():
+    from dataclasses import replace
+
+    from bench.power import effect_for
+    assert effect_for(ABOVE) is None                                  # a direction without a published size
+    assert effect_for(replace(ABOVE, published=0.07)) == 0.07
+    assert effect_for(replace(ABOVE, test="within", bound=0.01)) == 0.0            # equivalence: no difference
+    assert effect_for(replace(ABOVE, bound=-0.02)) == 0.0                          # non-inferiority: "matches"
+
+
+def test_the_published_effect_is_design_not_rule():
+    """Setting the effect a part is powered for changes no fingerprint: it cannot move a verdict."""
+    from dataclasses import replace
+
+    from bench import prereg
+    c = CLAIMS["P1"]
+    bumped = replace(c, checks=tuple(replace(e, published=0.5) if isinstance(e, Effect) else e for e in c.checks))
+    assert prereg.fingerprint(bumped) == prereg.fingerprint(c)
+    assert prereg.fingerprint(replace(c, checks=tuple(replace(e, bound=0.01) if isinstance(e, Effect) else e
+                                                      for e in c.checks))) != prereg.fingerprint(c)
+
+
+def test_of_result_takes_the_noise_of_the_runs_rows_and_powers_at_the_published_effect():
+    from dataclasses import replace
+
+    from bench.claims.engine import evaluate_effect
+    from bench.power import of_result
+    rule = replace(ABOVE, published=0.05)
+    quiet = evaluate_effect(_runs([0.60, 0.61, 0.62], [0.50, 0.51, 0.52]), "X9", rule)
+    nz = quiet.noise[0]
+    assert (nz.n_a, nz.n_b, nz.items) == (3, 3, 0) and math.isclose(nz.sd_a, 0.01) and math.isclose(nz.base, 0.51)
+    loud = evaluate_effect(_runs([0.6, 0.2, 0.9], [0.1, 0.5, 0.8]), "X9", rule)
+    hi, lo = of_result(quiet), of_result(loud, need=True)
+    assert hi.power.power > 0.8 and lo.power.power < 0.3 and hi.effect == 0.05
+    assert lo.seeds_needed is None or lo.seeds_needed > 3                  # more seeds, or more than 64
+    assert hi.power.fpr <= 0.05 and lo.power.fpr <= 0.05
+    assert of_result(evaluate_effect(_runs([0.6, 0.61, 0.62], [0.5, 0.51, 0.52]), "X9", ABOVE)) is None  # no size
+    one = evaluate_effect(_runs([0.6], [0.50, 0.51, 0.52]), "X9", rule).noise[0]
+    assert one.n_a == 1 and math.isclose(one.sd_a, one.sd_b)               # one run borrows the other arm's spread
+
+
+def test_power_cell_and_underpowered_reason_in_the_writers():
+    from dataclasses import replace
+
+    from bench.claims import Claim
+    from bench.claims.engine import verdict
+    from bench.claims.writers import outcome_text, power_cell
+    claim = Claim(id="X9", family="lora", title="t", statement="s", published="p", scales=("toy",), group="lora",
+                  metric="acc", checks=(replace(ABOVE, published=0.05, part="gain"),
+                                        Check("acc", ">=", 0.0, part="sane")))
+    v = verdict(claim, _runs([0.6, 0.2, 0.9], [0.1, 0.5, 0.8]))
+    assert v.parts["gain"] == stats.INCONCLUSIVE
+    assert power_cell(v).startswith("gain: 0.") and "FPR" in power_cell(v)
+    assert "underpowered: power" in outcome_text(v) and "seeds per arm" in outcome_text(v)
+    only_checks = replace(claim, checks=(Check("acc", ">=", 0.0),))
+    assert power_cell(verdict(only_checks, _runs([0.6], [0.5]))) == "-"
+
+
+def test_scale_design_and_registry_agree_on_published_effects():
+    from bench.power import effect_for
+    from reproductions.scale.design import PARTS
+    for p in PARTS:
+        if p.effect is not None:
+            assert effect_for(CLAIMS[p.claim].checks[p.check]) == p.effect, (p.claim, p.part)

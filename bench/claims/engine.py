@@ -40,6 +40,7 @@ class CheckResult:
     text: str = ""        # the measured value, with its interval for an Effect
     groups: list = field(default_factory=list)   # an Effect's intervals: (outcome, lo, hi) per group picked
     waived: bool = False  # a failed one-sided precondition that could not change its part's outcome (Check.moves)
+    noise: list = field(default_factory=list)    # an Effect's measured noise per group picked (bench.power.Noise)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Verdict:
     preconditions: list[CheckResult] = field(default_factory=list)
     effect: str = ""      # the headline effect with its interval
     prereg: prereg.PreReg | None = None   # was the rule fixed before the run? (bench.prereg; None: no run)
+    powers: dict | None = None   # design power per decided Effect (bench.claims.writers.part_powers: computed once)
 
 
 def _params(rows: pd.DataFrame, col: str = "params") -> pd.Series:
@@ -175,7 +177,7 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
     if a.empty or (b is not None and b.empty):
         return CheckResult(eff, math.nan, 0, None, _missing(eff), f"{eff.metric}: {_missing(eff)}")
     groups = _pick(_rung_order(a, eff.by), eff.rungs) if eff.by else [None]
-    outcomes, texts, est, sides = [], [], math.nan, []
+    outcomes, texts, est, sides, noise = [], [], math.nan, [], []
     for g in groups:
         ag = a if g is None else a[_key(a, eff.by) == g]
         bg = None if b is None else (b if g is None or eff.by not in b.columns and not eff.by.startswith("params.")
@@ -184,17 +186,34 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
             outcomes.append(NOT_MEASURED)
             texts.append(f"{g}: no comparison rows")
             continue
-        iv = stats.diff_interval(_per_seed(ag, eff.log, eff.replicate),
-                                 None if bg is None else _per_seed(bg, eff.log, eff.replicate),
-                                 _n_items(ag, eff.items), ref=eff.ref, a_fixed=_fixed(ag, eff.replicate),
-                                 b_fixed=bg is not None and _fixed(bg, eff.replicate))
+        va, vb = _per_seed(ag, eff.log, eff.replicate), None if bg is None else _per_seed(bg, eff.log, eff.replicate)
+        a_fixed, b_fixed = _fixed(ag, eff.replicate), bg is not None and _fixed(bg, eff.replicate)
+        iv = stats.diff_interval(va, vb, _n_items(ag, eff.items), ref=eff.ref, a_fixed=a_fixed, b_fixed=b_fixed)
+        noise.append(_noise(va, vb, _n_items(ag, eff.items), eff.ref, a_fixed, b_fixed))
         outcomes.append(stats.TESTS[eff.test](iv, eff.bound))
         sides.append((outcomes[-1], iv.lo, iv.hi))
         texts.append(("" if g is None else f"{g}: ") + iv.text())
         est = iv.est if math.isnan(est) or outcomes[-1] != REPRODUCED else est
     outcome = _worst(outcomes)
     return CheckResult(eff, est, len(a) + (0 if b is None else len(b)), outcome == REPRODUCED, outcome,
-                       f"{eff.metric} {'log ' if eff.log else ''}diff " + "; ".join(texts), sides)
+                       f"{eff.metric} {'log ' if eff.log else ''}diff " + "; ".join(texts), sides, noise=noise)
+
+
+def _noise(va: np.ndarray, vb: np.ndarray | None, items: int, ref: float, a_fixed: bool, b_fixed: bool):
+    """The noise of one group's rows as a rerun would meet it (bench.power.Noise): per-arm seed sd (an arm of one
+    run borrows the other's, as the interval does), seeds per arm, test items, arm b's mean. None: NaN values."""
+    from bench.power import Noise
+    if vb is None:                       # one arm against a constant: nothing random on b's side
+        vb, b_fixed = np.asarray([ref], float), True
+    vb = np.asarray(vb, float)
+    if np.isnan(va).any() or np.isnan(vb).any() or not va.size:
+        return None
+    sd = [0.0 if f or v.size < 2 else float(v.std(ddof=1)) for v, f in ((va, a_fixed), (vb, b_fixed))]
+    sd_a = sd[0] if va.size > 1 or a_fixed else sd[1]
+    sd_b = sd[1] if vb.size > 1 or b_fixed else sd[0]
+    base = float(vb.mean())
+    return Noise(sd_a, sd_b, int(va.size), int(vb.size), items if 0 <= base <= 1 else 0, min(max(base, 0.0), 1.0),
+                 fixed_b=b_fixed)
 
 
 def evaluate(df: pd.DataFrame, claim_id: str, check) -> CheckResult:

@@ -132,6 +132,8 @@ class Effect:
     part: str = ""
     note: str = ""
     missing: str = ""
+    published: float | None = None   # the true a - b the part's design power is for (bench.power.of_result): the
+    #                                  paper's effect in the rule's units; design, not rule (left out of fingerprints)
 
     def __post_init__(self):
         if self.test not in ("above", "below", "within"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .engine import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict
-from .model import Claim
+from .model import Claim, Effect
 from .real import REAL_GROUP
 
 
@@ -39,16 +39,84 @@ def prereg_markdown(verdicts: list[Verdict]) -> str:
 def checks_markdown(verdicts: list[Verdict]) -> str:
     """Per-check detail, for a group's report.md: each claim's pre-registration status (`prereg_markdown`), then
     preconditions first, the rule, the measured value (95% CI for effects) and the outcome."""
-    lines = ["| claim | part | rule, one generated sentence per check (pre-registration: above) | measured | rows | outcome |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| claim | part | rule, one generated sentence per check (pre-registration: above) | measured | rows | "
+             "power (FPR) | outcome |",
+             "|---|---|---|---|---|---|---|"]
     for v in verdicts:
+        pw = part_powers(v)
         for kind, rs in (("precondition", v.preconditions), ("", v.checks)):
-            for r in rs:
+            for k, r in enumerate(rs):
                 part = (kind + (": " if kind and r.check.part else "") + r.check.part) or "-"
                 out = (r.outcome or "-") + (" (waived: one-sided)" if r.waived else "")
+                p = _power_text(pw[k]) if not kind and k in pw else "n/a" if isinstance(r.check, Effect) and \
+                    not kind and r.outcome in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE) else "-"
                 lines.append(f"| {v.claim.id} | {_cell(part)} | {_cell(r.check.sentence(part=False))}{_cell(' Note: ' + r.check.note if r.check.note else '')} | "
-                             f"{_cell(r.text)} | {r.n_rows} | {out} |")
+                             f"{_cell(r.text)} | {r.n_rows} | {p} | {out} |")
     return prereg_markdown(verdicts) + "\n".join(lines) + "\n"
+
+
+def part_powers(v: Verdict) -> dict[int, object]:
+    """{index into v.checks: bench.power.PartPower} for each decided Effect whose rule has an effect size to aim at
+    (computed once per verdict, from the noise of the run's own rows; seeds needed where power < TARGET)."""
+    if v.powers is None:
+        from bench import power
+        v.powers = {}
+        for k, r in enumerate(v.checks):
+            if isinstance(r.check, Effect) and r.outcome in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
+                pp = power.of_result(r)
+                if pp is not None and pp.power.power < power.TARGET and r.outcome != REPRODUCED:
+                    pp = power.of_result(r, need=True)
+                if pp is not None:
+                    v.powers[k] = pp
+    return v.powers
+
+
+def _power_text(pp) -> str:
+    return f"{pp.power.power:.2f} (FPR {pp.power.fpr:.2f})"
+
+
+def power_cell(v: Verdict) -> str:
+    """The design power of each part decided by Effects, at its published effect (false-positive rate at the rule's
+    null boundary), from the run's own noise; a part with several Effects shows the lowest power and highest rate.
+    "n/a": an Effect without an effect size to aim at; "not measured": no rows; "-": Checks only (deterministic
+    arithmetic or one measured value, no interval)."""
+    pw = part_powers(v)
+    by_part: dict[str, list] = {}
+    for k, r in enumerate(v.checks):
+        if isinstance(r.check, Effect):
+            by_part.setdefault(r.check.part, []).append(pw.get(k) if r.outcome in (REPRODUCED, NOT_REPRODUCED,
+                                                                                   INCONCLUSIVE) else r.outcome)
+    if not by_part:
+        return "-"
+    cells = []
+    for part, got in by_part.items():
+        if all(isinstance(g, str) for g in got):
+            text = "not measured"
+        elif any(g is None for g in got):
+            text = "n/a"
+        else:
+            pps = [g for g in got if not isinstance(g, str)]
+            text = f"{min(g.power.power for g in pps):.2f} (FPR {max(g.power.fpr for g in pps):.2f})"
+        cells.append(f"{part}: {text}" if part and len(v.parts) > 1 else text)
+    return "; ".join(cells)
+
+
+def underpowered(v: Verdict) -> dict[str, str]:
+    """{part: why} for a part that did not come out reproduced and whose Effect had power under TARGET at its
+    published effect: the power, and about how many seeds per arm would reach TARGET."""
+    from bench import power
+    out = {}
+    for k, pp in part_powers(v).items():
+        r = v.checks[k]
+        if r.outcome != REPRODUCED and pp.power.power < power.TARGET:
+            n = f"about {pp.seeds_needed} seeds per arm would give {power.TARGET:g}" if pp.seeds_needed else \
+                f"over 64 seeds per arm would be needed for {power.TARGET:g}"
+            if pp.noise is not None and pp.noise.items:
+                n += (f", or about {pp.items_needed:,} test items at {pp.noise.n_a} seeds" if pp.items_needed else
+                      f"; more test items alone (up to 10^6, at {pp.noise.n_a} seeds) would not")
+            out[r.check.part] = (f"underpowered: power {pp.power.power:.2f} at a true difference of "
+                                 f"{pp.effect:+g} with the run's own noise; {n}")
+    return out
 
 
 def prereg_cell(v: Verdict | None) -> str:
@@ -57,11 +125,14 @@ def prereg_cell(v: Verdict | None) -> str:
 
 
 def outcome_text(v: Verdict) -> str:
-    """The outcome with its sub-verdicts and, for inconclusive parts, why."""
+    """The outcome with its sub-verdicts and, for inconclusive parts, why (a part whose Effect had too little power
+    says so, `underpowered`)."""
+    weak = underpowered(v)
+    reasons = {p: "; ".join(x for x in (v.reasons.get(p, ""), weak.get(p, "")) if x) for p in {*v.reasons, *weak}}
     if len(v.parts) <= 1:
-        why = next(iter(v.reasons.values()), "")
+        why = next((x for x in reasons.values() if x), "")
         return v.status + (f" ({why})" if why else "")
-    subs = [f"{p or 'main'}: {o}" + (f" ({v.reasons[p]})" if p in v.reasons else "") for p, o in v.parts.items()]
+    subs = [f"{p or 'main'}: {o}" + (f" ({reasons[p]})" if reasons.get(p) else "") for p, o in v.parts.items()]
     return f"{v.status} -- " + "; ".join(subs)
 
 
@@ -119,8 +190,8 @@ def readme_table(verdicts: list[Verdict], real: dict | None = None, link_prefix:
     """One short line per claim for the root README: verdict, headline effect with its interval, the rule's
     pre-registration, and links to the group reports (which hold the reasons)."""
     real = real or {}
-    lines = ["| ID | claim | verdict | effect (95% CI) or measured | rule | real (MiniLM) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| ID | claim | verdict | effect (95% CI) or measured | power (FPR) | rule | real (MiniLM) |",
+             "|---|---|---|---|---|---|---|"]
     for v in verdicts:
         c = v.claim
         link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status != NOT_RUN else c.id
@@ -128,5 +199,5 @@ def readme_table(verdicts: list[Verdict], real: dict | None = None, link_prefix:
         real_cell = "-" if r is None else r.status if r.status == NOT_RUN else \
             f"[{verdict_short(r)}]({link_prefix}{REAL_GROUP}/report.md)"
         lines.append(f"| {link} | {_cell(c.title)} | {_cell(verdict_short(v))} | {_cell(_effect_short(v))} | "
-                     f"{_cell(prereg_cell(v))} | {_cell(real_cell)} |")
+                     f"{_cell(power_cell(v))} | {_cell(prereg_cell(v))} | {_cell(real_cell)} |")
     return "\n".join(lines) + "\n"
