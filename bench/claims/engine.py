@@ -212,8 +212,8 @@ def _noise(va: np.ndarray, vb: np.ndarray | None, items: int, ref: float, a_fixe
     sd_a = sd[0] if va.size > 1 or a_fixed else sd[1]
     sd_b = sd[1] if vb.size > 1 or b_fixed else sd[0]
     base = float(vb.mean())
-    return Noise(sd_a, sd_b, int(va.size), int(vb.size), items if 0 <= base <= 1 else 0, min(max(base, 0.0), 1.0),
-                 fixed_b=b_fixed)
+    items = items if 0 <= base <= 1 else 0            # binomial error only for a proportion
+    return Noise(sd_a, sd_b, int(va.size), int(vb.size), items, base, fixed_b=b_fixed)
 
 
 def evaluate(df: pd.DataFrame, claim_id: str, check) -> CheckResult:
