@@ -76,6 +76,24 @@ class GradCensus:
         return tuple(statistics.mean(col) for col in zip(*self.shares))
 
 
+class LossMultiplied(torch.nn.Module):
+    """A causal LM whose training loss is multiplied by `multiplier` (M3's underflow regime): every gradient is
+    scaled by it, as in a model whose gradients are small (Micikevicius et al. 2018, Sec. 3.2: SSD's activation
+    gradients below FP16's 2^-24). AdamW divides the update by the gradient's own scale, so FP32 training is
+    unchanged up to eps; FP16 without loss scaling flushes what falls below 2^-24. `inner` is the model itself
+    (evaluate it, not this wrapper: the eval loss is not multiplied)."""
+
+    def __init__(self, inner: torch.nn.Module, multiplier: float):
+        super().__init__()
+        self.inner, self.multiplier = inner, multiplier
+
+    def forward(self, **kw):
+        out = self.inner(**kw)
+        if out.loss is not None:
+            out.loss = out.loss * self.multiplier
+        return out
+
+
 def saved_bytes(model: torch.nn.Module, batch: dict, precision: str, device: str) -> int:
     """Bytes autograd keeps for backward in one training forward of `batch` under the precision's autocast,
     as the loop runs it (bench.probes.SavedTensors: parameters excluded, autocast's 16-bit weight copies
@@ -89,14 +107,16 @@ def saved_bytes(model: torch.nn.Module, batch: dict, precision: str, device: str
 
 
 def train_precision(precision: str, s: Settings, model: torch.nn.Module, rows: list[dict], evals: list,
-                    device: str) -> dict:
-    """One run. rows: {"input_ids": (T,)} in stream order; evals: LongTensors (B, T). -> held-out loss after
-    training (nats, FP32 eval), bytes kept by the step-0 forward, median step time (s; census steps
-    included), the final loss scale (1.0 without a scaler) and the GradCensus."""
+                    device: str, multiplier: float = 1.0) -> dict:
+    """One run. rows: {"input_ids": (T,)} in stream order; evals: LongTensors (B, T); multiplier != 1: trained
+    as `LossMultiplied` (the underflow regime). -> held-out loss after training (nats, FP32 eval, never
+    multiplied), bytes kept by the step-0 forward, median step time (s; census steps included), the final loss
+    scale (1.0 without a scaler) and the GradCensus."""
     census = GradCensus(s.measure_every, s.steps, s.loss_scale, flush=precision == "fp32")
     saved = saved_bytes(model, collate(rows[:s.batch_size]), precision, device)   # the loop's first batch
-    res = train(model, rows, train_config(precision, s, device), on_step=census,
-                eval_fn=lambda m: {"heldout_loss": math.log(perplexity(m, evals))})
+    trained = model if multiplier == 1.0 else LossMultiplied(model, multiplier)
+    res = train(trained, rows, train_config(precision, s, device), on_step=census,
+                eval_fn=lambda m: {"heldout_loss": math.log(perplexity(getattr(m, "inner", m), evals))})
     return {"final_loss": res.final.get("heldout_loss", math.nan), "saved_bytes": saved,
             "step_s": res.step_time_s, "final_scale": res.loss_scale or 1.0, "census": census,
             "diverged_at": res.diverged_at}
@@ -134,7 +154,34 @@ def run_m3(rec: Recorder, s: Settings, seeds, device: str = "cpu",
     for seed in seeds:
         paired_rows(rec, {p: results[(seed, p)] for p in PRECISIONS}, s,
                     dict(model=name, data=data_name, seed=seed, scale="toy"), device)
+    if s.underflow_loss_multiplier != 1.0:
+        jobs = [(seed, p) for seed in seeds for p in UNDERFLOW_PRECISIONS]
+        for seed, prec in (progress(jobs, desc="M3 underflow regime") if progress else jobs):
+            train_batches, evals = data_factory(seed)
+            rows = [{"input_ids": ids} for b in train_batches for ids in b]
+            results[(seed, prec, "underflow")] = train_precision(prec, s, factory(seed), rows, evals, device,
+                                                                 s.underflow_loss_multiplier)
+        for seed in seeds:
+            underflow_rows(rec, {p: results[(seed, p, "underflow")] for p in UNDERFLOW_PRECISIONS}, s,
+                           dict(model=name, data=data_name, seed=seed, scale="toy"))
     return results
+
+
+UNDERFLOW_PRECISIONS = ("fp32", "fp16", "fp16_scaled")
+
+
+def underflow_rows(rec: Recorder, by_prec: dict, s: Settings, kw: dict) -> None:
+    """One seed's underflow-regime rows: each precision's held-out loss, and the FP32 run's gradients as FP16
+    would see them (flushed as is, and after loss scaling)."""
+    p = {"steps": s.steps, "loss_multiplier": s.underflow_loss_multiplier}
+    for prec, r in by_prec.items():
+        rec.add("M3", "m3_underflow_final_loss", r["final_loss"], unit="nats", method=prec,
+                params={**p, "final_scale": r["final_scale"]}, **kw)
+    flush, flush_s, _ = by_prec["fp32"]["census"].mean_shares()
+    p = {**p, "loss_scale": s.loss_scale, "gradients": "fp32 run, all parameters, every measure step"}
+    rec.add("M3", "m3_underflow_flush_share", flush, unit="share", method="fp16", params=p, **kw)
+    rec.add("M3", "m3_underflow_flush_share", flush_s, unit="share", method="fp16_scaled", params=p, **kw)
+    rec.add("M3", "m3_underflow_flush_share_unscaled_minus_scaled", flush - flush_s, unit="share", params=p, **kw)
 
 
 def run_rows(rec: Recorder, r: dict, kw: dict) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 from pathlib import Path
 
@@ -101,6 +103,23 @@ def m2_section(m2: pd.DataFrame) -> list[str]:
 
 
 # ---------------------------------------------------------------- M3
+def underflow_lines(m3: pd.DataFrame) -> list[str]:
+    """M3's underflow regime (the loss times Settings.underflow_loss_multiplier): final losses and flushed shares."""
+    u = select(m3, "m3_underflow_final_loss")
+    if u.empty:
+        return []
+    mult = json.loads(u["params"].iloc[0]).get("loss_multiplier")
+    L = [f"Underflow regime (training loss x {mult:g}, a model whose gradients are small; it decides 'loss scaling "
+         "needed'):", "", "| precision | final held-out loss (mean +- sd) |", "|---|---|"]
+    for prec in ("fp32", "fp16", "fp16_scaled"):
+        fl = select(u, "m3_underflow_final_loss", method=prec)["value"]
+        L.append(f"| {prec} | {fl.mean():.4f}" + (f" +- {fl.std():.4f}" if len(fl) > 1 else "") + " |")
+    fu = value(m3, "m3_underflow_flush_share", agg="mean", method="fp16")
+    fsc = value(m3, "m3_underflow_flush_share", agg="mean", method="fp16_scaled")
+    return L + ["", f"There, FP16 flushes {fu:.1%} of the FP32 run's nonzero gradient values unscaled and {fsc:.2%} "
+                    "after loss scaling.", ""]
+
+
 def m3_section(m3: pd.DataFrame, tm: pd.DataFrame, meta: dict, out_dir: Path) -> list[str]:
     if m3.empty:
         return []
@@ -121,7 +140,9 @@ def m3_section(m3: pd.DataFrame, tm: pd.DataFrame, meta: dict, out_dir: Path) ->
     fsc = value(m3, "m3_grad_flush_share", agg="mean", method="fp16_scaled")
     ovs = value(m3, "m3_grad_overflow_share_scaled", agg="mean")
     L += ["", f"Gradient values of the FP32 run that FP16 flushes to zero: {fu:.3e} unscaled, {fsc:.3e} after x "
-          f"loss scale (overflow after scaling: {ovs:.3e}).", "",
+          f"loss scale (overflow after scaling: {ovs:.3e}).", ""]
+    L += underflow_lines(m3)
+    L += [
           f"Speed is not judged on a CPU (device here: {meta.get('m3_device')}, torch CPU capability "
           f"`{meta.get('cpu_capability')}`): CPU autocast adds casts and, without 16-bit matrix units, runs slower "
           "kernels (the machine notes measured BF16 autocast 21-39x slower than FP32 on an AVX2 CPU; this tiny model "

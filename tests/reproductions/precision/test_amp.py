@@ -2,6 +2,7 @@
 saved-bytes probe, and run_m3 with a model factory."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -85,10 +86,30 @@ def test_run_m3_accepts_a_model_factory(tmp_path):
 
     rec = Recorder(group="precision", profile="smoke", out_dir=tmp_path)
     out = run_m3(rec, s, seeds=(0, 1), model_factory=factory, model_name="rung-x")
-    assert made == [0] * 4 + [1] * 4
+    assert made == [0] * 4 + [1] * 4 + [0] * 3 + [1] * 3          # then the underflow regime's three precisions
     df = rec.frame()
-    assert set(df["model"]) == {"rung-x"} and len(out) == 8 and set(df["method"]) >= set(PRECISIONS)
+    assert set(df["model"]) == {"rung-x"} and len(out) == 8 + 6 and set(df["method"]) >= set(PRECISIONS)
     flush = df[df["metric"] == "m3_grad_flush_share"]
     assert len(flush) == 4 and (flush["value"] >= 0).all() and (flush["value"] <= 1).all()
     saved = df[df["metric"] == "m3_saved_bytes_ratio_over_fp32"]
     assert (saved["value"] < 1).all()          # autocast keeps 16-bit copies for backward
+
+
+def test_the_underflow_regime_flushes_gradients_that_loss_scaling_keeps(tmp_path):
+    """LossMultiplied scales every gradient (the eval loss is not multiplied); in that regime FP16 flushes most
+    gradient values of the FP32 run unless the loss is scaled, and the rows the M3 rule reads are recorded."""
+    from reproductions.precision.amp import LossMultiplied
+    s = _settings(steps=3, measure_every=1)
+    model = tiny_gpt2(TINY, seed=0)
+    batch = collate(_rows(s)[:2])
+    plain = model(**batch).loss
+    assert torch.allclose(LossMultiplied(model, 2.0**-16)(**batch).loss, plain * 2.0**-16)
+    rec = Recorder(group="precision", profile="smoke", out_dir=tmp_path)
+    run_m3(rec, s, seeds=(0,))
+    df = rec.frame()
+    flush = df[df["metric"] == "m3_underflow_flush_share"].set_index("method")["value"]
+    assert flush["fp16"] > 0.3 and flush["fp16_scaled"] < 0.05
+    assert set(df[df["metric"] == "m3_underflow_final_loss"]["method"]) == {"fp32", "fp16", "fp16_scaled"}
+    off = Recorder(group="precision", profile="smoke", out_dir=tmp_path / "off")
+    run_m3(off, replace(s, underflow_loss_multiplier=1.0), seeds=(0,))
+    assert not off.frame()["metric"].str.startswith("m3_underflow").any()
