@@ -69,7 +69,7 @@ def canonical(obj):
 def machine_rule(claim) -> dict:
     """The canonical machine form of a `bench.claims.Claim` (as `bench.claims.engine.verdict` decides it)."""
     from bench import stats
-    from bench.claims import engine as eng
+    from bench.claims import model as eng   # the engine's constants live in the model: the engine imports this module
     rule = [*claim.preconditions, *claim.checks]
     engine = {"level": stats.LEVEL}
     if any(getattr(c, "moves", "") for c in rule):

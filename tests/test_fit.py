@@ -168,3 +168,40 @@ def test_base_4bit_counts_nf4_with_double_quantization_and_matches_qlora():
     info = summary(predict(big, "qlora", ["r=64"], "bf16", seq=512), None)
     assert time.perf_counter() - t0 < 30                                       # seconds on a loaded machine
     assert 30 * 2**30 < info["bytes"]["weights"]["method"] < 40 * 2**30          # ~0.52 B/param of 65B
+    assert info["setup"]["base_4bit"]                  # QLoRA quantizes its own base: read from the model
+
+
+def test_method_options_come_from_the_registry():
+    """`bench memory`'s --method: a method (its config's defaults) or a variant preset, which brings the fields by
+    which it differs from its method's own preset (MethodSpec.presets); a method registered in one place, with a
+    variant of its own, needs no edit in bench.fit."""
+    from dataclasses import dataclass
+
+    from bench.fit.options import method_choices, method_options
+    from bench.methods import registry
+    from bench.methods.lora import LoraConfig
+
+    assert method_options("lora", ["r=4"]) == ("lora", {"r": 4})
+    assert method_options("rslora", []) == ("lora", {"rslora": True})
+    assert method_options("rslora", ["rslora=false"]) == ("lora", {"rslora": False})       # --set on top
+    assert method_options("dora", ["target_modules=q_.*"]) == ("dora", {"target_modules": "q_.*"})   # a regex
+    assert method_options("prompt", ["num_virtual_tokens=3"]) == ("prompt", {"num_virtual_tokens": 3})
+
+    @dataclass
+    class WideConfig(LoraConfig):
+        name = "wide"
+
+    registry.register(registry.MethodSpec(WideConfig, presets={"wide": {"r": 2, "alpha": 4.0},
+                                                               "wide-rs": {"r": 2, "alpha": 4.0, "rslora": True,
+                                                                           "dropout": 0.1}}))
+    try:
+        assert {"wide", "wide-rs"} <= set(method_choices())
+        assert method_options("wide", ["r=16"]) == ("wide", {"r": 16})
+        assert method_options("wide-rs", ["target_modules=c_.*"]) == \
+            ("wide", {"rslora": True, "dropout": 0.1, "target_modules": "c_.*"})
+        with pytest.raises(BenchError, match="unknown option 'depth'"):
+            method_options("wide-rs", ["depth=3"])
+    finally:
+        registry.unregister("wide")
+    with pytest.raises(BenchError, match="unknown method 'wide-rs'"):
+        method_options("wide-rs", [])

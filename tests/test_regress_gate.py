@@ -23,15 +23,13 @@ def _smoke_problems(group: str) -> list[str]:
         return regress.compare(group, run_dir)
 
 
-def test_gate_fails_when_lora_scaling_is_alpha_over_2r(monkeypatch):
+def test_gate_fails_on_each_planted_lora_fault(monkeypatch):
+    """Two faults planted in one smoke run (one run, not two: each is read by its own row, and neither row reads
+    the other fault -- `l1_scaling_abs_err` is |layer.scaling - alpha/r|, `l1_lora_B_abs_max_at_init` is max|B|
+    before training, reproductions/lora/merge.py): LoRA scaling alpha/(2r), and B non-zero at init. The gate must
+    report each row's value as moved (not merely missing)."""
     from bench.methods import lora
     monkeypatch.setattr(lora.LoraConfig, "scaling", lambda self: self.alpha / (2 * self.r))
-    problems = _smoke_problems("lora")
-    assert any("l1_scaling_abs_err" in p for p in problems), problems[:5]
-
-
-def test_gate_fails_when_lora_B_is_not_zero_at_init(monkeypatch):
-    from bench.methods import lora
     init = lora.LoraLayer.__init__
 
     def nonzero_b(self, *args, **kwargs):
@@ -41,7 +39,8 @@ def test_gate_fails_when_lora_B_is_not_zero_at_init(monkeypatch):
 
     monkeypatch.setattr(lora.LoraLayer, "__init__", nonzero_b)
     problems = _smoke_problems("lora")
-    assert any("l1_lora_B_abs_max_at_init" in p for p in problems), problems[:5]
+    for metric in ("l1_scaling_abs_err", "l1_lora_B_abs_max_at_init"):
+        assert any(metric in p and "value moved" in p for p in problems), (metric, problems[:5])
 
 
 def test_gate_fails_when_the_llm_int8_threshold_is_ignored(monkeypatch):

@@ -1,7 +1,7 @@
 """Import cycles among the bench modules, read from the source (nothing is imported).
 
     python tools/import_cycles.py            # module-level imports: exit 1 if any cycle
-    python tools/import_cycles.py --lazy     # also the imports inside functions (informational)
+    python tools/import_cycles.py --lazy     # also the imports inside functions: exit 1 if any cycle but LAZY_OK
 
 An edge A -> B is an import of B in A (`import bench.b`, `from bench import b`, `from bench.b import x`), and
 importing bench.x.y also runs bench.x's __init__, so it counts as an edge to bench.x too (unless the importer is
@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The one cycle allowed through imports inside functions: bench.jobs imports bench.jobs_dask only when a dask
+# scheduler is asked for (distributed is an optional extra), and jobs_dask runs bench.jobs' job runner.
+LAZY_OK = [["bench.jobs", "bench.jobs_dask"]]
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:
@@ -117,7 +120,8 @@ def main(argv: list[str]) -> int:
     print(f"{len(modules())} bench modules; {kind} import cycles: {len(found)}")
     for comp in found:
         print("  " + " <-> ".join(comp))
-    return 1 if found and not lazy else 0
+    bad = [c for c in found if not (lazy and c in LAZY_OK)]
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

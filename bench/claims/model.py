@@ -12,6 +12,12 @@ from dataclasses import dataclass, field, replace
 
 OPS = {"==": operator.eq, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
+# The one-sided stress test's constants (bench.claims.engine.stands_stressed). They are part of a rule's machine
+# form (bench.prereg fingerprints them), so they live here, beside the rule types, not in the engine.
+CEILING = 1.0                        # accuracy and BLEU (0-1): the most an unconverged run's score can reach
+STRESS = (0.25, 0.5, 0.75, 1.0)      # shares of the way to CEILING the one-sided stress test raises such runs by
+BOUNDED = ("accuracy", "bleu")       # the metrics bounded by CEILING
+
 
 @dataclass(frozen=True)
 class Check:

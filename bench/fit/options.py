@@ -29,23 +29,33 @@ def parse_size(text: str) -> int:
 
 
 def method_options(method: str, sets: list[str]) -> tuple[str, dict]:
-    """(registry name, fields) from --method and --set key=value (lists comma-separated); rslora = lora with
-    rank-stabilised scaling. Values are parsed by bench.values (one parser for every --set); unknown fields fail
-    here, values out of range in make_config (BenchError, one line)."""
-    from bench.methods import METHODS   # here, not at import: bench.cli imports this module at start (torch)
-    name = "lora" if method == "rslora" else method
-    if name not in METHODS:
+    """(registry name, fields) from --method and --set key=value (lists comma-separated). `method` is a
+    registered method (its config's defaults) or a variant preset of one (bench.methods.registry.STANDARD): a
+    variant brings the fields by which it differs from its method's own preset (LoRA's MethodSpec declares
+    "rslora" as lora's preset + rslora=True, so `--method rslora` = lora with rslora=True). --set goes on top.
+    Values are parsed by bench.values (one parser for every --set); unknown fields fail here, values out of
+    range in make_config (BenchError, one line)."""
+    from bench.methods.registry import REGISTRY, STANDARD   # here, not at import: it imports torch
+    if method in REGISTRY:
+        name, out = method, {}
+    elif method in STANDARD:
+        name, kw = STANDARD[method]
+        own = STANDARD[name][1] if name in STANDARD and STANDARD[name][0] == name else {}
+        out = {k: v for k, v in kw.items() if k not in own or own[k] != v}
+    else:
         raise BenchError(f"memory: unknown method {method!r}; choose one of {', '.join(method_choices())}")
-    hints = {k: h for k, h in typing.get_type_hints(METHODS[name]).items() if k not in ("name", "paper",
-                                                                                        "load_ignores")}
-    out = {"rslora": True} if method == "rslora" else {}
+    hints = {k: h for k, h in typing.get_type_hints(REGISTRY[name].config).items()
+             if k not in ("name", "paper", "load_ignores")}
     for item in sets or []:
         key = item.partition("=")[0].strip()
         if key and "=" in item and key not in hints:
             raise BenchError(f"memory: {method}: unknown option {key!r}; valid: {', '.join(hints)}")
         key, value = parse_item(item, hints, f"memory {method}")
         out[key] = value
-    if name in ("lora", "dora", "pissa", "qlora") and isinstance(out.get("target_modules"), tuple) and len(out["target_modules"]) == 1 \
-            and re.search(r"[.*+?\[\]()|\\^$]", out["target_modules"][0]):
-        out["target_modules"] = out["target_modules"][0]  # one entry with regex characters: a regex
+    # a field that takes one string or a list of names (LoRA's target_modules): one entry with regex
+    # characters is a regex
+    targets = out.get("target_modules")
+    if str in typing.get_args(hints.get("target_modules")) and isinstance(targets, tuple) and len(targets) == 1 \
+            and re.search(r"[.*+?\[\]()|\\^$]", targets[0]):
+        out["target_modules"] = targets[0]
     return name, out

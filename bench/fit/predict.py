@@ -24,7 +24,7 @@ def predict(config, method: str = "lora", sets: list[str] | None = None, precisi
         raise BenchError("memory: --batch must be >= 1, got None")
     check_value("memory: --batch", batch, COUNT)
     check_value("memory: --seq", seq, COUNT)
-    virtual = getattr(cfg_obj, "num_virtual_tokens", 0) if name in ("prefix", "prompt", "ptuning") else 0
+    virtual = getattr(cfg_obj, "num_virtual_tokens", 0)           # prompt, prefix, P-tuning: tokens in front
     if getattr(cfg_obj, "placeholder_token_id", None) is not None:
         virtual = 0
     if limit and seq + virtual > limit:
@@ -41,7 +41,8 @@ def predict(config, method: str = "lora", sets: list[str] | None = None, precisi
     mem = estimate(adapted, setup) if name != "full" else full_mem
     n_train, n_all = trainable_parameters(adapted)
     n_all += sum(m.in_features * m.out_features for m in adapted.modules() if isinstance(m, Linear4bit))  # NF4 buffers
-    return {"method": mem, "full": full_mem, "setup": setup, "name": name, "options": options,
+    nf4 = any(isinstance(m, Linear4bit) for m in adapted.modules())   # the method quantizes its base (QLoRA)
+    return {"method": mem, "full": full_mem, "setup": setup, "name": name, "options": options, "nf4_base": nf4,
             "trainable_params": n_train, "total_params": n_all, "base_params": n_total, "virtual_tokens": virtual,
             "model_type": config.model_type, "families": FAMILIES}
 
@@ -63,7 +64,7 @@ def summary(pred: dict, gpu_bytes: int | None, gpu_label: str = "") -> dict:
         "model_type": pred["model_type"], "method": pred["name"], "options": pred["options"],
         "setup": {"precision": s.precision, "optimizer": s.optimizer, "batch": s.batch, "seq": s.seq_len,
                   "virtual_tokens": pred["virtual_tokens"], "base_int8": s.frozen_int8,
-                  "base_4bit": s.frozen_4bit or pred["name"] == "qlora",
+                  "base_4bit": s.frozen_4bit or pred.get("nf4_base", False),
                   "grad_checkpointing": s.checkpointing, "device": s.device},
         "bytes": rows,
         "trainable_params": pred["trainable_params"], "total_params": pred["total_params"],

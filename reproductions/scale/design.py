@@ -21,6 +21,7 @@ for accuracies), design_minutes (the stored run's wall minutes per run x the run
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -188,6 +189,17 @@ def planned_seeds(p: Part, s: Settings, seeds: int) -> int:
     return (s.seed_count(p.task) or seeds) if dict(p.a).get("phase") == "main" else seeds
 
 
+@functools.lru_cache(maxsize=256)
+def _part_power(rule, nz: power.Noise, effect: float) -> tuple:
+    """(Power, seeds for 0.8, items for 0.8 or None) of one part. Seeded simulations: a pure function of its
+    arguments (the rule is a frozen Check / Effect), so it is computed once per process -- every run of the group
+    in one process (the test suite's) records the same design rows without simulating them again."""
+    pw = power.design_power(rule, nz, n_sim=N_SIM, effect=effect)
+    need_s = power.needed(rule, nz, effect=effect, what="seeds", n_sim=N_SIM)
+    need_i = power.needed(rule, nz, effect=effect, what="items", n_sim=N_SIM) if nz.items else None
+    return pw, need_s, need_i
+
+
 def design(s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
     """One dict per part: claim, part, effect, source, runs (0/1), seeds, power, needed_seeds, needed_items, minutes
     (stored wall minutes of the planned runs; 0 when the profile runs none), noise (the arms)."""
@@ -202,9 +214,7 @@ def design(s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
         n = planned_seeds(p, s, seeds) if runs else DEFAULT_SEEDS
         effect = p.effect if p.effect is not None else arms["a"]["mean"] - arms["b"]["mean"]
         nz = _noise(arms, p, n)
-        pw = power.design_power(rule, nz, n_sim=N_SIM, effect=effect)
-        need_s = power.needed(rule, nz, effect=effect, what="seeds", n_sim=N_SIM)
-        need_i = power.needed(rule, nz, effect=effect, what="items", n_sim=N_SIM) if nz.items else None
+        pw, need_s, need_i = _part_power(rule, nz, effect)
         walls = [arms[x]["wall_s"] for x in ("a", "b") if not (x == "b" and p.fixed_b)]
         minutes = sum(w * n for w in walls if w == w) / 60 if runs else 0.0
         out.append({"claim": p.claim, "part": p.part, "effect": effect, "source": p.source, "runs": int(runs),

@@ -222,7 +222,15 @@ def _design(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
 
 
 def _verdicts(out: Path) -> list[str]:
-    L = ["", "## Verdicts", ""] + [f"- **{cid}** rule: {get(cid).rule or '(none)'}" for cid in CLAIMS]
+    """One line per claim (title, parts); the rule itself is the table's generated sentences (one per precondition
+    and check, from the machine form: bench.claims.writers), the design rationale is `bench claims <ID>`'s."""
+    L = ["", "## Verdicts", "",
+         "Rules (`bench/claims/`): one sentence per precondition and check, generated from the machine form, in the "
+         "table below; the full rule with its design rationale: `python -m bench claims <ID>`.", ""]
+    for cid in CLAIMS:
+        claim = get(cid)
+        parts = list(dict.fromkeys(c.part for c in claim.checks if c.part))
+        L.append(f"- **{cid}** {claim.title}" + (f" (parts: {', '.join(parts)})" if parts else ""))
     return L + ["", checks_markdown(group_verdicts(GROUP, out)), ""]
 
 

@@ -257,6 +257,22 @@ def test_header_tables_and_figures(full_run):
     assert (nm["lo"] < nm["gap"]).all() and (nm["hi"] > nm["gap"]).all()
 
 
+def test_verdicts_give_generated_sentences_not_the_rule_prose(full_run):
+    """The Verdicts section names each claim's parts; its rule is one generated sentence per check (the table),
+    not the hand-written design text (`bench claims <ID>` shows that)."""
+    from bench.claims import get
+    out, text = full_run
+    verdicts = section(text, "## Verdicts")
+    for cid in S.CLAIMS:
+        claim = get(cid)
+        assert f"- **{cid}** {claim.title}" in verdicts
+        assert not claim.rule or claim.rule[:60] not in verdicts
+        if f"| {cid} |" in verdicts:                      # decided from the rows: every check in the table
+            for c in (*claim.preconditions, *claim.checks):
+                assert c.sentence(part=False).replace("|", "\\|") in verdicts, (cid, c.metric)
+    assert "| P2 |" in verdicts and "| A1 |" in verdicts
+
+
 def test_same_csvs_give_the_same_report(full_run, tmp_path):
     out, text = full_run
     pngs = {f.name: f.read_bytes() for f in out.glob("*.png")}
