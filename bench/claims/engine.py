@@ -132,9 +132,11 @@ def evaluate_check(df: pd.DataFrame, claim_id: str, check: Check) -> CheckResult
 
 
 def _per_seed(rows: pd.DataFrame, log: bool, replicate: str = "seed") -> np.ndarray:
+    """One mean per replicate (a column, or "params.<key>": e.g. params.chunk, one text window per replicate),
+    in the replicates' sorted order, so two arms with the same replicates pair up."""
     vals = rows["value"].astype(float)
     vals = np.log(vals.where(vals > 0)) if log else vals
-    return vals.groupby(rows[replicate].astype(str)).mean().sort_index().to_numpy()
+    return vals.groupby(_key(rows, replicate).astype(str)).mean().sort_index().to_numpy()
 
 
 def _fixed(rows: pd.DataFrame, replicate: str) -> bool:
