@@ -38,7 +38,7 @@ from . import decoder  # noqa: F401  # isort: skip
 from .model import OPS, Change, Check, Claim, Effect, R, Track, W
 from .real import REAL_GROUP, REAL_ITEMS
 from .decoder import DECODER_GROUP
-from .registry import CLAIMS, register, track
+from .registry import CLAIMS, TRACK_INFO, describe_track, register, track
 from .rules import (ADAPT_POINTS, ADAPT_SE, DATE, DATE_14, DATE_30, KNOWLEDGE_ITEMS, LOSS_FACTOR, MAIN, NEXTMONTH_ITEMS,
                     ONE_SIDED, ONE_SIDED_SHIFT, P4_ATOL, POWER_TARGET, converged, designed, needs_adaptation)
 

@@ -19,12 +19,16 @@ import math
 from functools import partial
 
 from .model import Check, Effect, W
-from .registry import track
+from .registry import describe_track, track
 
 DECODER_GROUP = "decoder"
 DECODER_CHUNKS = 64                   # windows of the cpu profile (reproductions/decoder: Settings.chunks)
 DEQUANT = "Weights dequantized from 4-bit."
 decoder_track = partial(track, name=DECODER_GROUP)
+describe_track(DECODER_GROUP, "decoder (SmolLM2)",
+               "SmolLM2-135M-Instruct (a Llama causal LM somebody else pretrained, 134.5M parameters, weights "
+               "dequantized from its 4-bit GGUF) on held-out convention speeches (`tox -e repro-decoder`; rules in "
+               "`bench/claims/decoder.py`)")
 
 
 def _q(quant: str, **kw) -> tuple:
