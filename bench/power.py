@@ -14,7 +14,11 @@ The interval is two-sided 95%, so a one-sided rule ("above", "below") has a nomi
 2.5% at its boundary, an equivalence ("within", two one-sided tests at 2.5%, Schuirmann 1987) at most 2.5% at
 either edge; a two-sided test (above OR below 0) 5%. Monte Carlo error: sqrt(p (1 - p) / n_sim).
 Not modelled yet: rules read per rung (`by`: one group here), log-scale rules are simulated on the log scale
-with seed noise only, correlated seeds across arms (pairing is the engine's: equal seed counts > 1).
+with seed noise only.
+Paired arms (equal replicate counts > 1, as the engine pairs them: the same seeds, or the same text windows) share
+a common draw per replicate; only the sd of the per-replicate differences (`Noise.sd_pair`) reaches the interval,
+so a design whose replicates differ a lot from each other (text windows) but little between arms is not
+under-stated.
 """
 
 from __future__ import annotations
@@ -39,9 +43,16 @@ class Noise:
     items: int = 0           # test items when the metric is a proportion (binomial test-set error); 0: none
     base: float = 0.5        # arm b's true mean (the binomial variance p(1-p) depends on it); arm a's = base + effect
     fixed_b: bool = False    # arm b has no seed randomness (seed -1 rows): no seed variance, as the engine reads it
+    sd_pair: float | None = None   # sd of the per-replicate differences a - b when the arms pair (n_a == n_b > 1);
+                                   # None: the arms' seed noise is independent
+
+    @property
+    def paired(self) -> bool:
+        return self.sd_pair is not None and self.n_a == self.n_b > 1 and not self.fixed_b
 
     def __post_init__(self):
-        if self.n_a < 1 or self.n_b < 1 or self.sd_a < 0 or self.sd_b < 0 or self.items < 0:
+        if self.n_a < 1 or self.n_b < 1 or self.sd_a < 0 or self.sd_b < 0 or self.items < 0 \
+                or (self.sd_pair is not None and not self.sd_pair >= 0):
             raise BenchError(f"noise needs n >= 1, sd >= 0 and items >= 0, got {self}")
         if self.items and not 0 <= self.base <= 1:
             raise BenchError(f"a proportion's base must be in [0, 1], got {self.base}")
@@ -75,10 +86,15 @@ def simulate(rule, noise: Noise, true_diff: float, n_sim: int, rng) -> np.ndarra
     pa, pb = base + true_diff, base
     out = []
     for _ in range(n_sim):
-        a = pa + _test_set_error(pa, noise.items, rng) + rng.normal(0.0, noise.sd_a, noise.n_a)
         b = None
-        if two:
-            b = pb + _test_set_error(pb, noise.items, rng) + rng.normal(0.0, noise.sd_b, noise.n_b)
+        if two and noise.paired:           # a common draw per replicate; the pairs differ by sd_pair
+            common = rng.normal(0.0, noise.sd_b, noise.n_b)
+            b = pb + _test_set_error(pb, noise.items, rng) + common
+            a = pa + _test_set_error(pa, noise.items, rng) + common + rng.normal(0.0, noise.sd_pair, noise.n_a)
+        else:
+            a = pa + _test_set_error(pa, noise.items, rng) + rng.normal(0.0, noise.sd_a, noise.n_a)
+            if two:
+                b = pb + _test_set_error(pb, noise.items, rng) + rng.normal(0.0, noise.sd_b, noise.n_b)
         iv = stats.diff_interval(a, b, noise.items, ref=rule.ref, seed=int(rng.integers(2**31)),
                                  b_fixed=two and noise.fixed_b)
         out.append(test(iv, rule.bound))
@@ -117,11 +133,11 @@ def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8,
            n_sim: int = 400, seed: int = 0, limit: int | None = None) -> int | None:
     """About how many seeds per arm (what="seeds": n_a = n_b = n; a fixed arm b keeps its one evaluation) or
     test items (what="items") give `target` power at `effect`: doubling from the noise's own count, then
-    bisecting (power is monotone in n up to Monte Carlo error, so "about"). None: `limit` (default 64 seeds,
-    10^6 items) does not reach it. For the report line "about N seeds / M items would give 0.8"."""
+    bisecting (power is monotone in n up to Monte Carlo error, so "about"). None: `limit` (default
+    `seeds_limit(noise)`, 10^6 items) does not reach it. For the report line "about N seeds / M items would give 0.8"."""
     if what not in ("seeds", "items"):
         raise BenchError(f"what must be 'seeds' or 'items', got {what!r}")
-    limit = limit or (64 if what == "seeds" else 10**6)
+    limit = limit or (seeds_limit(noise) if what == "seeds" else 10**6)
 
     def power(n: int) -> float:
         if what == "seeds":
@@ -144,6 +160,12 @@ def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8,
     return hi
 
 
+def seeds_limit(noise: Noise | None) -> int:
+    """The most replicates per arm `needed` tries: 64 seeds, or 16x the run's own count where that is larger (an
+    arm of 64 text windows may need a few hundred)."""
+    return max(64, 16 * (noise.n_a if noise is not None else 0))
+
+
 def effect_for(rule) -> float | None:
     """The true difference a part's power is for: the rule's `published` effect; without one, no difference (0)
     for an equivalence ("within") and for a non-inferiority ("above" a negative margin, "below" a positive one:
@@ -161,7 +183,7 @@ class PartPower:
 
     power: Power
     effect: float
-    seeds_needed: int | None = None    # about this many seeds per arm give TARGET power (None: over 64, or not asked)
+    seeds_needed: int | None = None    # about this many seeds per arm give TARGET power (None: over seeds_limit, or not asked)
     noise: Noise | None = None
     items_needed: int | None = None    # ... or this many test items at the run's seeds (proportions; None: over 10^6)
 

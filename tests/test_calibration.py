@@ -80,9 +80,11 @@ def rows(cid, eff, arm, values, reps):
                 r[k] = want
         if eff.by.startswith("params."):
             params[eff.by[7:]] = 64
-        r["params"] = json.dumps(params)
-        if eff.replicate != "seed":
+        if eff.replicate.startswith("params."):    # e.g. params.chunk: one text window per replicate
+            params[eff.replicate[7:]], r["seed"] = rep, 0
+        elif eff.replicate != "seed":
             r[eff.replicate], r["seed"] = f"rung{rep}", 0
+        r["params"] = json.dumps(params)
         r["value"] = float(np.exp(v) if eff.log else v)
         out.append(r)
     return out
@@ -90,7 +92,8 @@ def rows(cid, eff, arm, values, reps):
 
 def rate(cid, eff, nz: Noise, true_effect, rng) -> float:
     """Share of TRIALS synthetic reruns (arms drawn as `bench.power.simulate` describes: a fixed test set per arm,
-    seed noise per run) that the engine decides "reproduced"."""
+    seed noise per run; paired arms share a draw per replicate and differ by `sd_pair`) that the engine decides
+    "reproduced"."""
     base, hits = nz.base, 0
     reps_a, reps_b = tuple(range(nz.n_a)), tuple(range(nz.n_b))
     for _ in range(TRIALS):
@@ -98,10 +101,13 @@ def rate(cid, eff, nz: Noise, true_effect, rng) -> float:
         pa = ref + true_effect
         off = [rng.binomial(nz.items, min(max(p, 0), 1)) / nz.items - min(max(p, 0), 1) if nz.items else 0.0
                for p in (pa, base)]
-        a = pa + off[0] + rng.normal(0, nz.sd_a, nz.n_a)
+        common = rng.normal(0, nz.sd_b, nz.n_b) if nz.paired and eff.b is not None else None
+        a = pa + off[0] + (rng.normal(0, nz.sd_a, nz.n_a) if common is None else
+                           common + rng.normal(0, nz.sd_pair, nz.n_a))
         data = rows(cid, eff, "a", a, reps_a)
         if eff.b is not None:
-            b = base + off[1] + (np.zeros(nz.n_b) if nz.fixed_b else rng.normal(0, nz.sd_b, nz.n_b))
+            b = base + off[1] + (np.zeros(nz.n_b) if nz.fixed_b else common if common is not None else
+                                 rng.normal(0, nz.sd_b, nz.n_b))
             data += rows(cid, eff, "b", b, (-1,) * nz.n_b if nz.fixed_b else reps_b)
         df = pd.DataFrame(data)
         hits += evaluate_effect(df, cid, eff).outcome == REPRODUCED
@@ -109,8 +115,11 @@ def rate(cid, eff, nz: Noise, true_effect, rng) -> float:
 
 
 def null_effect(eff: Effect) -> float:
-    return eff.bound if eff.test == "within" else 0.0 if eff.test == "above" and eff.bound >= 0 else \
-        eff.bound if eff.test == "above" else 0.0
+    """No effect (0), or the rule's own bound where 0 would pass it: a band's edge, a non-inferiority margin
+    ("above" a negative bound, "below" a positive one)."""
+    if eff.test == "within" or (eff.test == "above" and eff.bound < 0) or (eff.test == "below" and eff.bound > 0):
+        return eff.bound
+    return 0.0
 
 
 @pytest.mark.parametrize("cid,eff,nz", CASES)

@@ -29,6 +29,19 @@ def test_power_rises_with_seeds_and_is_low_where_the_issue_says():
     assert powers == sorted(powers) and powers[0] < 0.2 and powers[-1] > 0.75
 
 
+def test_paired_replicates_keep_only_the_spread_of_their_differences():
+    """Text windows differ a lot from each other (sd 1 nat) but little between arms (sd 0.03 of the differences):
+    the engine's paired interval sees only the latter, so must the simulation (the decoder track's Q4 'keeps
+    quality': 64 windows, margin 0.007, power about 0.5 at no damage; unpaired it would be ~0)."""
+    keeps = Effect("nll", W(quant="int8"), "below", 0.007, b=W(quant="fp32"), replicate="params.chunk")
+    paired = design_power(keeps, Noise(1.0, 1.0, 64, 64, sd_pair=0.03), n_sim=400, effect=0.0)
+    loose = design_power(keeps, Noise(1.0, 1.0, 64, 64), n_sim=400, effect=0.0)
+    assert 0.3 < paired.power < 0.7 and loose.power < 0.1 and paired.fpr < 0.06
+    assert not Noise(1.0, 1.0, 1, 1, sd_pair=0.03).paired        # one replicate each: nothing to pair
+    with pytest.raises(BenchError, match="noise"):
+        Noise(1.0, 1.0, 4, 4, sd_pair=-1.0)
+
+
 def test_binomial_items_bound_an_equivalence_rule():
     """issue 31: L4's +-0.05 band on 400 test items can never pass (the binomial term alone is +-0.064);
     ten times the items can."""

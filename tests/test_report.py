@@ -152,3 +152,27 @@ def test_one_run_arm_borrows_variance_unless_its_rows_are_fixed():
         (_, lo, hi), = r.groups
         width[m] = hi - lo
     assert abs(width["one"] / width["zeroshot"] - 2.0) < 0.1     # sqrt(1 + 3): the borrowed sd of one run
+
+
+def test_readme_tables_have_one_column_per_track(tmp_path):
+    """issue 35: every track of the registry is a column of both tables (generated from TRACKS), and a track's
+    verdicts link to its own group report."""
+    from bench.claims import TRACKS
+    from bench.claims.writers import readme_table, track_label
+    from bench.report import all_verdicts, track_verdicts
+    l2_results(tmp_path, 4_718_592)
+    rec = Recorder(group="decoder", profile="smoke", out_dir=tmp_path / "decoder", claims=["L5"])
+    rec.add("L5", "l5_merged_vs_unmerged_max_abs_diff", 2e-5, scale="real", method="lora")
+    rec.add("L5", "l5_unloaded_extra_params", 0, scale="real", method="lora")
+    rec.save()
+    assert set(TRACKS) >= {"real", "decoder"}
+    header = [c.strip() for c in readme_table([]).splitlines()[0].strip("|").split("|")]
+    assert header[-len(TRACKS):] == [track_label(t) for t in TRACKS] and "decoder (SmolLM2)" in header
+    tracks = track_verdicts(tmp_path)
+    row = next(x for x in readme_table(all_verdicts(tmp_path), tracks=tracks).splitlines() if x.startswith("| [L5]")
+               or x.startswith("| L5 "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-len(TRACKS):][TRACKS.index("decoder")] == "[reproduced](results/decoder/report.md)"
+    assert cells[-len(TRACKS):][TRACKS.index("real")] == "not run yet"
+    text = write_readme(tmp_path).read_text()
+    assert "| decoder (SmolLM2) |" in text and "The `decoder (SmolLM2)` column decides" in text

@@ -6,6 +6,7 @@ Layout (issue 32):
 - `rules.py`: constants and precondition helpers the families share;
 - `prompt.py`, `additive.py`, `lora.py`, `precision.py`, `quantization.py`: the claims, data only, one module per
   family; `real.py`: their `real` track (the same claims on a model somebody else pretrained, `Claim.tracks`);
+  `decoder.py`: their `decoder` track (SmolLM2-135M, a real causal LM, weights dequantized from 4-bit);
 - `history.toml`: the changelog (every rule as it stood before a change, with date and reason; read with tomllib
   and attached to each claim as `Claim.history`);
 - `engine.py`: the verdict engine (`verdict`, `evaluate_check`, `evaluate_effect`, the one-sided stress test);
@@ -33,9 +34,11 @@ from . import lora  # noqa: F401  # isort: skip
 from . import precision  # noqa: F401  # isort: skip
 from . import quantization  # noqa: F401  # isort: skip
 from . import real  # noqa: F401  # isort: skip
+from . import decoder  # noqa: F401  # isort: skip
 from .model import OPS, Change, Check, Claim, Effect, R, Track, W
 from .real import REAL_GROUP, REAL_ITEMS
-from .registry import CLAIMS, register, track
+from .decoder import DECODER_GROUP
+from .registry import CLAIMS, TRACK_INFO, describe_track, register, track
 from .rules import (ADAPT_POINTS, ADAPT_SE, DATE, DATE_14, DATE_30, KNOWLEDGE_ITEMS, LOSS_FACTOR, MAIN, NEXTMONTH_ITEMS,
                     ONE_SIDED, ONE_SIDED_SHIFT, P4_ATOL, POWER_TARGET, converged, designed, needs_adaptation)
 

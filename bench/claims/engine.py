@@ -134,9 +134,11 @@ def evaluate_check(df: pd.DataFrame, claim_id: str, check: Check) -> CheckResult
 
 
 def _per_seed(rows: pd.DataFrame, log: bool, replicate: str = "seed") -> np.ndarray:
+    """One mean per replicate (a column, or "params.<key>": e.g. params.chunk, one text window per replicate),
+    in the replicates' sorted order, so two arms with the same replicates pair up."""
     vals = rows["value"].astype(float)
     vals = np.log(vals.where(vals > 0)) if log else vals
-    return vals.groupby(rows[replicate].astype(str)).mean().sort_index().to_numpy()
+    return vals.groupby(_key(rows, replicate).astype(str)).mean().sort_index().to_numpy()
 
 
 def _fixed(rows: pd.DataFrame, replicate: str) -> bool:
@@ -201,7 +203,8 @@ def evaluate_effect(df: pd.DataFrame, claim_id: str, eff: Effect) -> CheckResult
 
 def _noise(va: np.ndarray, vb: np.ndarray | None, items: int, ref: float, a_fixed: bool, b_fixed: bool):
     """The noise of one group's rows as a rerun would meet it (bench.power.Noise): per-arm seed sd (an arm of one
-    run borrows the other's, as the interval does), seeds per arm, test items, arm b's mean. None: NaN values."""
+    run borrows the other's, as the interval does), seeds per arm, test items, arm b's mean, and the sd of the
+    per-replicate differences where the interval pairs the arms (equal counts > 1). None: NaN values."""
     from bench.power import Noise
     if vb is None:                       # one arm against a constant: nothing random on b's side
         vb, b_fixed = np.asarray([ref], float), True
@@ -213,7 +216,8 @@ def _noise(va: np.ndarray, vb: np.ndarray | None, items: int, ref: float, a_fixe
     sd_b = sd[1] if vb.size > 1 or b_fixed else sd[0]
     base = float(vb.mean())
     items = items if 0 <= base <= 1 else 0            # binomial error only for a proportion
-    return Noise(sd_a, sd_b, int(va.size), int(vb.size), items, base, fixed_b=b_fixed)
+    sd_pair = float((va - vb).std(ddof=1)) if va.size == vb.size > 1 and not b_fixed else None
+    return Noise(sd_a, sd_b, int(va.size), int(vb.size), items, base, fixed_b=b_fixed, sd_pair=sd_pair)
 
 
 def evaluate(df: pd.DataFrame, claim_id: str, check) -> CheckResult:

@@ -12,12 +12,15 @@ import math
 from functools import partial
 
 from .model import Check, Effect, W
-from .registry import track
+from .registry import describe_track, track
 
 REAL_GROUP = "real"
 REAL_ITEMS = 1000                     # test snippets of the cpu profile (reproductions/real: Settings.test_rows)
 LOSS_3X = math.log(3.0)
 real_track = partial(track, name=REAL_GROUP)
+describe_track(REAL_GROUP, "real (MiniLM)",
+               "all-MiniLM-L6-v2 (a BERT encoder somebody else pretrained, 22.7M parameters) fine-tuned on Rotten "
+               "Tomatoes snippets (`tox -e repro-real`; rules in `bench/claims/real.py`)")
 
 
 def _trained_alike(method: str, part: str) -> Effect:

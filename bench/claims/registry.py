@@ -7,6 +7,7 @@ from dataclasses import replace
 from .model import Claim, Track
 
 CLAIMS: dict[str, Claim] = {}
+TRACK_INFO: dict[str, tuple[str, str]] = {}   # track name -> (its column label, one sentence on what it runs)
 
 
 def register(claim: Claim) -> Claim:
@@ -23,3 +24,9 @@ def track(claim_id: str, name: str, checks: tuple, preconditions: tuple = (), sc
         raise ValueError(f"{name} track for unknown or repeated claim {claim_id}")
     CLAIMS[claim_id] = replace(claim, tracks={**claim.tracks, name: Track(tuple(checks), tuple(preconditions),
                                                                           tuple(scales))})
+
+
+def describe_track(name: str, label: str, about: str) -> None:
+    """A track's column label in the README tables and one sentence on the model and data it runs (the writers
+    make one column per track from these, in TRACKS order)."""
+    TRACK_INFO[name] = (label, about)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .engine import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict
 from .model import Claim, Effect
 from .real import REAL_GROUP
+from .registry import TRACK_INFO
 
 
 def rule_sentences(claim: Claim) -> list[str]:
@@ -101,19 +102,25 @@ def power_cell(v: Verdict) -> str:
     return "; ".join(cells)
 
 
+REPLICATE_WORDS = {"seed": "seeds", "params.chunk": "text windows"}
+
+
 def underpowered(v: Verdict) -> dict[str, str]:
-    """{part: why} for a part that did not come out reproduced and whose Effect had power under TARGET at its
-    published effect: the power, and about how many seeds per arm would reach TARGET."""
+    """{part: why} for a part that did not come out reproduced, whose Effect had power under TARGET at its
+    published effect, and whose interval still holds that effect (an interval that excludes it has answered the
+    question, whatever the power): the power, and about how many replicates per arm would reach TARGET."""
     from bench import power
     out = {}
     for k, pp in part_powers(v).items():
         r = v.checks[k]
-        if r.outcome != REPRODUCED and pp.power.power < power.TARGET:
-            n = f"about {pp.seeds_needed} seeds per arm would give {power.TARGET:g}" if pp.seeds_needed else \
-                f"over 64 seeds per arm would be needed for {power.TARGET:g}"
+        held = all(lo <= pp.effect <= hi for _, lo, hi in r.groups)
+        if r.outcome != REPRODUCED and pp.power.power < power.TARGET and held:
+            word = REPLICATE_WORDS.get(r.check.replicate, f"{r.check.replicate.removeprefix('params.')} values")
+            n = f"about {pp.seeds_needed:,} {word} per arm would give {power.TARGET:g}" if pp.seeds_needed else \
+                f"over {power.seeds_limit(pp.noise):,} {word} per arm would be needed for {power.TARGET:g}"
             if pp.noise is not None and pp.noise.items:
-                n += (f", or about {pp.items_needed:,} test items at {pp.noise.n_a} seeds" if pp.items_needed else
-                      f"; more test items alone (up to 10^6, at {pp.noise.n_a} seeds) would not")
+                n += (f", or about {pp.items_needed:,} test items at {pp.noise.n_a} {word}" if pp.items_needed else
+                      f"; more test items alone (up to 10^6, at {pp.noise.n_a} {word}) would not")
             out[r.check.part] = (f"underpowered: power {pp.power.power:.2f} at a true difference of "
                                  f"{pp.effect:+g} with the run's own noise; {n}")
     return out
@@ -136,33 +143,59 @@ def outcome_text(v: Verdict) -> str:
     return f"{v.status} -- " + "; ".join(subs)
 
 
-def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | None = None) -> str:
-    real = real or {}
-    lines = ["| ID | claim | published | measured (effects: 95% CI) | scale run | outcome | rule | real (MiniLM) |",
-             "|---|---|---|---|---|---|---|---|"]
+def track_names() -> tuple[str, ...]:
+    """Every track of the registry, in registry order (bench.claims.TRACKS): one README column each."""
+    from bench.claims import TRACKS
+    return TRACKS
+
+
+def track_label(name: str) -> str:
+    return TRACK_INFO.get(name, (name, ""))[0]
+
+
+def _tracks(tracks: dict | None, real: dict | None) -> dict[str, dict]:
+    """{track: {claim ID: verdict}} for every track (an empty dict where none were given); `real` is the older
+    keyword for the real track's verdicts alone."""
+    given = dict(tracks or {})
+    if real is not None and REAL_GROUP not in given:
+        given[REAL_GROUP] = real
+    return {t: given.get(t) or {} for t in track_names()}
+
+
+def track_lines() -> list[str]:
+    """One sentence per track column: what model and data decide it."""
+    return [f"The `{track_label(t)}` column decides the same claims on {TRACK_INFO[t][1]}."
+            for t in track_names() if t in TRACK_INFO]
+
+
+def summary_table(verdicts: list[Verdict], link_prefix: str = "", real: dict | None = None,
+                  tracks: dict | None = None) -> str:
+    """results/README.md's table: one line per claim, one column per track (`tracks`: {track: {claim ID:
+    verdict}}; `real`: the real track's alone)."""
+    cols = _tracks(tracks, real)
+    lines = ["| ID | claim | published | measured (effects: 95% CI) | scale run | outcome | rule | "
+             + " | ".join(track_label(t) for t in cols) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(cols)]
     for v in verdicts:
         c = v.claim
         link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status not in (NOT_RUN,) else c.id
         status = outcome_text(v)
         if "paper" in c.scales and v.status in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
             status += "; paper scale: not run (needs paper scale)"
+        cells = " | ".join(_cell(_track_cell(got.get(c.id), t, link_prefix)) for t, got in cols.items())
         lines.append(f"| {link} | {_cell(c.title)} | {_cell(c.published)} | {_cell(v.measured) or '-'} | "
-                     f"{_cell(v.scale_run)} | **{_cell(status)}** | {_cell(prereg_cell(v))} | "
-                     f"{_cell(_real_cell(real.get(c.id), link_prefix))} |")
+                     f"{_cell(v.scale_run)} | **{_cell(status)}** | {_cell(prereg_cell(v))} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
-
-def _real_cell(v: Verdict | None, link_prefix: str = "") -> str:
+def _track_cell(v: Verdict | None, track: str = REAL_GROUP, link_prefix: str = "") -> str:
     if v is None:
         return "-"
     text = outcome_text(v) + (f" [{v.effect}]" if v.effect else "")
     rule = f" (rule: {prereg_cell(v)})" if v.prereg is not None else ""
     if v.status == NOT_RUN:
         return v.status
-    return f"[real]({link_prefix}{REAL_GROUP}/report.md): " + _short(text, 300) + rule
-
-
+    return f"[{track}]({link_prefix}{track}/report.md): " + _short(text, 300) + rule
 
 
 def _effect_short(v: Verdict, n: int = 110) -> str:
@@ -186,18 +219,23 @@ def verdict_short(v: Verdict) -> str:
     return f"{v.status} ({', '.join(f'{k} {o}' for o, k in counts.items())} of {len(v.parts)} parts)"
 
 
-def readme_table(verdicts: list[Verdict], real: dict | None = None, link_prefix: str = "results/") -> str:
+def readme_table(verdicts: list[Verdict], real: dict | None = None, link_prefix: str = "results/",
+                 tracks: dict | None = None) -> str:
     """One short line per claim for the root README: verdict, headline effect with its interval, the rule's
-    pre-registration, and links to the group reports (which hold the reasons)."""
-    real = real or {}
-    lines = ["| ID | claim | verdict | effect (95% CI) or measured | power (FPR) | rule | real (MiniLM) |",
-             "|---|---|---|---|---|---|---|"]
+    design power at the published effect, pre-registration, links to the group reports (which hold the reasons),
+    and one column per track (`tracks`: {track: {claim ID: verdict}}; `real`: the real track's alone)."""
+    cols = _tracks(tracks, real)
+    lines = ["| ID | claim | verdict | effect (95% CI) or measured | power (FPR) | rule | "
+             + " | ".join(track_label(t) for t in cols) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(cols)]
     for v in verdicts:
         c = v.claim
         link = f"[{c.id}]({link_prefix}{c.group}/report.md)" if v.status != NOT_RUN else c.id
-        r = real.get(c.id)
-        real_cell = "-" if r is None else r.status if r.status == NOT_RUN else \
-            f"[{verdict_short(r)}]({link_prefix}{REAL_GROUP}/report.md)"
+        cells = []
+        for t, got in cols.items():
+            r = got.get(c.id)
+            cells.append("-" if r is None else r.status if r.status == NOT_RUN else
+                         f"[{verdict_short(r)}]({link_prefix}{t}/report.md)")
         lines.append(f"| {link} | {_cell(c.title)} | {_cell(verdict_short(v))} | {_cell(_effect_short(v))} | "
-                     f"{_cell(power_cell(v))} | {_cell(prereg_cell(v))} | {_cell(real_cell)} |")
+                     f"{_cell(power_cell(v))} | {_cell(prereg_cell(v))} | " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -12,8 +12,12 @@ columns it kept in float; bitsandbytes' Linear8bitLt as the reference (model-lev
 the census's outlier dimensions kept in fp16 with the rest int8 (absmax or vector-wise). Census (census.py):
 per layer and Linear input, the share of positions with |x| >= 6, max |x|, and Dettmers' outlier dimensions.
 
-Files: settings.py, evaluate.py, census.py, quant.py, rows.py, run.py, report.py. No verdict rules yet: the rows
-are reported, not decided (bench.claims has rules for the MiniLM `real` group only).
+LoRA on the real Llama (lora.py): L1 at init and after a few steps, L5 merge exactness and merged-vs-base
+forward latency (timings only), A2 / L3 training memory measured from live tensors for full FT, LoRA, prompt and
+prefix tuning. Per-window NLL / KL rows (claim "-") are the replicates of the decoder track's Effects.
+
+Files: settings.py, evaluate.py, census.py, quant.py, lora.py, rows.py, run.py, report.py. The verdict rules are
+the claims' `decoder` track (bench/claims/decoder.py).
 """
 
 from reproductions.decoder.report import report

@@ -1,6 +1,7 @@
-"""report.md and PNGs of the `decoder` group, from the stored CSVs only: quality per quantizer (quality.png), the
+"""report.md and PNGs of the `decoder` group, from the stored CSVs only: the verdicts of the claims' decoder
+track, quality per quantizer (quality.png), the
 threshold sweep, bitsandbytes parity, the outlier census (census.png: layers x top dimensions per Linear input)
-and what one model size can and cannot say about Q5."""
+and what one model size can and cannot say about Q5, LoRA's merge and the methods' training memory."""
 
 from __future__ import annotations
 
@@ -158,9 +159,62 @@ def census_section(census: pd.DataFrame, res: pd.DataFrame) -> list[str]:
             "also move magnitudes near the threshold.", ""]
 
 
+def verdicts_section(out: Path) -> list[str]:
+    """The claims' decoder track (bench/claims/decoder.py) applied to this folder's rows: one line per claim,
+    then one generated sentence per rule part with its measured value and outcome."""
+    from bench.report import checks_markdown, group_verdicts, outcome_text
+    verdicts = group_verdicts("decoder", out)
+    return ["## Verdicts (the claims' decoder track)", "",
+            "Rules: `bench/claims/decoder.py` (each claim's `decoder` track). Weights dequantized from 4-bit: every "
+            "verdict is about this dequantized model.", "",
+            *[f"- **{v.claim.id}** {v.claim.title}: **{outcome_text(v)}**" for v in verdicts], "",
+            checks_markdown(verdicts), ""]
+
+
+def _param(p: str, key: str):
+    return json.loads(p).get(key)
+
+
+def lora_section(res: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
+    """L1 / L5 merge exactness and latency (timings), A2 / L3 training memory by method."""
+    if not (res["claim"].isin(["L1", "L5", "L3", "A2"])).any():
+        return []
+    out = ["## LoRA and the added-module methods on the real Llama (L1, L5, L3, A2)", ""]
+    merge = res[res["claim"].isin(["L1", "L5"]) & (res["metric"] != "forward_time_s")]
+    if len(merge):
+        info = json.loads(merge["info"].iloc[-1])
+        out += [f"LoRA r = 8, alpha 16 on q_proj, v_proj; {info.get('train_steps', '?')} AdamW steps (lr 1e-3) on "
+                f"text windows, training loss {info.get('train_losses', '?')}.", "",
+                md_table(["claim", "metric", "value"], [[r["claim"], r["metric"], f"{r['value']:.3g}"]
+                                                        for _, r in merge.iterrows()]), ""]
+    lat = tm[tm["metric"] == "forward_time_ratio_vs_base"] if len(tm) else tm
+    if len(lat):
+        rows = [[_param(r["params"], "variant"), num(r["value"], 3)] for _, r in lat.iterrows()]
+        out += ["Forward time over the base model's (median of round-robin rounds; a shared machine: not a timing "
+                "measurement, and not part of any verdict):", "", md_table(["model", "time / base"], rows), ""]
+    mem = res[(res["metric"] == "train_memory_bytes") & res["params"].str.contains('"source":"measured"')]
+    if len(mem):
+        tab = mem.assign(part=mem["params"].map(lambda p: _param(p, "part")))
+        tab = tab.pivot_table(index="method", columns="part", values="value", aggfunc="first")
+        order = [m for m in ("full", "lora", "prompt", "prefix") if m in tab.index]
+        full = float(tab.loc["full", "total"]) if "full" in tab.index else float("nan")
+        rows = [[m] + [f"{tab.loc[m, c] / 2**20:.1f}" for c in ("weights", "gradients", "optimizer", "activations",
+                                                               "total")] + [f"{tab.loc[m, 'total'] / full:.3f}"]
+                for m in order]
+        first = json.loads(mem["params"].iloc[0])
+        out += [f"Training memory measured after one AdamW step (bench.memory.measure_step: live tensors, "
+                f"storages deduplicated), batch {first.get('batch')} x {first.get('seq')} tokens of the text, fp32 "
+                "(MiB):", "",
+                md_table(["method", "weights", "gradients", "optimizer", "activations", "total", "total / full FT"],
+                         rows), ""]
+    return out
+
+
 def claims_section(res: pd.DataFrame) -> list[str]:
+    res = res[~res["metric"].isin(["chunk_nll", "chunk_kl"])]
     rows = [[r["claim"], r["metric"], num(r["value"]), f"`{r['params']}`"] for _, r in res.iterrows()]
-    return ["## Rows", "", md_table(["claim", "metric", "value", "params"], rows)]
+    return ["## Rows", "", "Per-window rows (`chunk_nll`, `chunk_kl`: one per text window and variant) are in results.csv, "
+            "not listed here.", "", md_table(["claim", "metric", "value", "params"], rows)]
 
 
 def report(out_dir: Path) -> Path:
@@ -179,6 +233,7 @@ def report(out_dir: Path) -> Path:
     census, cells = read_csv_checked(out / "census.csv"), read_csv_checked(out / "census_dims.csv")
     census_figure(cells, out / "census.png")
     parity = read_csv_checked(out / "parity.csv") if (out / "parity.csv").exists() else pd.DataFrame()
-    lines = (intro(meta) + quality_section(q) + sweep_section(q) + parity_section(parity, res, meta)
-             + census_section(census, res) + claims_section(res))
+    tm = read_results(out, timing=True)
+    lines = (intro(meta) + verdicts_section(out) + quality_section(q) + sweep_section(q) + parity_section(parity, res, meta)
+             + census_section(census, res) + lora_section(res, tm) + claims_section(res))
     return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -1,7 +1,8 @@
 """The decoder group's rows (results.csv) and its int8.csv table.
 
-Claims: absmax and zero-point rows sit under Q2 (with their paired difference), vector-wise, LLM.int8(), the
-threshold sweep and bitsandbytes under Q4, the census and the kept-dimension variants under Q5; the fp32
+Per-window rows (`chunk_rows`, claim "-"): NLL and KL of each main quantizer per text window, the replicates
+of the decoder track's Effects. Claims: absmax and zero-point rows sit under Q2 (with their paired
+difference), vector-wise, LLM.int8(), the threshold sweep and bitsandbytes under Q4, the census and the kept-dimension variants under Q5; the fp32
 reference under "-". Every row's `info` carries the 95% interval over chunks where there is one, and the note
 that the weights were dequantized from 4 bits.
 """
@@ -68,6 +69,23 @@ def quality_rows(rec: Recorder, scores: dict, params_of: dict, shares: dict, dim
             _add(rec, common, "Q2", f"q2_{key}_absmax_minus_zeropoint", m, unit, ci=(lo, hi),
                  info={"note": "paired over chunks; < 0: absmax damages less than zero-point"})
     return pd.DataFrame(table)
+
+
+CHUNK_VARIANTS = ("fp32", "absmax", "zeropoint", "vectorwise", "llm_int8", "bnb_llm_int8")
+
+
+def chunk_rows(rec: Recorder, scores: dict, params_of: dict, common: dict) -> None:
+    """Per text window: NLL (nats/token) of fp32 and each main quantizer, and KL(fp32 || variant) (nats/token),
+    under claim "-" with params.chunk: the replicates of the decoder track's Effects (bench.claims.decoder)."""
+    for name in CHUNK_VARIANTS:
+        if name not in scores:
+            continue
+        params = params_of.get(name, {"quant": "fp32"})
+        for c, (nll, kl) in enumerate(zip(scores[name]["nll"], scores[name]["kl"])):
+            p = {**params, "chunk": c}
+            _add(rec, common, "-", "chunk_nll", float(nll), "nats", p)
+            if name != "fp32":
+                _add(rec, common, "-", "chunk_kl", float(kl), "nats", p)
 
 
 def census_rows(rec: Recorder, summary: dict, common: dict) -> None:

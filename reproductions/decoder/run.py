@@ -1,6 +1,7 @@
 """The group's run: load the decoder (bench.decoder) and the text chunks (bench.data.speeches), score fp32, take
 the outlier census, score every int8 variant against fp32, the per-layer bitsandbytes parity; write the rows
-(rows.py) and int8.csv, chunks.csv, census.csv, census_dims.csv, parity.csv beside results.csv."""
+(rows.py), LoRA's merge checks and the methods' training memory (lora.py), and int8.csv, chunks.csv,
+census.csv, census_dims.csv, parity.csv beside results.csv."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from bench.train import num_threads
 from reproductions.decoder.census import census_tables, run_census
 from reproductions.decoder.evaluate import score
 from reproductions.decoder.quant import ColumnShare, bnb_model, keep_model, layer_parity, ours, targets
-from reproductions.decoder.rows import census_rows, parity_rows, quality_rows
+from reproductions.decoder.lora import memory_part, merge_part
+from reproductions.decoder.rows import census_rows, chunk_rows, parity_rows, quality_rows
 from reproductions.int8 import quiet_bnb
 from reproductions.decoder.settings import CLAIMS, GROUP, KEEP_BASES, QUANTS, settings_for
 
@@ -71,7 +73,11 @@ def run(ctx: RunContext) -> Recorder:
             shares[name], params_of[name] = col.close(), params
             del qm
         parity = layer_parity(lm, ids[:s.parity_chunks]) if s.bnb else pd.DataFrame()
+        if s.lora:
+            merge_part(rec, lm, ids[:s.merge_windows], s, common)
+            memory_part(rec, lm, ids, s, common)
     table = quality_rows(rec, scores, params_of, shares, dims, lm, common)
+    chunk_rows(rec, scores, params_of, common)
     census_rows(rec, summary, common)
     if len(parity):
         parity_rows(rec, parity, scores, common)

@@ -16,7 +16,7 @@ from bench.repro import RunContext, settings_with_overrides
 from bench.values import OUTLIER_THRESHOLD, SEED
 
 GROUP = "decoder"
-CLAIMS = ("Q2", "Q4", "Q5")
+CLAIMS = ("Q2", "Q4", "Q5", "L1", "L5", "L3", "A2")
 SCALE = "real"
 QUANTS = ("absmax", "zeropoint", "vectorwise", "llm_int8")      # bench.numerics.int8_linear methods
 KEEP_BASES = ("absmax", "vectorwise")                             # Q5: census dims kept in fp16, rest int8
@@ -24,12 +24,21 @@ KEEP_BASES = ("absmax", "vectorwise")                             # Q5: census d
 REGRESS = [
     ("*_chunks", 0.0, 0.0, "counts of the design"),
     ("q5_*", 0.0, 1e-3, "census of fixed weights on fixed text"),
+    ("l1_step0_max_abs_diff", 0.0, 0.0, "LoRA at init (B = 0) is the base bit for bit"),
+    ("l1_*", 1e-6, 0.0, "merged weight minus base minus (alpha/r) BA: float rounding (< 5e-7)"),
+    ("l5_unloaded_extra_params", 0.0, 0.0, "an exact count"),
+    ("l5_*", 1e-3, 0.0, "merge error is float rounding of logits (the rule's tolerance)"),
+    ("train_memory_bytes", 0.0, 0.02, "live tensors of a fixed step; saved activations may vary with kernels"),
+    ("memory_ratio_vs_full", 0.0, 0.02, "ratios of the above"),
+    ("checkpoint_*", 0.0, 0.01, "saved bytes: file headers may change with library versions"),
+    ("trainable_params", 0.0, 0.0, "an exact count"),
     # Measured under `bench regress --other-float-path` (2026-12-05, AMD EPYC with AVX-512): per-tensor absmax on a
     # model with outliers up to ~3,200 is float-order sensitive: absmax ppl ratio 2.95 -> 3.24, keep-dims absmax
     # 2.76 -> 3.27, the absmax-minus-zero-point NLL 0.37 -> 0.49, ours-minus-bitsandbytes KL -0.0068 -> -0.0108.
     # Bands ~1.5x those moves; an LLM.int8() fault (threshold ignored) is caught by the KL rows (0.023 -> ~0.04).
     ("q4_kl_ours_minus_bnb", 0.008, 0.0, "ours - bnb KL moved 0.004 under another float path; a fault adds > 0.01"),
     ("q2_nll_absmax_minus_zeropoint", 0.0, 0.5, "moved 31% under another float path (absmax rounding of outliers)"),
+    ("chunk_nll", 0.25, 0.0, "per-window NLL: absmax's moves with the perplexities above (18% = 0.17 nats)"),
     ("*kl*", 1e-4, 0.2, "small KLs: float order moves them relatively"),
     ("ppl*", 1e-3, 0.25, "absmax perplexities moved up to 18% under another float path (outliers ~3,200)"),
     ("*", 1e-3, 0.02, "errors of fixed weights on fixed text, float-order noise only"),
@@ -47,10 +56,17 @@ class Settings:
     top_dims: int = 16                # census heatmap: dimensions shown per Linear input
     bnb: bool = True                  # bitsandbytes' Linear8bitLt as the LLM.int8() reference
     parity_chunks: int = 2            # windows whose Linear inputs feed the per-layer bitsandbytes parity
+    lora: bool = True                 # the LoRA / memory parts (L1, L5, L3, A2)
+    merge_windows: int = 8            # windows of the L1 / L5 logit comparisons
+    lora_steps: int = 4               # AdamW steps that move LoRA's B off zero before the merge checks
+    mem_batch: int = 4                # windows in the measured training step (memory) and the LoRA steps
+    latency_windows: int = 4          # windows per timed forward (base / merged / unmerged)
+    latency_reps: int = 5             # round-robin rounds of the latency timing
 
 
 SETTINGS = {
-    "smoke": Settings(chunks=4, chunk_tokens=32, batch=4, thresholds=(2.0, LLM_INT8_THRESHOLD), parity_chunks=1),
+    "smoke": Settings(chunks=4, chunk_tokens=32, batch=4, thresholds=(2.0, LLM_INT8_THRESHOLD), parity_chunks=1,
+                      merge_windows=2, lora_steps=2, mem_batch=2, latency_windows=2, latency_reps=2),
     "cpu": Settings(),
     "gpu": Settings(chunks=128, chunk_tokens=256, parity_chunks=4),
 }
@@ -64,6 +80,10 @@ def settings_for(ctx: RunContext) -> Settings:
                          "top_dims >= 1")
     if not 1 <= s.parity_chunks <= s.chunks:
         raise BenchError(f"decoder: parity_chunks must be in 1..chunks ({s.chunks}), got {s.parity_chunks}")
+    if s.lora and not all(1 <= n <= s.chunks for n in (s.merge_windows, s.mem_batch, s.latency_windows)):
+        raise BenchError(f"decoder: merge_windows, mem_batch and latency_windows must be in 1..chunks ({s.chunks})")
+    if s.lora and (s.lora_steps < 1 or s.latency_reps < 1):
+        raise BenchError("decoder: lora_steps and latency_reps must be >= 1")
     if not s.thresholds or any(not t > 0 for t in s.thresholds):
         raise BenchError(f"decoder: thresholds must be > 0, got {s.thresholds}")
     return s
