@@ -55,7 +55,8 @@ REAL_FINGERPRINTS = {
 
 
 def test_every_fingerprint_is_the_one_before_the_refactor():
-    assert {cid: prereg.rule_fingerprint(cid) for cid in CLAIMS} == FINGERPRINTS
+    # the lecture's claims (beyond the lecture, X1-X5, came after the refactor: issue 33)
+    assert {cid: prereg.rule_fingerprint(cid) for cid in CLAIMS if CLAIMS[cid].family != "beyond"} == FINGERPRINTS
     assert {cid: prereg.rule_fingerprint(cid, REAL_GROUP) for cid in on_track(REAL_GROUP)} == REAL_FINGERPRINTS
     assert prereg.fingerprints(REAL_GROUP) == REAL_FINGERPRINTS
     assert TRACKS == (REAL_GROUP,)
@@ -70,7 +71,7 @@ def test_registry_at_reads_the_one_file_registry_of_an_old_commit():
         pytest.skip("git history of the repository not available here")
     old = prereg.registry_at("cefa790fe96adbfff19bbe63cb7c8e888c462410")
     assert old is not None and hasattr(old, "REAL_RULES")
-    assert {c: prereg.fingerprint_at(CLAIMS[c], "cefa790fe96adbfff19bbe63cb7c8e888c462410") for c in CLAIMS} == FINGERPRINTS
+    assert {c: prereg.fingerprint_at(CLAIMS[c], "cefa790fe96adbfff19bbe63cb7c8e888c462410") for c in FINGERPRINTS} == FINGERPRINTS
     real = {c: prereg.fingerprint_at(rc, "cefa790fe96adbfff19bbe63cb7c8e888c462410") for c, rc in on_track("real").items()}
     assert real == REAL_FINGERPRINTS
 
@@ -82,8 +83,8 @@ def test_registry_at_reads_the_package_of_a_new_commit():
     if head.returncode != 0 or not sha:
         pytest.skip("git history of the repository not available here")
     old = prereg.registry_at(sha)
-    assert old is not None and not hasattr(old, "REAL_RULES") and set(old.CLAIMS) == set(CLAIMS)
-    assert all(prereg.fingerprint_at(CLAIMS[c], sha) == FINGERPRINTS[c] for c in CLAIMS)
+    assert old is not None and not hasattr(old, "REAL_RULES") and set(FINGERPRINTS) <= set(old.CLAIMS) <= set(CLAIMS)
+    assert all(prereg.fingerprint_at(CLAIMS[c], sha) == FINGERPRINTS[c] for c in FINGERPRINTS)
     assert all(prereg.fingerprint_at(rc, sha) == REAL_FINGERPRINTS[c] for c, rc in on_track("real").items())
     assert prereg.fingerprint_at(replace(CLAIMS["L1"], group=REAL_GROUP), sha) is None   # L1 has no real track
 
