@@ -82,11 +82,15 @@ def arms_section(df: pd.DataFrame, out_dir: Path) -> list[str]:
             sd = np.std(v, ddof=1) if len(v) > 1 else math.nan
             return f"{num(np.mean(v), digits)} ± {num(sd, digits)}" if sd == sd else num(np.mean(v), digits)
         n = int((g["metric"] == "accuracy").sum())
-        rows.append([LABELS.get(arm, arm), int(r), n, stat("accuracy"), stat("test_answer_loss"),
+        lrs = sorted({json.loads(i or "{}").get("lr") for i in g["info"]} - {None})
+        rows.append([LABELS.get(arm, arm), int(r), n, ", ".join(f"{x:g}" for x in lrs), stat("accuracy"), stat("test_answer_loss"),
                      stat("steps_to_target", 0), stat("reached_target", 2), stat("trainable_params", 0)])
     fig = curves_figure(df, out_dir / "loss_curves.png")
     return ["## Arms (mean ± seed sd)", "",
-            md_table(["arm", "rank", "seeds", "test accuracy", "test answer loss (nats/token)", "steps to target",
+            "Test accuracy over 600 test rows (the claims' metric); test answer loss (reported, not decided: no "
+            "ceiling, so it shows differences the accuracy cannot); steps to target: the first evaluation with "
+            "validation answer loss at or below the target (the cap when never reached).", "",
+            md_table(["arm", "rank", "seeds", "lr (LoRA+: A's)", "test accuracy", "test answer loss (nats/token)", "steps to target",
                       "reached target", "trainable params"], rows), "",
             *([f"![validation loss per method]({fig.name})", ""] if fig else [])]
 
