@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of writing: compare a results folder from another run or machine (with "
                         "<group>/results.csv inside) with --results: verdict changes, then the largest value moves "
                         "measured in their regression bands")
+    r.add_argument("--groups", action="store_true",
+                   help="also re-render every group's report.md and figures from its stored CSVs (no training): "
+                        "after a change to the report writers or the power model")
 
     pt = sub.add_parser("pretrain", help="pretrain (or reuse) the embedded model ladder",
                         description="Build the synthetic world and tokenizer, pretrain each rung of a ladder into the "
@@ -282,6 +285,13 @@ def cmd_report(args) -> int:
 
     if not args.results.is_dir():
         raise BenchError(f"--results {str(args.results)!r} is not a folder")
+    if args.groups:
+        from bench.repro import REPRO_GROUPS, load_group
+        for g in REPRO_GROUPS:
+            folder = args.results / g
+            if (folder / "results.csv").is_file():
+                load_group(g).report(folder)
+                print(f"re-rendered {folder / 'report.md'}")
     path = write_readme(args.results)
     print(f"wrote {path}")
     return 0

@@ -65,6 +65,7 @@ class Power:
     effect: float            # the true difference the power is for
     null: tuple              # the true difference(s) the false-positive rate is for
     n_sim: int
+    room: bool = True        # False: the effect does not fit on a proportion's scale beside arm b's level (power 0)
 
     @property
     def mc_se(self) -> float:
@@ -121,12 +122,23 @@ def design_power(rule, noise: Noise, n_sim: int = 1000, seed: int = 0, effect: f
     if effect is None and rule.test == "within":
         effect = 0.0
     rng = np.random.default_rng(seed)
-    power = math.nan
+    power, room = math.nan, True
     if effect is not None:
-        power = float(np.mean(simulate(rule, noise, effect, n_sim, rng) == stats.REPRODUCED))
+        room = fits(rule, noise, effect)
+        power = float(np.mean(simulate(rule, noise, effect, n_sim, rng) == stats.REPRODUCED)) if room else 0.0
     nulls = null_boundary(rule)
     fpr = max(float(np.mean(simulate(rule, noise, x, n_sim, rng) == stats.REPRODUCED)) for x in nulls)
-    return Power(power, fpr, math.nan if effect is None else float(effect), nulls, n_sim)
+    return Power(power, fpr, math.nan if effect is None else float(effect), nulls, n_sim, room)
+
+
+def fits(rule, noise: Noise, effect: float) -> bool:
+    """Whether a true difference `effect` can happen at all: a proportion (noise.items > 0) cannot leave [0, 1], so
+    beside an arm b at 0.988 a +0.037 gain has no room (its power is 0, whatever the seeds). Log rules and
+    unbounded metrics always fit."""
+    if not noise.items or rule.log:
+        return True
+    base = noise.base if rule.b is not None else rule.ref
+    return 0.0 <= base + effect <= 1.0
 
 
 def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8, what: str = "seeds",
@@ -147,6 +159,8 @@ def needed(rule, noise: Noise, effect: float | None = None, target: float = 0.8,
         return design_power(rule, replace(noise, **kw), n_sim, seed, effect).power
 
     lo = max(1, noise.n_a if what == "seeds" else noise.items)
+    if effect is not None and not fits(rule, noise, effect):
+        return None
     if power(lo) >= target:
         return lo
     hi = lo * 2

@@ -166,10 +166,13 @@ def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | N
               "", "`power (FPR)`: for each part decided by an effect with an interval, the share of 1,000 simulated "
                   "reruns that would decide \"reproduced\" if the true difference were the published effect (for "
                   "\"matches\" and equivalence rules: no difference), with the seed spread, seed counts and test "
-                  "items of the run's own rows (`bench/power.py`); FPR: the same share at the rule's null boundary. "
-                  "`n/a`: the paper gives no effect size to aim at; `-`: decided by checks without an interval. "
-                  "A part that did not come out reproduced with power under 0.8 says \"underpowered\" in its "
-                  "group report, with about how many seeds would reach 0.8."]
+                  "items of the run's own rows (paired arms: the spread of their per-seed or per-window differences; "
+                  "`bench/power.py`); FPR: the same share at the rule's null boundary. "
+                  "`n/a`: the paper gives no effect size to aim at; `no room`: the published effect does not fit on "
+                  "a proportion beside the other arm's level (an arm at 0.99 cannot gain 3.7 points); `-`: decided "
+                  "by checks without an interval. A part that did not come out reproduced with power under 0.8, "
+                  "and whose interval still holds the published effect, says \"underpowered\" in its group report, "
+                  "with about how many seeds (or text windows) would reach 0.8."]
     block = START + "\n" + "\n".join(lines) + "\n\nRuns behind these verdicts (wall time as measured, on the hardware named):\n\n" + runs + END
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]

@@ -6,7 +6,7 @@ from bench import BenchError
 from bench.claims import CLAIMS, GROUPS, Check, by_group, get
 
 EXPECTED = ["P1", "P2", "P3", "P4", "A1", "A2", "L1", "L2", "L3", "L4", "L5", "L6", "L7",
-            "M1", "M2", "M3", "Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]
+            "M1", "M2", "M3", "Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "X1", "X2", "X3", "X4", "X5"]
 
 
 def test_registry_has_every_claim_of_claims_md():

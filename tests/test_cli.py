@@ -15,9 +15,12 @@ def run_cli(*args):
 
 
 def test_claims_lists_all_22_with_published_numbers(capsys):
+    """The lecture's 22 and the 5 beyond it (issue 33)."""
+    from bench.claims import CLAIMS
     assert main(["claims"]) == 0
     out = capsys.readouterr().out
-    assert "22 claims" in out and "4,718,592" in out and "65504" in out
+    assert sum(c.family != "beyond" for c in CLAIMS.values()) == 22 and len(CLAIMS) == 27
+    assert "27 claims" in out and "4,718,592" in out and "65504" in out and "\nX5 " in out
 
 
 def test_claims_shows_one(capsys):

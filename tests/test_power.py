@@ -1,11 +1,12 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from bench import BenchError, stats
 from bench.claims import CLAIMS, Check, Effect, W
-from bench.power import Noise, design_power, null_boundary, simulate
+from bench.power import Noise, design_power, needed, null_boundary, simulate
 
 ABOVE = Effect("acc", W(method="a"), "above", 0.0, b=W(method="b"))   # a plain one-sided t-test of a - b > 0
 
@@ -163,3 +164,14 @@ def test_scale_design_and_registry_agree_on_published_effects():
     for p in PARTS:
         if p.effect is not None:
             assert effect_for(CLAIMS[p.claim].checks[p.check]) == p.effect, (p.claim, p.part)
+
+
+def test_an_effect_that_does_not_fit_on_a_proportion_has_no_room():
+    """issue 33's X3: LoRA at 0.988 cannot be beaten by +3.7 points; the power is 0 and says why (room False),
+    not the share of simulated reruns at an accuracy above 1."""
+    gain = Effect("accuracy", W(method="dora"), "above", 0.0, b=W(method="lora"), items=600)
+    full = Noise(0.02, 0.02, 8, 8, items=600, base=0.988, sd_pair=0.02)
+    res = design_power(gain, full, n_sim=100, effect=0.037)
+    assert res.power == 0.0 and not res.room
+    assert design_power(gain, replace(full, base=0.9), n_sim=100, effect=0.037).room
+    assert needed(gain, full, effect=0.037, n_sim=50) is None

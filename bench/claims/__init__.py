@@ -5,8 +5,9 @@ Layout (issue 32):
   Effect renders its own sentence, so a rule's prose is generated from its machine form;
 - `rules.py`: constants and precondition helpers the families share;
 - `prompt.py`, `additive.py`, `lora.py`, `precision.py`, `quantization.py`: the claims, data only, one module per
-  family; `real.py`: their `real` track (the same claims on a model somebody else pretrained, `Claim.tracks`);
-  `decoder.py`: their `decoder` track (SmolLM2-135M, a real causal LM, weights dequantized from 4-bit);
+  family; `beyond.py`: claims beyond the lecture (QLoRA, DoRA, PiSSA, LoRA+; issue 33); `real.py`: their `real`
+  track (the same claims on a model somebody else pretrained, `Claim.tracks`); `decoder.py`: their `decoder`
+  track (SmolLM2-135M, a real causal LM, weights dequantized from 4-bit);
 - `history.toml`: the changelog (every rule as it stood before a change, with date and reason; read with tomllib
   and attached to each claim as `Claim.history`);
 - `engine.py`: the verdict engine (`verdict`, `evaluate_check`, `evaluate_effect`, the one-sided stress test);
@@ -27,12 +28,13 @@ from pathlib import Path
 
 from bench import BenchError
 
-# the families fill the registry in the lecture's order (P, A, L, M, Q), then the tracks: keep this order  # isort: skip
+# the families in the lecture's order (P, A, L, M, Q), then beyond it (X), then the tracks: keep it  # isort: skip
 from . import prompt  # noqa: F401,I001  # isort: skip
 from . import additive  # noqa: F401  # isort: skip
 from . import lora  # noqa: F401  # isort: skip
 from . import precision  # noqa: F401  # isort: skip
 from . import quantization  # noqa: F401  # isort: skip
+from . import beyond  # noqa: F401  # isort: skip
 from . import real  # noqa: F401  # isort: skip
 from . import decoder  # noqa: F401  # isort: skip
 from .model import OPS, Change, Check, Claim, Effect, R, Track, W

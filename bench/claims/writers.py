@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .engine import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict
 from .model import Claim, Effect
 from .real import REAL_GROUP
@@ -73,6 +75,8 @@ def part_powers(v: Verdict) -> dict[int, object]:
 
 
 def _power_text(pp) -> str:
+    if not pp.power.room:
+        return f"no room (FPR {pp.power.fpr:.2f})"
     return f"{pp.power.power:.2f} (FPR {pp.power.fpr:.2f})"
 
 
@@ -97,7 +101,8 @@ def power_cell(v: Verdict) -> str:
             text = "n/a"
         else:
             pps = [g for g in got if not isinstance(g, str)]
-            text = f"{min(g.power.power for g in pps):.2f} (FPR {max(g.power.fpr for g in pps):.2f})"
+            worst = min(pps, key=lambda g: (g.power.room, g.power.power))
+            text = _power_text(replace(worst, power=replace(worst.power, fpr=max(g.power.fpr for g in pps))))
         cells.append(f"{part}: {text}" if part and len(v.parts) > 1 else text)
     return "; ".join(cells)
 
@@ -114,7 +119,10 @@ def underpowered(v: Verdict) -> dict[str, str]:
     for k, pp in part_powers(v).items():
         r = v.checks[k]
         held = all(lo <= pp.effect <= hi for _, lo, hi in r.groups)
-        if r.outcome != REPRODUCED and pp.power.power < power.TARGET and held:
+        if r.outcome != REPRODUCED and not pp.power.room and pp.noise is not None:
+            out[r.check.part] = (f"no room: a true difference of {pp.effect:+g} does not fit on a proportion beside "
+                                 f"the other arm's {pp.noise.base:.3f} (power 0, whatever the seeds)")
+        elif r.outcome != REPRODUCED and pp.power.power < power.TARGET and held:
             word = REPLICATE_WORDS.get(r.check.replicate, f"{r.check.replicate.removeprefix('params.')} values")
             n = f"about {pp.seeds_needed:,} {word} per arm would give {power.TARGET:g}" if pp.seeds_needed else \
                 f"over {power.seeds_limit(pp.noise):,} {word} per arm would be needed for {power.TARGET:g}"
