@@ -38,7 +38,10 @@ REGRESS = [
     # Bands ~1.5x those moves; an LLM.int8() fault (threshold ignored) is caught by the KL rows (0.023 -> ~0.04).
     ("q4_kl_ours_minus_bnb", 0.008, 0.0, "ours - bnb KL moved 0.004 under another float path; a fault adds > 0.01"),
     ("q2_nll_absmax_minus_zeropoint", 0.0, 0.5, "moved 31% under another float path (absmax rounding of outliers)"),
-    ("chunk_nll", 0.25, 0.0, "per-window NLL: absmax's moves with the perplexities above (18% = 0.17 nats)"),
+    # per-window rows (32-token smoke windows): a fresh clone on AMD EPYC (2026-12-06) moved a zero-point window's
+    # NLL by 0.256 and an LLM.int8() window's KL 0.048 -> 0.030 under another float path
+    ("chunk_nll", 0.4, 0.0, "per-window NLL: int8 rounding of outliers moves single windows up to ~0.26 nats"),
+    ("chunk_kl", 0.03, 0.2, "per-window KL: single windows moved by 0.018; the aggregate kl rows keep the tight band"),
     ("*kl*", 1e-4, 0.2, "small KLs: float order moves them relatively"),
     ("ppl*", 1e-3, 0.25, "absmax perplexities moved up to 18% under another float path (outliers ~3,200)"),
     ("*", 1e-3, 0.02, "errors of fixed weights on fixed text, float-order noise only"),
