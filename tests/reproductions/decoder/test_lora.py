@@ -13,6 +13,7 @@ import torch
 from bench import decoder
 from bench.methods import apply, make_config, save_trained, trainable_parameters
 from tests.methods.helpers import assert_rel_close
+from tests.methods.test_prefix import _copy_to_peft
 from tests.reproductions.decoder.tiny import needs_smollm2
 
 pytestmark = needs_smollm2
@@ -79,15 +80,8 @@ def test_prefix_tuning_matches_peft(real2, reparam):
     cfg = peft.PrefixTuningConfig(num_virtual_tokens=N, prefix_projection=reparam, encoder_hidden_size=32,
                                   task_type="CAUSAL_LM")
     theirs = peft.get_peft_model(copy.deepcopy(lm), cfg).eval()
-    enc = theirs.prompt_encoder["default"]
+    _copy_to_peft(ours, theirs)          # the toy parity test's copy of our prefix weights into peft's encoder
     with torch.no_grad():
-        if ours.prefix is not None:
-            enc.embedding.weight.copy_(ours.prefix)
-        else:
-            enc.embedding.weight.copy_(ours.embedding)
-            for i in (0, 2):
-                enc.transform[i].weight.copy_(ours.mlp[i].weight)
-                enc.transform[i].bias.copy_(ours.mlp[i].bias)
         a, b = ours(input_ids=ids, labels=ids), theirs(input_ids=ids, labels=ids)
     assert trainable_parameters(ours) == theirs.get_nb_trainable_parameters()
     assert_rel_close(a.logits, b.logits, rtol=1e-5)
