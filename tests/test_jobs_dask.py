@@ -146,6 +146,7 @@ def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path, monkeypatch
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_plan_on_separate_workers_matches_local_in_plan_order(cluster):
     xs = list(range(8))
     with JobRunner(setup=_setup, args=(10,), workers=2, executor=Executor("dask", cluster)) as r:
@@ -154,6 +155,7 @@ def test_plan_on_separate_workers_matches_local_in_plan_order(cluster):
     assert got == [(x * x + 10, 1, "1") for x in xs]      # the driver's thread count, quiet workers
 
 
+@pytest.mark.integration
 def test_a_job_that_raises_is_one_line_naming_it(cluster):
     with pytest.raises(BenchError) as e:
         with JobRunner(setup=_setup, args=(10,), workers=2, executor=Executor("dask", cluster)) as r:
@@ -163,6 +165,7 @@ def test_a_job_that_raises_is_one_line_naming_it(cluster):
     assert f"after {1 + JOB_RETRIES} tries" in msg
 
 
+@pytest.mark.integration
 def test_scale_plan_matches_local_and_cached_jobs_are_never_dispatched(cluster, micro_folders, tmp_path,
                                                                        monkeypatch):
     """The reduced scale plan of tests/reproductions/test_scale.py: the same rows locally and on the workers; a
@@ -185,6 +188,7 @@ def test_scale_plan_matches_local_and_cached_jobs_are_never_dispatched(cluster, 
     assert len(stored) >= len(first.frame().query("metric == 'steps_used'"))     # every training job
 
 
+@pytest.mark.integration
 def test_a_worker_killed_mid_job_is_retried_with_the_same_results(cluster, tmp_path):
     """SIGKILL the worker process running the first job: the scheduler runs it again (its nanny starts a fresh
     worker; allowed-failures), and the plan completes with the local executor's results."""
@@ -243,6 +247,7 @@ print("driver finished")
 """
 
 
+@pytest.mark.integration
 def test_a_killed_driver_is_resumed_from_the_cache_by_a_rerun(cluster, micro_folders, tmp_path, monkeypatch):
     """SIGKILL the driver once the first results are in its cache: a rerun dispatches none of those again (they
     come from the cache) and gives the rows of an uninterrupted local run."""

@@ -14,7 +14,7 @@ import torch
 from bench import regress
 from bench.cli import run_group
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def _smoke_problems(group: str) -> list[str]:

@@ -16,7 +16,10 @@ bench.timing), medians over rounds, on GPT-2 configs with random weights:
    (multi_lora) or soft prompt (prompt_bank), vs a single-task batch of the same size through the plain
    single-adapter model (LoRA: bench.methods.lora; prompt: bench.methods.prompt): throughput ratio
    single time / mixed time, target >= 0.95, rows interleaved by task (the hardest order), ABBA pairs (mixed.py).
-The targets (ours/peft step, merged/base forward, mixed/single throughput) are judged on a second measurement:
+5. our quantized Linears beside bitsandbytes' on the same weights and inputs: LLM.int8() (threshold 6) vs
+   Linear8bitLt, target ours / bitsandbytes' latency <= 1.0 at an error no larger; NF4 with double quantization
+   vs Linear4bit, latency and error (quantizers.py).
+The targets (ours/peft step, merged/base forward, mixed/single throughput, ours/bitsandbytes') are judged on a second measurement:
 the two sides alternately in ABBA pairs (`pair_rounds` pairs, bench.timing.abba), ratio of the medians, with the
 per-pair ratios' quartiles beside it. In the round-robin one variant always follows the same other, and a
 GPT-2-small step varies by ~8% round to round here, more than the 5% margin; the round-robin ratio is kept as a
@@ -25,15 +28,17 @@ other busy processes are contaminated (see ../shared/machine-notes.md) and only 
 Rows carry claim "-"; `params.supports` names the claim (L5, A2, P4) a row speaks to.
 
 Files: settings.py (contract names, targets, profiles), models.py (the variants), steps.py, memory.py,
-inference.py, mixed.py (the four parts), run.py, report.py.
+inference.py, mixed.py, quantizers.py (the five parts), run.py, report.py.
 """
 
 from reproductions.methods.report import report
 from reproductions.methods.run import run
 from reproductions.methods.settings import (CLAIMS, GROUP, METHODS, PEFT_METHODS, REGRESS, SETTINGS, TAKES_MODEL,
                                             TARGET_MERGED_OVER_BASE, TARGET_MIXED_THROUGHPUT, TARGET_OURS_OVER_PEFT,
+                                            TARGET_QUANT_OURS_OVER_BNB,
                                             ModelSpec, Settings, method_kwargs)
 
 __all__ = ["CLAIMS", "GROUP", "METHODS", "PEFT_METHODS", "REGRESS", "SETTINGS", "TAKES_MODEL",
-           "TARGET_MERGED_OVER_BASE", "TARGET_MIXED_THROUGHPUT", "TARGET_OURS_OVER_PEFT", "ModelSpec", "Settings",
+           "TARGET_MERGED_OVER_BASE", "TARGET_MIXED_THROUGHPUT", "TARGET_OURS_OVER_PEFT",
+           "TARGET_QUANT_OURS_OVER_BNB", "ModelSpec", "Settings",
            "method_kwargs", "report", "run"]

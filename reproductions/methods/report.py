@@ -1,6 +1,6 @@
 """report.md of the methods benchmark, from the stored CSVs only: per model, the ours-vs-peft step targets (one
 per method timed against peft's counterpart), the training step and memory table, the inference table and the
-multi-task serving table."""
+multi-task serving table; then our quantized Linears beside bitsandbytes'."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 from bench.fileio import atomic_write_text
 from bench.report_tools import finite, md_table, params_of, params_where, select, value
 from bench.schema import read_meta, read_results
+from reproductions.methods.quantizers import QUANTIZERS
 from reproductions.methods.settings import (GROUP, LORA_TARGETS, TARGET_MERGED_OVER_BASE, TARGET_MIXED_THROUGHPUT,
-                                            TARGET_OURS_OVER_PEFT, method_kwargs)
+                                            TARGET_OURS_OVER_PEFT, TARGET_QUANT_OURS_OVER_BNB, method_kwargs)
 
 
 def _quartiles(q: dict) -> str:
@@ -100,6 +101,48 @@ def mixed_table(res, tim, model: str) -> list[str]:
                       "pair ratio quartiles", "max |mixed - row alone|"], rows), ""]
 
 
+QUANT_NAMES = {"llm_int8": ("LLM.int8() (threshold 6)", "Linear8bitLt"), "nf4": ("NF4, double quantization",
+                                                                            "Linear4bit")}
+
+
+def _quant_target(ratio: float, target: float | None, err: dict) -> str:
+    """The issue's target: ours / bitsandbytes' latency <= target at an error no larger than bitsandbytes'."""
+    if target is None:
+        return "-"
+    if ratio > target:
+        return "misses: slower"
+    return "meets" if err["ours"] <= err["bnb"] else "misses: larger error"
+
+
+def quant_table(res, tim) -> list[str]:
+    """Part 5: per quantizer and (M, K, N), both sides' latency and error, the ABBA ratio and its target."""
+    metric = "quantized_linear_latency_ours_over_bnb"
+    lat = select(tim, metric)
+    if not len(lat):
+        return []
+    rows = []
+    for _, r in lat.iterrows():
+        q = params_of(r["params"])
+        kind, where = r["method"], {"model": r["model"], "params.M": q.get("M")}
+        target = q.get("target")
+        err = {side: value(res, "quantized_linear_rel_err", method=f"{side}-{kind}", **where) for side in ("ours", "bnb")}
+        rows.append([QUANT_NAMES.get(kind, (kind,))[0], f"{q.get('M')} x {q.get('K')} x {q.get('N')}",
+                     value(tim, "quantized_linear_latency_s", method=f"ours-{kind}", **where),
+                     value(tim, "quantized_linear_latency_s", method=f"bnb-{kind}", **where), r["value"], _quartiles(q),
+                     _quant_target(r["value"], target, err), err["ours"], err["bnb"]])
+    nf4_path = params_where(tim, metric, method="nf4").get("bnb_cpu_path", "?")
+    return ["## Quantized Linears: ours beside bitsandbytes'", "",
+            f"Eval forward of one Linear (M tokens x K in -> N out) on the same fp16-representable weights and inputs "
+            f"with {q.get('outlier_cols', '?')} outlier columns; ours / bitsandbytes' latency is the ratio of medians "
+            f"over {q.get('pairs', '?')} ABBA pairs (target for LLM.int8(): <= {TARGET_QUANT_OURS_OVER_BNB} at an error no larger "
+            f"than bitsandbytes'; none for "
+            f"NF4; bitsandbytes' NF4 path on this CPU: {nf4_path}); errors are ||y - y_fp64|| / ||y_fp64||. "
+            "bitsandbytes' layers: "
+            + ", ".join(f"{QUANT_NAMES[k][0]} vs `{QUANT_NAMES[k][1]}`" for k in QUANTIZERS) + ".", "",
+            md_table(["quantizer", "M x K x N", "ours s", "bitsandbytes s", "ours / bitsandbytes (ABBA)",
+                      "pair ratio quartiles", "target", "our error", "bitsandbytes' error"], rows), ""]
+
+
 def report(out_dir: Path) -> None:
     out_dir = Path(out_dir)
     res, tim, meta = read_results(out_dir), read_results(out_dir, timing=True), read_meta(out_dir)
@@ -113,6 +156,9 @@ def report(out_dir: Path) -> None:
         parts.append("No results yet.")
     else:
         for model in dict.fromkeys(list(res["model"]) + list(tim["model"])):
+            if model.startswith("linear-"):        # part 5's single layers: their own section below
+                continue
             parts += [f"## {model}", "", *peft_targets(tim, model), *step_table(res, tim, model),
                       *inference_table(res, tim, model), *mixed_table(res, tim, model)]
+        parts += quant_table(res, tim)
     atomic_write_text(out_dir / "report.md", "\n".join(parts) + "\n")

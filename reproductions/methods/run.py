@@ -15,6 +15,7 @@ from bench.schema import Recorder
 from reproductions.methods.inference import inference_rows
 from reproductions.methods.memory import accounting_rows, peak_rows
 from reproductions.methods.mixed import mixed_serving
+from reproductions.methods.quantizers import quantizer_rows
 from reproductions.methods.models import build
 from reproductions.methods.settings import CLAIMS, GROUP, METHODS, PEFT, PEFT_METHODS, SETTINGS
 from reproductions.methods.steps import train_steps
@@ -83,5 +84,8 @@ def run(ctx: RunContext) -> Recorder:
             lap(f"{spec.name}:mixed")
         del base
         trim()
+    if s.quant_shapes and importlib.util.find_spec("bitsandbytes") is not None:
+        quantizer_rows(rec, s, seed)
+        lap("quantizers")
     rec.notes["load_average_1m_at_end"] = envinfo.load_average()
     return rec

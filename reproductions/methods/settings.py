@@ -21,6 +21,7 @@ REGRESS = []
 TARGET_OURS_OVER_PEFT = 1.05      # our step / peft's, every method peft also has (LoRA: the brief's target)
 TARGET_MERGED_OVER_BASE = 1.03    # merged LoRA forward / base forward
 TARGET_MIXED_THROUGHPUT = 0.95    # mixed-task batch throughput / single-task batch throughput (same size)
+TARGET_QUANT_OURS_OVER_BNB = 1.0  # our LLM.int8() Linear / bitsandbytes' Linear8bitLt, eval forward (issue 33)
 
 # Every registered method of bench.methods, in registration order (the tables'); full fine-tuning is the
 # reference of the ratios. Read from the registry at each use: a new method joins without an edit here.
@@ -64,14 +65,20 @@ class Settings:
     infer_shapes: tuple[tuple[int, int], ...]   # (batch, seq) of the latency measurement
     pair_rounds: int = 2  # ABBA pairs for the targets (ours vs peft step; merged vs base forward; mixed vs single)
     mixed_tasks: int = 4  # K tasks in the mixed-task batch (part 4); 0 skips it
+    # part 5, our quantized Linears vs bitsandbytes': (M tokens, K in, N out) per measurement; () skips it.
+    # bitsandbytes 0.50.2's CPU NF4 kernel needs K >= 64 (tests/methods/test_qlora.py)
+    quant_shapes: tuple[tuple[int, int, int], ...] = ()
+    quant_outlier_cols: int = 3   # feature columns of x holding |x| in 6..60 (LLM.int8() takes them out)
 
 
 SETTINGS = {
     "smoke": Settings(models=(ModelSpec("gpt2-tiny", 32, 2, 2, 256),), batch=2, seq=16, rounds=2, infer_rounds=3,
-                      infer_shapes=((2, 16), (1, 8)), pair_rounds=2),
+                      infer_shapes=((2, 16), (1, 8)), pair_rounds=2, quant_shapes=((4, 128, 64),)),
     "cpu": Settings(models=(ModelSpec("gpt2-10m", 320, 8, 5, 2048), ModelSpec("gpt2-small", 768, 12, 12, 50257)),
                     batch=8, seq=128, rounds=7, infer_rounds=15, infer_shapes=((8, 128), (1, 16)),
                     # a GPT-2-small step varies by ~8% round to round here, more than the 5% margin: 20 pairs
-                    pair_rounds=20),
+                    pair_rounds=20,
+                    # the issue's sizes: one 4096 x 4096 projection, a decode-sized and a prefill-sized M
+                    quant_shapes=((16, 4096, 4096), (512, 4096, 4096))),
 }
 SETTINGS["gpu"] = SETTINGS["cpu"]

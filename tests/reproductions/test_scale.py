@@ -306,6 +306,7 @@ def _ctx(folders, out, **settings):
                       options={"settings": over})
 
 
+@pytest.mark.integration
 def test_run_and_report_end_to_end(folders, tmp_path, monkeypatch):
     from bench.schema import param, read_results
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
@@ -350,6 +351,7 @@ def test_run_and_report_end_to_end(folders, tmp_path, monkeypatch):
     assert "| P3 |" in text and "P4 mixed-task batches" in text
 
 
+@pytest.mark.integration
 def test_job_cache_resumes_a_run_with_the_same_rows(folders, tmp_path, monkeypatch):
     """With the job cache on, a second run replays every finished training run: same rows, nothing trained."""
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
@@ -366,6 +368,7 @@ def test_job_cache_resumes_a_run_with_the_same_rows(folders, tmp_path, monkeypat
     assert again.notes["chosen_lrs"] == first.notes["chosen_lrs"]
 
 
+@pytest.mark.integration
 def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeypatch):
     """search_frac (the cpu profile's budget, issue 14): every search point trains that share of its cap with no
     early stop and records its wall; the sweep trains every seed at the pick afresh, to the full cap."""
@@ -395,6 +398,7 @@ def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeyp
     assert len(walls) == len(srch) - 2 * 2 and set(param(srch, "steps")) == {8, 12}
 
 
+@pytest.mark.integration
 def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monkeypatch):
     """The jobs run in spawned processes come back in plan order with the same numbers, P4's kept parts included."""
     import pandas as pd

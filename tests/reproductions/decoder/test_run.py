@@ -31,6 +31,7 @@ def tiny_run(tmp_path_factory):
     return out, rec, gguf
 
 
+@pytest.mark.integration
 def test_tiny_run_writes_rows_tables_and_plots(tiny_run):
     out, rec, gguf = tiny_run
     df = rec.frame()
@@ -57,6 +58,7 @@ def test_tiny_run_writes_rows_tables_and_plots(tiny_run):
         assert (out / name).stat().st_size > 0, name
 
 
+@pytest.mark.integration
 def test_our_llm_int8_matches_bitsandbytes_layer_by_layer(tiny_run):
     import pandas as pd
     p = pd.read_csv(tiny_run[0] / "parity.csv")

@@ -13,6 +13,7 @@ from bench.schema import param, read_results
 from reproductions import int8
 
 
+@pytest.mark.integration
 def test_smoke_run_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
     monkeypatch.setenv("BENCH_THREADS", "1")

@@ -45,6 +45,7 @@ def smoke(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_smoke_writes_results_report_and_plots(smoke):
     for f in ("results.csv", "timings.csv", "meta.json", "report.md", "ratio_vs_d.png", "memory_parts.png",
               "l4_rank.png", "l6_rank.png"):
@@ -55,6 +56,7 @@ def test_smoke_writes_results_report_and_plots(smoke):
     assert set(meta["part_wall_s"]) >= {"exact", "memory", "fine_tuning_runs", "latency"}
 
 
+@pytest.mark.integration
 def test_smoke_verdicts(smoke):
     df = read_results(smoke)
     status = {c: verdict(CLAIMS[c], df).status for c in lora.CLAIMS}
@@ -75,6 +77,7 @@ def test_smoke_verdicts(smoke):
     assert verdict(CLAIMS["L1"], bad[bad.claim != "L1"]).status == NOT_RUN
 
 
+@pytest.mark.integration
 def test_smoke_memory_model_matches_measurement(smoke):
     df = read_results(smoke)
     mo = df[(df.metric == "memory_model_over_measured") & (param(df, "part") == "total")]
@@ -85,6 +88,7 @@ def test_smoke_memory_model_matches_measurement(smoke):
     assert not set(timings.metric) & set(df.metric)    # wall-clock never lands in results.csv
 
 
+@pytest.mark.integration
 def test_smoke_memory_model_against_independent_peak(smoke):
     df = read_results(smoke)
     mi = df[df.metric == "memory_model_over_independent"]
@@ -93,6 +97,7 @@ def test_smoke_memory_model_against_independent_peak(smoke):
     assert (ind.value > 0).all() and mi.value.between(0.5, 2.0).all()    # same order as the model, not = 1 by construction
 
 
+@pytest.mark.integration
 def test_smoke_full_ft_lr_is_searched_and_never_keyed(smoke):
     df = read_results(smoke)
     pts = df[df.metric == "l4_full_lr_search_val_accuracy"]
@@ -105,6 +110,7 @@ def test_smoke_full_ft_lr_is_searched_and_never_keyed(smoke):
     assert {json.loads(i)["lr"] for i in full["info"]} == {pick}
 
 
+@pytest.mark.integration
 def test_smoke_l6_null_and_subspaces(smoke):
     df = read_results(smoke)
     assert len(df[df.metric == "l6_energy_top8_over_shuffled"]) == 1

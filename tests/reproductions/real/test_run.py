@@ -29,6 +29,7 @@ def tiny_run(tmp_path_factory):
     return out, rec
 
 
+@pytest.mark.integration
 def test_tiny_run_writes_claim_rows_table_and_plots(tiny_run):
     out, rec = tiny_run
     df = rec.frame()
@@ -67,6 +68,7 @@ def test_missing_model_package_is_one_line(monkeypatch):
         realmodel.load_encoder()
 
 
+@pytest.mark.integration
 def test_two_worker_processes_give_the_same_rows(tmp_path, monkeypatch):
     small = dict(TINY, methods=["full", "lora"], ranks=[], bnb=False, quant_rows=8)
     frames = []
