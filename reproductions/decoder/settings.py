@@ -50,7 +50,7 @@ REGRESS = [
     # the task comparison's smoke rows: 2-step runs on 8 test snippets (one flip = 0.125): the machinery, not a result
     ("steps_used", 0.0, 0.0, "a 2-step cap with evaluations every step and patience 1: 1 or 2 steps, fixed by the rows"),
     ("still_improving_at_cap", 1.0, 0.0, "a 0/1 flag that one evaluation can flip"),
-    ("test_accuracy", 0.26, 0.0, "8 test snippets: another float path may flip up to two borderline ones"),
+    ("accuracy", 0.26, 0.0, "8 test snippets: another float path may flip up to two borderline ones"),
     ("adapt_full_minus_zeroshot", 0.26, 0.0, "difference of two accuracies on 8 snippets"),
     ("adapt_full_minus_zeroshot_over_se", 1e9, 0.0, "a ratio whose SE can be ~0 on 8 snippets: count only"),
     ("conv_still_improving", 1.0, 0.0, "0/1 flags"),

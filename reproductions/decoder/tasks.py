@@ -6,8 +6,10 @@ prompt position (prediction = argmax of the two, loss = cross-entropy over the t
 snippets and the prompt and differ in the label words only:
 - `sentiment`: rotten -> " negative", fresh -> " positive": the frozen model already does it (0.78 zero-shot in
   the issue's pilot): the "little to adapt" reference;
-- `remapped`: rotten -> " cat", fresh -> " dog": words without sentiment, so the frozen model is near chance (the
-  zero-shot rows say how near) and a method has to learn the mapping: the task with room to adapt.
+- `remapped`: rotten -> " red", fresh -> " blue": words without sentiment, so the frozen model is near chance (the
+  zero-shot rows say how near) and a method has to learn the mapping: the task with room to adapt. Picked before
+  any training among single-token pairs by the frozen model on the cpu profile's 200 test snippets (2026-12-06):
+  red/blue 0.50 (it says " blue" for 16%), apple/orange 0.51, cat/dog 0.375, A/B 0.405, yes/no 0.54.
 
 Methods (reproductions.decoder.lora.METHODS: full, LoRA r = 8 on q, v, prompt tuning 20 tokens, prefix tuning
 10 tokens; plus adapters, bench.methods' preset) train with bench.train.train: AdamW, a constant lr after a
@@ -38,7 +40,7 @@ from reproductions.decoder.lora import METHODS as LLAMA_METHODS
 from reproductions.real.settings import LR as REAL_LR
 
 PROMPT = ("Review: ", "\nSentiment:")
-WORDS = {"sentiment": (" negative", " positive"), "remapped": (" cat", " dog")}   # index = label (0 rotten, 1 fresh)
+WORDS = {"sentiment": (" negative", " positive"), "remapped": (" red", " blue")}   # index = label (0 rotten, 1 fresh)
 REFERENCE = "sentiment"                         # the little-to-adapt reference task
 METHODS = (*LLAMA_METHODS, "adapters")
 LR = {m: REAL_LR[m] for m in METHODS}           # the real group's pilot (MiniLM), see the module docstring
@@ -134,8 +136,9 @@ def evaluate(model: LabelWords, rows: list[dict], batch: int) -> dict:
 
 
 def train_task(lm, words: tuple[int, int], data: dict, method: str, seed: int, s) -> dict:
-    """One run: `method` on a deep copy of lm (init seeded by `seed`), early stopping on the validation loss,
-    the best weights restored, scored on test. Returns the run's settings and measurements."""
+    """One run: `method` on a deep copy of lm (init seeded by `seed`; lm itself is left unchanged), early stopping
+    on the validation loss, the best weights restored, scored on test. Returns the run's settings, measurements
+    and the trained LabelWords model ("model")."""
     torch.manual_seed(seed)                     # the method's init (as reproductions.decoder.lora.adapt)
     inner = apply(copy.deepcopy(lm), method_config(method))
     model = LabelWords(inner, words)
@@ -154,7 +157,7 @@ def train_task(lm, words: tuple[int, int], data: dict, method: str, seed: int, s
             "diverged_at": res.diverged_at, "val_loss": res.best_value,
             "val_accuracy": res.final.get("val_accuracy", math.nan), "train_loss_at_best": res.train_loss_at_best,
             "final_train_loss": res.final.get("final_loss", math.nan), "val_curve": res.val_curve,
-            "loss_curve": losses, "step_time_s": res.step_time_s, "wall_s": res.wall_s}
+            "loss_curve": losses, "step_time_s": res.step_time_s, "wall_s": res.wall_s, "model": model}
 
 
 def zero_shot(lm, words: tuple[int, int], rows: list[dict], batch: int) -> dict:
@@ -169,7 +172,8 @@ def _thin(xs: list, most: int = 100) -> list:
 
 
 def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: xs) -> list[dict]:
-    """Every (task, method, seed) run and the frozen arm per task, as rows (claim "-": the replicates of the
+    """Every (task, method, seed) run and the frozen arm per task, as rows (claim "-"; `accuracy` on the test
+    snippets, named as the scale group's so the engine's one-sided stress test applies: the replicates of the
     decoder track's P2 / P3 / A1 Effects) plus, per task, full FT minus zero-shot and that over its SE (the
     `needs_adaptation` precondition) and, per (task, method), the runs still improving at the cap. Returns one
     dict per run (tasks.csv)."""
@@ -190,7 +194,7 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
                     info={**(info or {}), "weights": WEIGHTS}, **kw)
 
         zs = zero_shot(lm, words, data["test"], s.task_batch)
-        add("test_accuracy", zs["accuracy"], "accuracy", ZERO_SHOT)
+        add("accuracy", zs["accuracy"], "accuracy", ZERO_SHOT)
         add("test_loss", zs["loss"], "nats", ZERO_SHOT)
         runs.append({"task": task, "method": ZERO_SHOT, "seed": -1, "test_accuracy": zs["accuracy"],
                      "test_loss": zs["loss"]})
@@ -199,13 +203,14 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
         got = {}
         for method, seed in progress(jobs, desc=f"decoder: {task} runs"):
             r = train_task(lm, words, data, method, seed, s)
+            del r["model"]                      # one trained copy at a time (full FT: a whole model)
             got[(method, seed)] = r
             p = {"lr": r["lr"], "max_steps": s.max_steps, "eval_every": s.eval_every, "patience": s.patience,
                  "warmup": s.warmup, "batch": s.task_batch}
             info = {k: r[k] for k in ("best_step", "stopped_early", "restored_best", "diverged_at", "val_accuracy",
                                       "step_time_s", "wall_s")}
             info |= {"val_curve": [(st, round(v, 4)) for st, v in r["val_curve"]], "loss_curve": _thin(r["loss_curve"])}
-            add("test_accuracy", r["test_accuracy"], "accuracy", method, seed, p, info)
+            add("accuracy", r["test_accuracy"], "accuracy", method, seed, p, info)   # on test
             for metric, unit in (("test_loss", "nats"), ("val_loss", "nats"), ("train_loss_at_best", "nats"),
                                  ("final_train_loss", "nats"), ("steps_used", "steps"),
                                  ("still_improving_at_cap", "flag"), ("trainable_params", "params")):
