@@ -11,6 +11,9 @@ would give), from `bench.power.design_power` (1,000 simulated reruns, paired dif
 
 Per-window rows (`chunk_nll`, `chunk_kl`, claim "-", one row per window and variant) are the replicates of the
 Effects (replicate "params.chunk"; two arms pair by window). Every note ends with the weights' provenance.
+
+P2, P3 and A1 (issue 35 item 5, at the end of this file) read the task comparison's per-run rows instead (seeds as
+replicates; fixed 2026-12-06 before their first run, power from that run's own noise).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ DEQUANT = "Weights dequantized from 4-bit."
 decoder_track = partial(track, name=DECODER_GROUP)
 describe_track(DECODER_GROUP, "decoder (SmolLM2)",
                "SmolLM2-135M-Instruct (a Llama causal LM somebody else pretrained, 134.5M parameters, weights "
-               "dequantized from its 4-bit GGUF) on held-out convention speeches (`tox -e repro-decoder`; rules in "
+               "dequantized from its 4-bit GGUF) on held-out convention speeches, and fine-tuned on Rotten Tomatoes "
+               "snippets read through label words for P2, P3, A1 (`tox -e repro-decoder`; rules in "
                "`bench/claims/decoder.py`)")
 
 

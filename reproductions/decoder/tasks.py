@@ -45,6 +45,8 @@ REFERENCE = "sentiment"                         # the little-to-adapt reference 
 METHODS = (*LLAMA_METHODS, "adapters")
 LR = {m: REAL_LR[m] for m in METHODS}           # the real group's pilot (MiniLM), see the module docstring
 ZERO_SHOT = "zeroshot"
+PAIRS = (("P2", "p2_prefix_minus_full", "prefix", "full"), ("P3", "p3_gap_full_minus_prompt", "full", "prompt"),
+         ("A1", "a1_full_minus_adapters", "full", "adapters"))   # (claim, metric, a, b): a - b in test accuracy
 
 
 def method_config(method: str):
@@ -175,8 +177,9 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
     """Every (task, method, seed) run and the frozen arm per task, as rows (claim "-"; `accuracy` on the test
     snippets, named as the scale group's so the engine's one-sided stress test applies: the replicates of the
     decoder track's P2 / P3 / A1 Effects) plus, per task, full FT minus zero-shot and that over its SE (the
-    `needs_adaptation` precondition) and, per (task, method), the runs still improving at the cap. Returns one
-    dict per run (tasks.csv)."""
+    `needs_adaptation` precondition), per (task, method) the runs still improving at the cap, and under P2 / P3 /
+    A1 the seed-mean differences their rules read (info: the 95% interval, bench.stats.diff_interval) and the
+    trainable share of prefix tuning and adapters. Returns one dict per run (tasks.csv)."""
     from bench.stats import diff_interval
     from reproductions.decoder.rows import WEIGHTS
     from reproductions.scale.derive import _ratio as ratio
@@ -223,6 +226,18 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
             se = math.hypot(iv.se_seeds, iv.se_items)
             add("adapt_full_minus_zeroshot", iv.est, "accuracy", "-", info={"zeroshot": zs["accuracy"]})
             add("adapt_full_minus_zeroshot_over_se", ratio(iv.est, se), "ratio", "-", info={"se": se})
+        for claim, metric, a, b in PAIRS:       # the claims' own rows (the engine decides a claim that has rows)
+            pa = [got[(a, sd)]["test_accuracy"] for sd in task_seeds if (a, sd) in got]
+            pb = [got[(b, sd)]["test_accuracy"] for sd in task_seeds if (b, sd) in got]
+            if pa and pb:
+                iv = diff_interval(pa, pb, len(data["test"]))
+                rec.add(claim, metric, iv.est, unit="accuracy", method="-", params=base,
+                        info={"ci95": [iv.lo, iv.hi], "seeds": len(pa), "weights": WEIGHTS}, **kw)
+        for method in {"prefix", "adapters"} & set(methods):
+            r = got[(method, task_seeds[0])]
+            rec.add("P2" if method == "prefix" else "A1", f"{method}_trainable_pct",
+                    100.0 * r["trainable_params"] / r["total_params"], unit="%", method=method, params=base,
+                    info={"weights": WEIGHTS}, **kw)
         for method in methods:
             flags = [got[(method, sd)]["still_improving_at_cap"] for sd in task_seeds]
             add("conv_still_improving", float(max(flags)), "flag", method, params={"of_phase": "main"},

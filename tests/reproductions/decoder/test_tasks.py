@@ -74,19 +74,31 @@ def test_a_padded_batch_scores_each_row_as_alone_for_every_method(cut2, method):
     torch.testing.assert_close(batch, alone, atol=1e-4, rtol=1e-4)
 
 
-def test_tasks_part_gives_rows_per_task_method_and_seed_and_the_frozen_arm(cut2, tmp_path):
+@pytest.fixture(scope="module")
+def parts(cut2, tmp_path_factory):
+    """tasks_part on the cut model: 4 methods x 2 seeds on `remapped`, LoRA x 1 seed on the reference; (rec, runs,
+    settings, the base model's weights before)."""
     lm, tok, _ = cut2
     before = {n: p.detach().clone() for n, p in lm.named_parameters()}
-    rec = Recorder(group="decoder", profile="smoke", out_dir=tmp_path, claims=["P2"])
+    rec = Recorder(group="decoder", profile="smoke", out_dir=tmp_path_factory.mktemp("tasks"), claims=["P2"])
     s = replace(SMALL, task_methods=("full", "lora", "prompt", "prefix"), ref_methods=("lora",), ref_seeds=1)
-    runs = T.tasks_part(rec, lm, tok, s, (0, 1), {"model": "smollm2-test"})
+    return rec, T.tasks_part(rec, lm, tok, s, (0, 1), {"model": "smollm2-test"}), s, before
+
+
+def test_tasks_part_gives_rows_per_task_method_and_seed_and_the_frozen_arm(cut2, parts):
+    lm, tok, _ = cut2
+    rec, runs, s, before = parts
     df = rec.frame()
     acc = df[df["metric"] == "accuracy"]
     key = lambda r: (json.loads(r["params"])["task"], r["method"], r["seed"])
     got = sorted(key(r) for _, r in acc.iterrows())
     want = sorted([("remapped", m, sd) for m in s.task_methods for sd in (0, 1)] + [("sentiment", "lora", 0)]
                   + [(t, "zeroshot", -1) for t in ("remapped", "sentiment")])
-    assert got == want and set(df["claim"]) == {"-"} and set(df["scale"]) == {"real"}
+    assert got == want and set(df["claim"]) == {"-", "P2", "P3"} and set(df["scale"]) == {"real"}   # no adapters: no A1
+    diff = df[df["metric"] == "p2_prefix_minus_full"]
+    assert len(diff) == 1 and json.loads(diff["params"].iloc[0])["task"] == "remapped"   # full ran on remapped only
+    lo, hi = json.loads(diff["info"].iloc[0])["ci95"]
+    assert lo <= diff["value"].iloc[0] <= hi
     assert all(json.loads(i)["weights"] == "dequantized from a 4-bit GGUF" for i in df["info"])
     for metric in ("steps_used", "still_improving_at_cap", "trainable_params", "final_train_loss", "val_loss"):
         assert (df["metric"] == metric).sum() == 9, metric
@@ -104,6 +116,22 @@ def test_tasks_part_gives_rows_per_task_method_and_seed_and_the_frozen_arm(cut2,
     z = T.zero_shot(lm, T.word_ids(tok, "sentiment"), T.load_tasks(tok, s)["test"], 3)
     assert zs[zs["params"].str.contains('"task":"sentiment"')]["value"].iloc[0] == pytest.approx(z["accuracy"])
     assert all(torch.equal(p, before[n]) for n, p in lm.named_parameters())
+
+
+def test_report_section_and_plot_from_the_runs(parts, tmp_path):
+    import pandas as pd
+    from reproductions.decoder.report import task_table, tasks_figure, tasks_section
+    rec, runs, s, _ = parts
+    frame = pd.DataFrame(runs)
+    t = task_table(frame)
+    assert [(r.task, r.method, r.seeds) for r in t.itertuples()] == [
+        ("remapped", m, 2) for m in ("full", "lora", "prompt", "prefix")] + [("sentiment", "lora", 1)]
+    assert ((t["lo"] <= t["acc"]) & (t["acc"] <= t["hi"])).all() and (t["steps"] <= s.max_steps).all()
+    tasks_figure(t, tmp_path / "tasks.png")
+    assert (tmp_path / "tasks.png").stat().st_size > 0
+    text = "\n".join(tasks_section(frame, rec.frame(), {"settings": {"max_steps": s.max_steps}}))
+    assert "Weights dequantized from 4-bit" in text and "tasks.png" in text and "not a trend" in text
+    assert "| remapped | prefix | 2 |" in text
 
 
 def test_early_stopping_restores_the_best_validation_weights(cut2, monkeypatch):
