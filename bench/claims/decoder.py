@@ -155,7 +155,8 @@ decoder_track("A2", checks=(
 # label-word task the frozen model cannot do ("remapped": rotten -> " red", fresh -> " blue"), the sentiment words as
 # the little-to-adapt reference (reported, not decided). Fixed 2026-12-06 before the first cpu run of these parts
 # (only the smoke profile and the 2-layer tests had run: no rows of these rules were seen). Per-run rows: claim "-",
-# `accuracy` (on the test snippets) per method and seed, params.task; the frozen model's rows: method "zeroshot", seed -1.
+# `accuracy` (on the test snippets) per method and seed, params.task; the frozen model's rows: method "zeroshot",
+# seed -1.
 TASK = "remapped"
 DECODER_TASK_ITEMS = 200              # test snippets of the cpu profile (reproductions/decoder: Settings.task_test)
 ONE_SIZE = "One real size (135M) beside the toy ladder: a point, not a trend. "
@@ -171,7 +172,8 @@ def _task_pre(part: str, arms: dict) -> tuple:
     """The task needs adaptation (full FT - frozen >= 10 points and 3 SE, the scale group's precondition) and no
     run of the part's arms still improving at its cap (one-sided where its training can only move one way)."""
     pre = (*needs_adaptation(TASK, part), *converged(TASK, tuple(arms), part, moves=arms))
-    return tuple(replace(c, note=f"{c.note}. {DEQUANT}") for c in pre)     # notes are prose: no fingerprint change
+    # notes are prose (no fingerprint change): one size has no rungs; every note carries the weights' provenance
+    return tuple(replace(c, note=f"{c.note.replace(' on every rung', '')}. {DEQUANT}") for c in pre)
 
 
 P2_PART = "matches full FT at 135M"
@@ -203,5 +205,6 @@ decoder_track("A1", checks=(
                 "in test accuracy on the remapped label words inside +-0.4 points (Houlsby et al. 2019: 80.4 vs "
                 "80.0 on GLUE). With a few hundred test snippets the interval is several points wide, so this part "
                 "can end 'not reproduced' or 'inconclusive', hardly 'reproduced'. The cpu profile does not run "
-                "adapters (its 25-minute budget): there the part is not run; the gpu profile runs them. " + TASK_POWER + DEQUANT),
+                "adapters (its 25-minute budget): there the part is not run; the gpu profile runs them. "
+                + TASK_POWER + DEQUANT),
 ), preconditions=_task_pre(A1_PART, {"full": "up", "adapters": "down"}))

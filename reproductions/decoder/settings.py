@@ -2,13 +2,14 @@
 
 Trade-offs of the profiles: smoke keeps the whole 30-layer model (loading is cheap once cached) but reads 4
 chunks of 32 tokens, so it checks the machinery, not the claims; cpu reads 64 chunks of 128 tokens (8,192
-tokens: the intervals over chunks are the run's resolution; 12 variants, each scored beside a fresh fp32 pass, and the
-LoRA / memory parts took 33.6 min on a loaded 2-core AMD EPYC before the task comparison was added); gpu reads 128
-chunks of 256 tokens.
+tokens: the intervals over chunks are the run's resolution; 12 variants, each scored beside a fresh fp32 pass;
+with the LoRA / memory parts it took 33.6 min on a loaded 2-core AMD EPYC before the task comparison was added);
+gpu reads 128 chunks of 256 tokens.
 
 The task comparison (`tasks`, issue 35 item 5; reproductions/decoder/tasks.py): smoke trains every method 2 steps
-on a handful of snippets (machinery only); cpu is sized to about 24 min on 2 cores (see SETTINGS), capped runs
-whose convergence flags the rows carry; gpu trains on more snippets to convergence (cap 600 steps).
+on a handful of snippets with one seed (machinery only: ~45 s on a loaded 2-core machine); cpu is sized to about
+24 min on 2 cores (see SETTINGS): capped runs whose convergence flags the rows carry; gpu is sized for
+convergence (every training snippet, cap 600 steps, patience 4; not run yet).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ REGRESS = [
     ("chunk_nll", 0.4, 0.0, "per-window NLL: int8 rounding of outliers moves single windows up to ~0.26 nats"),
     ("chunk_kl", 0.03, 0.2, "per-window KL: single windows moved by 0.018; the aggregate kl rows keep the tight band"),
     # the task comparison's smoke rows: 2-step runs on 8 test snippets (one flip = 0.125): the machinery, not a result
-    ("steps_used", 0.0, 0.0, "a 2-step cap with evaluations every step and patience 1: 1 or 2 steps, fixed by the rows"),
+    ("steps_used", 0.0, 0.0, "the 2-step cap: patience 1 with an evaluation a step cannot stop a run before it"),
     ("still_improving_at_cap", 1.0, 0.0, "a 0/1 flag that one evaluation can flip"),
     ("accuracy", 0.26, 0.0, "8 test snippets: another float path may flip up to two borderline ones"),
     ("adapt_full_minus_zeroshot", 0.26, 0.0, "difference of two accuracies on 8 snippets"),
@@ -85,6 +86,7 @@ class Settings:
     task_methods: tuple[str, ...] = ("full", "lora", "prompt", "prefix")   # on `remapped`, every seed
     ref_methods: tuple[str, ...] = ("full", "lora")   # on the `sentiment` reference, the first ref_seeds seeds
     ref_seeds: int = 1
+    task_seeds: int | None = None     # seeds on `remapped`: the first n of the run's seeds (None: all of them)
     task_seed: int = 0                # the movie split and the subsamples (bench.data.rotten_tomatoes)
     task_train: int | None = 1000           # training snippets (seeded subsample of the train split)
     task_val: int = 48                # validation snippets (early stopping)
@@ -100,8 +102,8 @@ class Settings:
 SETTINGS = {
     "smoke": Settings(chunks=4, chunk_tokens=32, batch=4, thresholds=(2.0, LLM_INT8_THRESHOLD), parity_chunks=1,
                       merge_windows=2, lora_steps=2, mem_batch=2, latency_windows=2, latency_reps=2,
-                      ref_methods=("lora",), task_train=8, task_val=4, task_test=8, max_length=32, task_batch=4,
-                      max_steps=2, eval_every=1, patience=1, warmup=0),
+                      ref_methods=("lora",), task_seeds=1, task_train=8, task_val=4, task_test=8, max_length=32,
+                      task_batch=4, max_steps=2, eval_every=1, patience=1, warmup=0),
     # Tasks, estimated from the issue's step times (2 threads, idle: LoRA 1.7 s a step at batch 8 x ~53 tokens,
     # full FT 3.2 / 1.8 x that = 3.0 s, prompt tuning's 20 extra tokens ~2.3 s, prefix ~1.9 s; a scoring forward
     # ~0.09 s a snippet): a run = 30 steps + 3 evaluations of 48 snippets + 200 test snippets (~31 s); full 121 s,
@@ -135,9 +137,9 @@ def settings_for(ctx: RunContext) -> Settings:
             raise BenchError(f"decoder: task_methods must include full; methods come from {', '.join(TASK_METHODS)}"
                              f" (got {s.task_methods}, {s.ref_methods})")
         if min(s.task_val, s.task_test, s.task_batch, s.max_steps, s.eval_every, s.patience, s.ref_seeds) < 1 \
-                or (s.task_train is not None and s.task_train < 1) or s.max_length < 8:
+                or any(n is not None and n < 1 for n in (s.task_train, s.task_seeds)) or s.max_length < 8:
             raise BenchError("decoder: task sizes (task_train/val/test, task_batch, max_steps, eval_every, patience, "
-                             "ref_seeds) must be >= 1 and max_length >= 8")
+                             "ref_seeds, task_seeds) must be >= 1 and max_length >= 8")
     if not s.thresholds or any(not t > 0 for t in s.thresholds):
         raise BenchError(f"decoder: thresholds must be > 0, got {s.thresholds}")
     return s

@@ -201,7 +201,8 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
         add("test_loss", zs["loss"], "nats", ZERO_SHOT)
         runs.append({"task": task, "method": ZERO_SHOT, "seed": -1, "test_accuracy": zs["accuracy"],
                      "test_loss": zs["loss"]})
-        methods, task_seeds = (s.ref_methods, seeds[:s.ref_seeds]) if task == REFERENCE else (s.task_methods, seeds)
+        methods, task_seeds = ((s.ref_methods, seeds[:s.ref_seeds]) if task == REFERENCE
+                               else (s.task_methods, seeds[:s.task_seeds]))         # [:None]: every seed
         jobs = [(m, sd) for m in methods for sd in task_seeds]
         got = {}
         for method, seed in progress(jobs, desc=f"decoder: {task} runs"):
