@@ -78,7 +78,7 @@ def run(ctx: RunContext) -> Recorder:
         if s.lora:
             merge_part(rec, lm, ids[:s.merge_windows], s, common)
             memory_part(rec, lm, ids, s, common)
-        runs = tasks_part(rec, lm, tok, s, ctx.seeds, common, ctx.progress) if s.tasks else []
+        runs = tasks_part(rec, lm, tok, s, ctx.seeds, common, ctx.progress, ctx.model) if s.tasks else []
     table = quality_rows(rec, scores, params_of, shares, dims, lm, common)
     chunk_rows(rec, scores, params_of, common)
     census_rows(rec, summary, common)

@@ -7,7 +7,7 @@ with the LoRA / memory parts it took 33.6 min on a loaded 2-core AMD EPYC before
 gpu reads 128 chunks of 256 tokens.
 
 The task comparison (`tasks`, issue 35 item 5; reproductions/decoder/tasks.py): smoke trains every method 2 steps
-on a handful of snippets with one seed (machinery only: ~45 s on a loaded 2-core machine); cpu is sized to about
+on a handful of snippets with one seed (machinery only: 7 runs, ~20 s on a loaded 2-core machine); cpu is sized to about
 24 min on 2 cores (see SETTINGS): capped runs whose convergence flags the rows carry; gpu is sized for
 convergence (every training snippet, cap 600 steps, patience 4; not run yet).
 """
@@ -97,24 +97,28 @@ class Settings:
     eval_every: int = 10
     patience: int = 2                 # evaluations without a lower validation loss
     warmup: int = 3
+    task_workers: int = 2             # one-thread processes for the task runs ($BENCH_WORKERS overrides; bench.jobs)
 
 
 SETTINGS = {
     "smoke": Settings(chunks=4, chunk_tokens=32, batch=4, thresholds=(2.0, LLM_INT8_THRESHOLD), parity_chunks=1,
                       merge_windows=2, lora_steps=2, mem_batch=2, latency_windows=2, latency_reps=2,
                       ref_methods=("lora",), task_seeds=1, task_train=8, task_val=4, task_test=8, max_length=32,
-                      task_batch=4, max_steps=2, eval_every=1, patience=1, warmup=0),
-    # Tasks, estimated from the issue's step times (2 threads, idle: LoRA 1.7 s a step at batch 8 x ~53 tokens,
-    # full FT 3.2 / 1.8 x that = 3.0 s, prompt tuning's 20 extra tokens ~2.3 s, prefix ~1.9 s; a scoring forward
-    # ~0.09 s a snippet): a run = 30 steps + 3 evaluations of 48 snippets + 200 test snippets (~31 s); full 121 s,
-    # LoRA 82 s, prompt 104 s, prefix 88 s: 395 s a seed, x 3 seeds = 19.8 min on `remapped`, + full and LoRA on
-    # one seed of `sentiment` (3.4 min) + the zero-shot arms (0.6 min): ~24 min, unmeasured as a whole (no idle
-    # machine when it was written). 30 steps x 8 = 240 snippets: the pilot's LoRA reached 0.82 on `sentiment` in
-    # 60; runs still improving at the cap are flagged and the rules' convergence preconditions read the flags.
+                      task_batch=4, max_steps=2, eval_every=1, patience=1, warmup=0, task_workers=1),
+    # Tasks, estimated from the issue's step times (one process, 2 threads, idle: LoRA 1.7 s a step at batch 8 x ~53
+    # tokens, full FT 3.2 / 1.8 x that = 3.0 s, prompt tuning's 20 extra tokens ~2.3 s, prefix ~1.9 s; a scoring
+    # forward ~0.09 s a snippet): a run = 30 steps + 3 evaluations of 48 snippets + 200 test snippets (~31 s); full
+    # 121 s, LoRA 82 s, prompt 104 s, prefix 88 s: 395 s a seed, x 3 seeds = 19.8 min on `remapped`, + full and LoRA
+    # on one seed of `sentiment` (3.4 min) + the zero-shot arms (0.6 min): ~24 min. The runs go to two one-thread
+    # workers (bench.jobs' thread policy), taken to match one 2-thread process (a one-thread step ~2x as long);
+    # unmeasured as a whole (no idle machine when it was written). 30 steps x 8 = 240 snippets: the pilot's LoRA
+    # reached 0.82 on `sentiment` in 60; runs still improving at the cap are flagged and the rules' convergence
+    # preconditions read the flags.
     "cpu": Settings(),
     "gpu": Settings(chunks=128, chunk_tokens=256, parity_chunks=4, task_methods=("full", "lora", "prompt", "prefix",
                     "adapters"), ref_methods=("full", "lora", "prompt", "prefix"), ref_seeds=3, task_train=None,
-                    task_val=200, task_test=1000, max_steps=600, eval_every=25, patience=4, warmup=10),
+                    task_val=200, task_test=1000, max_steps=600, eval_every=25, patience=4, warmup=10,
+                    task_workers=1),
 }
 
 

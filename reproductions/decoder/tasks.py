@@ -127,10 +127,11 @@ def evaluate(model: LabelWords, rows: list[dict], batch: int) -> dict:
     model.eval()
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
     logits = torch.zeros(len(rows), 2)
+    dev = next(model.parameters()).device
     for k in range(0, len(order), batch):
         idx = order[k:k + batch]
         b = collate([rows[i] for i in idx])
-        logits[idx] = model(b["input_ids"], b["attention_mask"]).logits
+        logits[idx] = model(b["input_ids"].to(dev), b["attention_mask"].to(dev)).logits.cpu()
     model.train(was)
     y = torch.tensor([r["labels"] for r in rows])
     correct = (logits.argmax(1) == y).numpy().astype(np.int8)
@@ -173,20 +174,55 @@ def _thin(xs: list, most: int = 100) -> list:
     return [round(float(x), 4) for x in xs[::step]]
 
 
-def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: xs) -> list[dict]:
-    """Every (task, method, seed) run and the frozen arm per task, as rows (claim "-"; `accuracy` on the test
-    snippets, named as the scale group's so the engine's one-sided stress test applies: the replicates of the
-    decoder track's P2 / P3 / A1 Effects) plus, per task, full FT minus zero-shot and that over its SE (the
-    `needs_adaptation` precondition), per (task, method) the runs still improving at the cap, and under P2 / P3 /
-    A1 the seed-mean differences their rules read (info: the 95% interval, bench.stats.diff_interval) and the
-    trainable share of prefix tuning and adapters. Returns one dict per run (tasks.csv)."""
+def plan(s, seeds) -> list[tuple[str, str, int]]:
+    """The jobs (task, method, seed): task_methods on the first task_seeds seeds of `remapped`, then ref_methods on
+    the first ref_seeds seeds of the reference."""
+    return ([("remapped", m, sd) for m in s.task_methods for sd in seeds[:s.task_seeds]]      # [:None]: every seed
+            + [(REFERENCE, m, sd) for m in s.ref_methods for sd in seeds[:s.ref_seeds]])
+
+
+def job_env(model: str | None, s, lm=None, tok=None) -> dict:
+    """What every job reads (bench.jobs.ENV): settings, the decoder and its tokenizer, the task splits. A worker
+    loads the decoder itself (bench.decoder's cached fp32 checkpoint), once."""
+    if lm is None:
+        from bench import decoder
+        lm, tok, _ = decoder.load_decoder(model, layers=s.layers)
+    return {"s": s, "lm": lm.eval(), "tok": tok, "data": load_tasks(tok, s)}
+
+
+def run_job(job) -> dict:
+    """One (task, method, seed) run in this process (bench.jobs.ENV from job_env); picklable, without the model."""
+    from bench import jobs
+    task, method, seed = job
+    env = jobs.ENV
+    with torch.random.fork_rng(devices=[]):
+        r = train_task(env["lm"], word_ids(env["tok"], task), env["data"], method, seed, env["s"])
+    del r["model"]
+    return r
+
+
+def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=None, model: str | None = None) -> list[dict]:
+    """Every (task, method, seed) run (bench.jobs.JobRunner: `task_workers` one-thread processes, or this one;
+    results in plan order, so the worker count never changes the rows) and the frozen arm per task, as rows
+    (claim "-"; `accuracy` on the test snippets, named as the scale group's so the engine's one-sided stress test
+    applies: the replicates of the decoder track's P2 / P3 / A1 Effects) plus, per task, full FT minus zero-shot
+    and that over its SE (the `needs_adaptation` precondition), per (task, method) the runs still improving at
+    the cap, and under P2 / P3 / A1 the seed-mean differences their rules read (info: the 95% interval,
+    bench.stats.diff_interval) and the trainable share of prefix tuning and adapters. `model`: what workers load
+    (--model). Returns one dict per run (tasks.csv)."""
+    from bench import jobs
     from bench.stats import diff_interval
     from reproductions.decoder.rows import WEIGHTS
     from reproductions.scale.derive import _ratio as ratio
-    data = load_tasks(tok, s)
+    env = job_env(model, s, lm, tok)
+    data, todo, workers = env["data"], plan(s, seeds), jobs.job_workers(s.task_workers)
+    try:
+        with jobs.JobRunner(setup=job_env, args=(model, s), workers=workers, env=env if workers <= 1 else None) as jr:
+            results = dict(zip(todo, jr.map(run_job, todo, progress=progress, desc="decoder: task runs")))
+    finally:
+        jobs.ENV.clear()
     runs = []
     for task in ("remapped", REFERENCE):
-        words = word_ids(tok, task)
         base = {"task": task, "words": "/".join(w.strip() for w in WORDS[task]), "task_seed": s.task_seed,
                 "n_train": len(data["train"]), "n_val": len(data["validation"]), "n_test": len(data["test"]),
                 "max_length": s.max_length, "layers": s.layers}
@@ -196,19 +232,15 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
             rec.add("-", metric, value, unit=unit, method=method, seed=seed, params={**base, **(params or {})},
                     info={**(info or {}), "weights": WEIGHTS}, **kw)
 
-        zs = zero_shot(lm, words, data["test"], s.task_batch)
+        zs = zero_shot(lm, word_ids(tok, task), data["test"], s.task_batch)
         add("accuracy", zs["accuracy"], "accuracy", ZERO_SHOT)
         add("test_loss", zs["loss"], "nats", ZERO_SHOT)
         runs.append({"task": task, "method": ZERO_SHOT, "seed": -1, "test_accuracy": zs["accuracy"],
                      "test_loss": zs["loss"]})
-        methods, task_seeds = ((s.ref_methods, seeds[:s.ref_seeds]) if task == REFERENCE
-                               else (s.task_methods, seeds[:s.task_seeds]))         # [:None]: every seed
-        jobs = [(m, sd) for m in methods for sd in task_seeds]
-        got = {}
-        for method, seed in progress(jobs, desc=f"decoder: {task} runs"):
-            r = train_task(lm, words, data, method, seed, s)
-            del r["model"]                      # one trained copy at a time (full FT: a whole model)
-            got[(method, seed)] = r
+        got = {(m, sd): r for (t, m, sd), r in results.items() if t == task}
+        methods = list(dict.fromkeys(m for m, _ in got))
+        task_seeds = list(dict.fromkeys(sd for _, sd in got))
+        for (method, seed), r in got.items():
             p = {"lr": r["lr"], "max_steps": s.max_steps, "eval_every": s.eval_every, "patience": s.patience,
                  "warmup": s.warmup, "batch": s.task_batch}
             info = {k: r[k] for k in ("best_step", "stopped_early", "restored_best", "diverged_at", "val_accuracy",
@@ -234,13 +266,13 @@ def tasks_part(rec, lm, tok, s, seeds, common: dict, progress=lambda xs, desc: x
                 iv = diff_interval(pa, pb, len(data["test"]))
                 rec.add(claim, metric, iv.est, unit="accuracy", method="-", params=base,
                         info={"ci95": [iv.lo, iv.hi], "seeds": len(pa), "weights": WEIGHTS}, **kw)
-        for method in {"prefix", "adapters"} & set(methods):
+        for method in [m for m in ("prefix", "adapters") if m in methods]:
             r = got[(method, task_seeds[0])]
             rec.add("P2" if method == "prefix" else "A1", f"{method}_trainable_pct",
                     100.0 * r["trainable_params"] / r["total_params"], unit="%", method=method, params=base,
                     info={"weights": WEIGHTS}, **kw)
         for method in methods:
-            flags = [got[(method, sd)]["still_improving_at_cap"] for sd in task_seeds]
+            flags = [got[(method, sd)]["still_improving_at_cap"] for sd in task_seeds if (method, sd) in got]
             add("conv_still_improving", float(max(flags)), "flag", method, params={"of_phase": "main"},
                 info={"runs_still_improving": int(sum(flags)), "runs": len(flags)})
     return runs
