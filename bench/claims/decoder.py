@@ -176,35 +176,29 @@ def _task_pre(part: str, arms: dict) -> tuple:
     return tuple(replace(c, note=f"{c.note.replace(' on every rung', '')}. {DEQUANT}") for c in pre)
 
 
-P2_PART = "matches full FT at 135M"
-decoder_track("P2", checks=(
-    Effect("accuracy", _run("prefix"), "above", -0.02, b=_run("full"), items=DECODER_TASK_ITEMS,
-           claim_rows="-", part=P2_PART, published=0.015,
-           note=ONE_SIZE + "Non-inferiority as the toy and MiniLM rules: prefix tuning (10 tokens, MLP "
-                "reparameterisation) minus full FT in test accuracy on the remapped label words, 95% interval "
-                "(seeds + binomial error of the test snippets) above -2 points (Li & Liang 2021 Table 1: prefix 69.7 "
-                "vs FT 68.2 BLEU; power at +1.5 points). " + ONE_SIDED + " " + TASK_POWER + DEQUANT),
-), preconditions=_task_pre(P2_PART, {"prefix": "up", "full": "down"}))
+def _task_track(claim_id: str, a: str, test: str, bound: float, b: str, part: str, note: str,
+                published: float | None = None, one_sided: bool = True) -> None:
+    """The claim's decoder track: `accuracy` of method a minus method b on the remapped task (seed means, 95%
+    interval with the test snippets' binomial error), preconditions from _task_pre (a's runs move it up, b's down)."""
+    note = ONE_SIZE + note + " " + (ONE_SIDED + " " if one_sided else "") + TASK_POWER + DEQUANT
+    decoder_track(claim_id, checks=(Effect("accuracy", _run(a), test, bound, b=_run(b), items=DECODER_TASK_ITEMS,
+                                           claim_rows="-", part=part, note=note, published=published),),
+                  preconditions=_task_pre(part, {a: "up", b: "down"}))
 
-P3_PART = "a gap at 135M"
-decoder_track("P3", checks=(
-    Effect("accuracy", _run("full"), "above", 0.0, b=_run("prompt"), items=DECODER_TASK_ITEMS,
-           claim_rows="-", part=P3_PART,
-           note=ONE_SIZE + "Full FT minus prompt tuning (20 tokens) in test accuracy on the remapped label words, 95% "
-                "interval above 0: Lester et al. 2021 (Fig. 1) have prompt tuning well below model tuning at T5 "
-                "Small and Base (60M, 220M), so at 135M the claim expects a gap. A single size cannot show the gap "
-                "closing as models grow: that part is the toy ladder's ('gap closes'); this one only places the "
-                "real point. " + ONE_SIDED + " " + TASK_POWER + DEQUANT),
-), preconditions=_task_pre(P3_PART, {"full": "up", "prompt": "down"}))
 
-A1_PART = "within 0.4 points at 135M"
-decoder_track("A1", checks=(
-    Effect("accuracy", _run("full"), "within", 0.004, b=_run("adapters"), items=DECODER_TASK_ITEMS,
-           claim_rows="-", part=A1_PART,
-           note=ONE_SIZE + "Equivalence as the toy and MiniLM rules: full FT minus adapters (bench.methods' preset) "
-                "in test accuracy on the remapped label words inside +-0.4 points (Houlsby et al. 2019: 80.4 vs "
-                "80.0 on GLUE). With a few hundred test snippets the interval is several points wide, so this part "
-                "can end 'not reproduced' or 'inconclusive', hardly 'reproduced'. The cpu profile does not run "
-                "adapters (its 25-minute budget): there the part is not run; the gpu profile runs them. "
-                + TASK_POWER + DEQUANT),
-), preconditions=_task_pre(A1_PART, {"full": "up", "adapters": "down"}))
+_task_track("P2", "prefix", "above", -0.02, "full", "matches full FT at 135M", published=0.015,
+            note="Non-inferiority as the toy and MiniLM rules: prefix tuning (10 tokens, MLP reparameterisation) "
+                 "minus full FT in test accuracy on the remapped label words, 95% interval (seeds + binomial error of "
+                 "the test snippets) above -2 points (Li & Liang 2021 Table 1: prefix 69.7 vs FT 68.2 BLEU; power at "
+                 "+1.5 points).")
+_task_track("P3", "full", "above", 0.0, "prompt", "a gap at 135M",
+            note="Full FT minus prompt tuning (20 tokens) in test accuracy on the remapped label words, 95% interval "
+                 "above 0: Lester et al. 2021 (Fig. 1) have prompt tuning well below model tuning at T5 Small and "
+                 "Base (60M, 220M), so at 135M the claim expects a gap. A single size cannot show the gap closing as "
+                 "models grow: that part is the toy ladder's ('gap closes'); this one only places the real point.")
+_task_track("A1", "full", "within", 0.004, "adapters", "within 0.4 points at 135M", one_sided=False,
+            note="Equivalence as the toy and MiniLM rules: full FT minus adapters (bench.methods' preset) in test "
+                 "accuracy on the remapped label words inside +-0.4 points (Houlsby et al. 2019: 80.4 vs 80.0 on "
+                 "GLUE). With a few hundred test snippets the interval is several points wide, so this part can end "
+                 "'not reproduced' or 'inconclusive', hardly 'reproduced'. The cpu profile does not run adapters "
+                 "(its 25-minute budget): there the part is not run; the gpu profile runs them.")
