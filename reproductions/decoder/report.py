@@ -1,7 +1,8 @@
 """report.md and PNGs of the `decoder` group, from the stored CSVs only: the verdicts of the claims' decoder
 track, quality per quantizer (quality.png), the
 threshold sweep, bitsandbytes parity, the outlier census (census.png: layers x top dimensions per Linear input)
-and what one model size can and cannot say about Q5, LoRA's merge and the methods' training memory."""
+and what one model size can and cannot say about Q5, LoRA's merge and the methods' training memory, and the methods
+compared on two label-word tasks (tasks.png: accuracy by method, one panel per task)."""
 
 from __future__ import annotations
 
@@ -210,15 +211,90 @@ def lora_section(res: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
     return out
 
 
+TASK_ORDER = ("full", "lora", "prompt", "prefix", "adapters")
+
+
+def task_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, method): seeds, test accuracy mean with its 95% Student-t interval over seeds (lo = hi = mean
+    with one seed), zero-shot accuracy, steps used and best step (mean), runs still improving at the cap, the
+    training loss at the best step (mean), trainable parameters, lr."""
+    from reproductions.decoder.evaluate import mean_ci
+    zero = runs[runs["method"] == "zeroshot"].set_index("task")["test_accuracy"]
+    out = []
+    for (task, method), g in runs[runs["method"] != "zeroshot"].groupby(["task", "method"], sort=False):
+        m, lo, hi = mean_ci(g["test_accuracy"].astype(float))
+        out.append({"task": task, "method": method, "seeds": len(g), "acc": m, "lo": lo, "hi": hi,
+                    "zeroshot": float(zero.get(task, np.nan)), "steps": g["steps_used"].astype(float).mean(),
+                    "best_step": g["best_step"].astype(float).mean(),
+                    "still_improving": int(g["still_improving_at_cap"].astype(str).isin(["True", "1", "1.0"]).sum()),
+                    "train_loss": g["train_loss_at_best"].astype(float).mean(),
+                    "trainable": int(float(g["trainable_params"].iloc[0])), "lr": float(g["lr"].iloc[0])})
+    t = pd.DataFrame(out)
+    if len(t):
+        t["order"] = t["method"].map(lambda x: TASK_ORDER.index(x) if x in TASK_ORDER else len(TASK_ORDER))
+        t = t.sort_values(["task", "order"], kind="stable").drop(columns="order")
+    return t
+
+
+def tasks_figure(t: pd.DataFrame, path: Path) -> None:
+    """Test accuracy by method (seed mean, 95% interval over seeds), one panel per task; dashed: the frozen model."""
+    tasks = list(dict.fromkeys(t["task"]))
+    fig, axes = pyplot().subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        d = t[t["task"] == task]
+        x = np.arange(len(d))
+        v = d["acc"].to_numpy(float)
+        ax.bar(x, v, yerr=np.clip([v - d["lo"].to_numpy(float), d["hi"].to_numpy(float) - v], 0, None), capsize=3)
+        ax.axhline(float(d["zeroshot"].iloc[0]), color="k", ls="--", lw=0.8, label="frozen (zero-shot)")
+        ax.set_xticks(x)
+        ax.set_xticklabels(d["method"])
+        ax.set_ylim(0, 1)
+        ax.set_title(task)
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize=8, loc="lower right")
+    save_figure(fig, path)
+
+
+def tasks_section(runs: pd.DataFrame, res: pd.DataFrame, meta: dict) -> list[str]:
+    """The methods compared on the label-word tasks (issue 35 item 5): table, plot, what one size can say."""
+    if runs.empty:
+        return []
+    t = task_table(runs)
+    s = meta.get("settings", {})
+    rows = [[r["task"], r["method"], r["seeds"], num(r["acc"], 3),
+             _ci(r["lo"], r["hi"], 3) if r["seeds"] > 1 else "-", num(r["zeroshot"], 3), num(r["steps"], 3),
+             num(r["best_step"], 3), f"{r['still_improving']}/{r['seeds']}", num(r["train_loss"], 3),
+             f"{r['trainable']:,}", f"{r['lr']:g}"] for _, r in t.iterrows()]
+    adapt = res[res["metric"].isin(["adapt_full_minus_zeroshot", "adapt_full_minus_zeroshot_over_se"])]
+    pre = [f"{_param(r['params'], 'task')}: {r['metric']} = {num(r['value'], 3)}" for _, r in adapt.iterrows()]
+    return ["## Methods compared at one real size (P2, P3, A1)", "",
+            "Rotten Tomatoes snippets (split by movie) as the prompt \"Review: <snippet>\\nSentiment:\"; the answer is "
+            "the argmax of two label words' logits at the last prompt position, the loss their two-way "
+            "cross-entropy (reproductions/decoder/tasks.py). `sentiment` (negative / positive) is the "
+            "little-to-adapt reference; `remapped` (red / blue) is the task the frozen model cannot do, where the "
+            "rules decide. AdamW, constant lr after warmup (the real group's per-method rates), batch "
+            f"{s.get('task_batch', '?')}, validation loss every {s.get('eval_every', '?')} steps, patience "
+            f"{s.get('patience', '?')}, cap {s.get('max_steps', '?')} steps, best weights restored; "
+            f"{s.get('task_train', '?')} training, {s.get('task_val', '?')} validation and {s.get('task_test', '?')} "
+            "test snippets. Weights dequantized from 4-bit. One size (135M): a point beside the toy ladder, not a "
+            "trend.", "",
+            md_table(["task", "method", "seeds", "test acc", "95% CI (seeds)", "zero-shot", "steps used", "best step",
+                      "still improving at cap", "train loss at best", "trainable params", "lr"], rows), "",
+            "Does the task need adaptation (full FT minus the frozen model, >= 0.10 and >= 3 SE)? "
+            + ("; ".join(pre) if pre else "not measured") + ".", "", "![methods by task](tasks.png)", ""]
+
+
 def claims_section(res: pd.DataFrame) -> list[str]:
-    res = res[~res["metric"].isin(["chunk_nll", "chunk_kl"])]
+    per_run = res["method"].ne("-") & res["params"].str.contains('"task":')
+    res = res[~res["metric"].isin(["chunk_nll", "chunk_kl"]) & ~per_run]
     rows = [[r["claim"], r["metric"], num(r["value"]), f"`{r['params']}`"] for _, r in res.iterrows()]
     return ["## Rows", "", "Per-window rows (`chunk_nll`, `chunk_kl`: one per text window and variant) are in results.csv, "
-            "not listed here.", "", md_table(["claim", "metric", "value", "params"], rows)]
+            "not listed here; nor are the task runs' rows (one per task, method, seed and metric: tasks.csv has them).",
+            "", md_table(["claim", "metric", "value", "params"], rows)]
 
 
 def report(out_dir: Path) -> Path:
-    """report.md, quality.png, sweep.png and census.png in out_dir."""
+    """report.md, quality.png, sweep.png, census.png and tasks.png in out_dir."""
     out = Path(out_dir)
     res, meta = read_results(out), read_meta(out)
     if res.empty:
@@ -234,6 +310,10 @@ def report(out_dir: Path) -> Path:
     census_figure(cells, out / "census.png")
     parity = read_csv_checked(out / "parity.csv") if (out / "parity.csv").exists() else pd.DataFrame()
     tm = read_results(out, timing=True)
+    runs = read_csv_checked(out / "tasks.csv") if (out / "tasks.csv").exists() else pd.DataFrame()
+    if len(runs):
+        tasks_figure(task_table(runs), out / "tasks.png")
     lines = (intro(meta) + verdicts_section(out) + quality_section(q) + sweep_section(q) + parity_section(parity, res, meta)
-             + census_section(census, res) + lora_section(res, tm) + claims_section(res))
+             + census_section(census, res) + lora_section(res, tm) + tasks_section(runs, res, meta)
+             + claims_section(res))
     return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -1,7 +1,8 @@
 """The group's run: load the decoder (bench.decoder) and the text chunks (bench.data.speeches), score fp32, take
 the outlier census, score every int8 variant against fp32, the per-layer bitsandbytes parity; write the rows
-(rows.py), LoRA's merge checks and the methods' training memory (lora.py), and int8.csv, chunks.csv,
-census.csv, census_dims.csv, parity.csv beside results.csv."""
+(rows.py), LoRA's merge checks and the methods' training memory (lora.py), the methods compared on two
+label-word tasks (tasks.py), and int8.csv, chunks.csv, census.csv, census_dims.csv, parity.csv, tasks.csv beside
+results.csv."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from reproductions.decoder.census import census_tables, run_census
 from reproductions.decoder.evaluate import score
 from reproductions.decoder.quant import ColumnShare, bnb_model, keep_model, layer_parity, ours, targets
 from reproductions.decoder.lora import memory_part, merge_part
+from reproductions.decoder.tasks import tasks_part
 from reproductions.decoder.rows import census_rows, chunk_rows, parity_rows, quality_rows
 from reproductions.int8 import quiet_bnb
 from reproductions.decoder.settings import CLAIMS, GROUP, KEEP_BASES, QUANTS, settings_for
@@ -76,6 +78,7 @@ def run(ctx: RunContext) -> Recorder:
         if s.lora:
             merge_part(rec, lm, ids[:s.merge_windows], s, common)
             memory_part(rec, lm, ids, s, common)
+        runs = tasks_part(rec, lm, tok, s, ctx.seeds, common, ctx.progress, ctx.model) if s.tasks else []
     table = quality_rows(rec, scores, params_of, shares, dims, lm, common)
     chunk_rows(rec, scores, params_of, common)
     census_rows(rec, summary, common)
@@ -83,6 +86,8 @@ def run(ctx: RunContext) -> Recorder:
         parity_rows(rec, parity, scores, common)
     census, cells = census_tables(tallies, s.top_dims)
     write_tables(Path(ctx.out_dir), table, scores, census, cells, parity, summary)
+    if runs:
+        write_frame(Path(ctx.out_dir) / "tasks.csv", pd.DataFrame(runs))
     return rec
 
 
