@@ -45,7 +45,7 @@ def test_gate_fails_on_each_planted_lora_fault(monkeypatch):
 
 def test_gate_fails_when_the_llm_int8_threshold_is_ignored(monkeypatch):
     from bench.numerics import int8_linear, quant
-    no_outliers = lambda x, threshold: torch.empty(0, dtype=torch.long)  # noqa: E731
+    no_outliers = lambda x, threshold, **_: torch.empty(0, dtype=torch.long)  # noqa: E731
     monkeypatch.setattr(quant, "outlier_columns", no_outliers)
     monkeypatch.setattr(int8_linear, "outlier_columns", no_outliers)
     problems = _smoke_problems("int8")

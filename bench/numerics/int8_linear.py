@@ -132,8 +132,7 @@ class Int8Linear(nn.Module):
         col_max = a.amax(dim=0)                                              # (K,); NaN / inf propagate here
         if not torch.isfinite(col_max).all():
             raise BenchError(NON_FINITE)
-        cols = (torch.nonzero(col_max >= threshold).flatten() if threshold > 0
-                else torch.empty(0, dtype=torch.long, device=x.device))
+        cols = outlier_columns(x, threshold, col_absmax=col_max)            # (n_out,) sorted
         self.last_outlier_cols = cols if self.method == "llm_int8" else None
         if cols.numel():
             a[:, cols] = 0.0

@@ -190,15 +190,17 @@ def vectorwise_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return int8_matmul(xq, wq).float() * (ax * aw.t() / QMAX**2)
 
 
-def outlier_columns(x: torch.Tensor, threshold: float) -> torch.Tensor:
+def outlier_columns(x: torch.Tensor, threshold: float, col_absmax: torch.Tensor | None = None) -> torch.Tensor:
     """Indices of feature columns of x (M, K) with any |x| >= threshold (LongTensor, sorted).
     threshold 0 means no decomposition (as bitsandbytes). BenchError on NaN/inf in x (NaN would never count
-    as an outlier, inf always would)."""
+    as an outlier, inf always would). col_absmax: x.abs().amax(dim=0) (K,) when the caller has it already
+    (Int8Linear), then x is not read again and finiteness is the caller's to check."""
     check_value("int8 threshold", threshold, OUTLIER_THRESHOLD)
-    check_finite(x, "outlier_columns")
+    if col_absmax is None:
+        check_finite(x, "outlier_columns")
     if threshold == 0:
         return torch.empty(0, dtype=torch.long, device=x.device)
-    return torch.nonzero(x.abs().amax(dim=0) >= threshold).flatten()
+    return torch.nonzero((x.abs().amax(dim=0) if col_absmax is None else col_absmax) >= threshold).flatten()
 
 
 def llm_int8_matmul(x: torch.Tensor, w: torch.Tensor, threshold: float = LLM_INT8_THRESHOLD) -> tuple[torch.Tensor, torch.Tensor]:
