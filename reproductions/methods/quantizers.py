@@ -73,17 +73,19 @@ def quantizer_rows(rec: Recorder, s: Settings, seed: int) -> None:
                         for side, f in (("ours", ours), ("bnb", theirs))}
                 t_ours, t_bnb = abba(lambda: ours(x), lambda: theirs(x), s.pair_rounds, warmup=True)
             st = pair_stats(t_ours, t_bnb)
-            p = {**shape, "quantizer": kind, "supports": "Q4" if kind == "llm_int8" else "X2",
-                 **({"bnb_cpu_path": bnb_nf4_path()} if kind == "nf4" else {})}
+            p = {**shape, "quantizer": kind, "supports": "Q4" if kind == "llm_int8" else "X2"}
+            # the CPU decides bitsandbytes' NF4 path: measured, so in info (a row's identity holds settings only)
+            info = {"bnb_cpu_path": bnb_nf4_path()} if kind == "nf4" else {}
             for side, e in errs.items():
-                rec.add("-", "quantized_linear_rel_err", e, unit="ratio", method=f"{side}-{kind}", params=p, **common)
+                rec.add("-", "quantized_linear_rel_err", e, unit="ratio", method=f"{side}-{kind}", params=p,
+                        info=info, **common)
             rec.add("-", "quantized_linear_err_ours_over_bnb", errs["ours"] / errs["bnb"], unit="ratio", method=kind,
-                    params=p, **common)
+                    params=p, info=info, **common)
             tp = timing_params(**p, protocol="ABBA pairs",
                                target=TARGET_QUANT_OURS_OVER_BNB if kind == "llm_int8" else None,
                                **{k: v for k, v in st.items() if k != "ratio"})
             rec.add("-", "quantized_linear_latency_ours_over_bnb", st["ratio"], unit="ratio", method=kind, params=tp,
-                    timing=True, **common)
+                    info=info, timing=True, **common)
             for side, t in (("ours", t_ours), ("bnb", t_bnb)):
                 rec.add("-", "quantized_linear_latency_s", statistics.median(t), unit="s", method=f"{side}-{kind}",
                         params=tp, timing=True, **common)

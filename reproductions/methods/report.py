@@ -130,7 +130,9 @@ def quant_table(res, tim) -> list[str]:
                      value(tim, "quantized_linear_latency_s", method=f"ours-{kind}", **where),
                      value(tim, "quantized_linear_latency_s", method=f"bnb-{kind}", **where), r["value"], _quartiles(q),
                      _quant_target(r["value"], target, err), err["ours"], err["bnb"]])
-    nf4_path = params_where(tim, metric, method="nf4").get("bnb_cpu_path", "?")
+    nf4 = select(tim, metric, method="nf4")
+    nf4_path = "?" if not len(nf4) else (params_of(nf4["info"].iloc[0]).get("bnb_cpu_path")   # runs before 2026-12-06 05:40:
+                                         or params_of(nf4["params"].iloc[0]).get("bnb_cpu_path", "?"))   # in params
     return ["## Quantized Linears: ours beside bitsandbytes'", "",
             f"Eval forward of one Linear (M tokens x K in -> N out) on the same fp16-representable weights and inputs "
             f"with {q.get('outlier_cols', '?')} outlier columns; ours / bitsandbytes' latency is the ratio of medians "

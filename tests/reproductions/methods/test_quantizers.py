@@ -31,7 +31,8 @@ def test_quantizer_rows_and_report(tmp_path):
     assert list(ratio["method"]) == list(QUANTIZERS) and (ratio["value"] > 0).all()
     params = {m: json.loads(p) for m, p in zip(ratio["method"], ratio["params"])}
     assert params["llm_int8"]["target"] == 1.0 and params["nf4"]["target"] is None
-    assert params["llm_int8"]["protocol"] == "ABBA pairs" and params["nf4"]["bnb_cpu_path"]
+    assert params["llm_int8"]["protocol"] == "ABBA pairs" and "bnb_cpu_path" not in params["nf4"]   # measured: info
+    assert json.loads(ratio[ratio["method"] == "nf4"]["info"].iloc[0])["bnb_cpu_path"]
     assert len(tim[tim["metric"] == "quantized_linear_latency_s"]) == 2 * len(QUANTIZERS)
     rec.save()
     R.report(tmp_path)
