@@ -141,13 +141,22 @@ register(Claim(
               note="energy outside the top 8 directions: the permuted-answer null's share over the task update's "
                    "(the task update leaves <= 2/3 of what the null leaves)"),
     ),
+    preconditions=(
+        Check("l6_control_residual_energy_top8_null_over_planted", ">=", 1.5, part="real task update",
+              note="positive control: the same measure on full FT's update distilling the planted rank-k teacher "
+                   "(low-rank by construction) against the same null reaches the rule's 1.5"),
+    ),
     rule="Part 'planted rank' (teacher = base + a rank-k update on the attention input projections; students distil "
          "it; gap(r) = (KL(LoRA r) - KL(full FT)) / KL(base) on seed means, point values): the smallest gap over r < "
          "k exceeds the largest over r >= k by >= 0.05 (5% of the initial KL), and every r >= k has a gap <= 0.1 "
          "(within 10% of the initial KL of full FT). Part 'real task update': on the knowledge task the full "
          "fine-tuning update dW = W_ft - W_0 (c_attn, mean over layers and seeds) leaves at most 2/3 of the energy "
          "outside its top 8 singular directions that the update of full FT on permuted answers leaves (the null: "
-         "same lr, steps and prompts, no stored fact to adapt to; residual ratio >= 1.5; a point value, no interval).",
+         "same lr, steps and prompts, no stored fact to adapt to; residual ratio >= 1.5; a point value, no interval). "
+         "Positive control (precondition of that part): the same ratio computed for full FT's update on the planted "
+         "rank-k task (distilling the teacher of part 'planted rank', whose update is low-rank by construction) "
+         "against the same null reaches 1.5; otherwise the measure cannot show a low-rank update on this harness "
+         "and the part is inconclusive.",
 ))
 register(Claim(
     id="L7", family="lora", title="rsLoRA (alpha/sqrt(r)) keeps learning stable as rank grows",

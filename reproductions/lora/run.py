@@ -88,6 +88,6 @@ def _fine_tuning(ctx: RunContext, rec: Recorder, s: Settings, walls: dict, base,
     rec.notes["workers"] = workers
     n_p, n_k = len(p_jobs), len(k_jobs)
     info = knowledge_runs(rec, env, results[n_p:n_p + n_k], k_jobs, seeds, mem_totals, results[n_p + n_k:])
-    planted_runs(rec, env, results[:n_p], p_jobs)
+    planted_runs(rec, env, results[:n_p], p_jobs, results[n_p + n_k:])
     with _part(walls, "latency"):
         latency(rec, base, info.pop("trained_lora"), name, s)
