@@ -9,6 +9,7 @@ from bench.memory.inputs import as_model, linear_types
 from bench.memory.parts import OPTIMIZERS, PRECISIONS, Memory, Setup
 from bench.numerics import nf4
 
+
 def estimate(model_or_config, setup: Setup = Setup()) -> Memory:
     """Predicted bytes by part for one training step of `model_or_config` (a model, possibly on the meta device
     and possibly adapted by a bench method; or a transformers config, built on the meta device)."""

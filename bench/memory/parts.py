@@ -16,7 +16,6 @@ PRECISIONS = {
 OPTIMIZERS = {"adamw": 2, "sgd": 0, "momentum": 1}  # state tensors per trainable parameter
 
 
-
 @dataclass(frozen=True)
 class Setup:
     """How one training step is run, for the memory model."""
