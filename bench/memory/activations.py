@@ -13,6 +13,7 @@ from bench.memory.inputs import family, unwrap
 from bench.memory.parts import PRECISIONS, Setup
 from bench.numerics import nf4
 
+
 @dataclass
 class _T:
     nbytes: float

@@ -14,6 +14,7 @@ from bench.memory.inputs import ENCODERS, unwrap
 from bench.memory.parts import OPTIMIZERS, Memory
 from bench.probes import SavedTensors, quiet_native_stderr, reset_peak_rss, rss_bytes, unique_bytes
 
+
 def train_loss(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """The loss one training step optimises, as the memory model assumes it: the LM loss of a causal LM
     (labels = inputs), or for an encoder without an LM head (BertModel) the mean of squares of the last hidden
@@ -22,7 +23,6 @@ def train_loss(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor |
         out = model(input_ids=input_ids)
         return out.last_hidden_state.pow(2).mean()
     return model(input_ids=input_ids, labels=input_ids if labels is None else labels, use_cache=False).loss
-
 
 
 @dataclass
@@ -77,7 +77,6 @@ def measure_step(model: nn.Module, input_ids: torch.Tensor, optimizer: str = "ad
     opt.zero_grad(set_to_none=True)
     del opt, out
     return Measured(mem, float(peak), step_s, loss)
-
 
 
 @dataclass
