@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .model import Check, Claim, Effect, R, W
 from .registry import register
-from .rules import KNOWLEDGE_ITEMS
+from .rules import KNOWLEDGE_ITEMS, designed
 
 register(Claim(
     id="L1", family="lora", title="LoRA: W' = W + BA, B = 0 at init, scaled by alpha/r",
@@ -95,6 +95,7 @@ register(Claim(
         Check("l4_memory_nondecreasing", "==", 1, part="cost grows with r", note="measured training bytes non-decreasing in r"),
     ),
     preconditions=(
+        designed("quality flat in r"),
         Effect("l4_test_accuracy", R(method="lora"), "above", 0.0, b=R(), metric_b="l4_zero_shot_accuracy",
                items=KNOWLEDGE_ITEMS, part="quality flat in r", note="LoRA beats the zero-shot model (not chance)"),
         Effect("l4_test_accuracy", R(method="full"), "above", 0.0, b=R(), metric_b="l4_zero_shot_accuracy",
@@ -108,8 +109,11 @@ register(Claim(
          "binomial error of the 400 items) inside +-5 points (equivalence: small r is enough; the paper's ranks "
          "agree within 0.5); the ranks between are not decided. This part is inconclusive unless the training "
          "worked: LoRA (all ranks) and full FT each beat the zero-shot model (interval of the accuracy difference "
-         "above 0), and full FT's learning rate was chosen by a search on validation accuracy, strictly inside its grid. Part 'cost grows with r': "
-         "trainable parameters strictly grow and measured training memory does not fall with r.",
+         "above 0), and full FT's learning rate was chosen by a search on validation accuracy, strictly inside its "
+         "grid; and its design power at no difference, simulated before the run from a stored run's seed noise "
+         "at the seeds and test items planned (reproductions/lora/design.py), is >= 0.8, else the part is "
+         "inconclusive: underpowered at this scale, with the seeds or items it would need. Part 'cost grows "
+         "with r': trainable parameters strictly grow and measured training memory does not fall with r.",
 ))
 register(Claim(
     id="L5", family="lora", title="Merged LoRA has no inference overhead",
