@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench import BenchError
 from bench.fit.options import method_options
-from bench.memory import FAMILIES, Setup, _family, estimate, max_positions, meta_model
+from bench.memory import FAMILIES, Setup, estimate, family, max_positions, meta_model
 from bench.methods import apply, make_config, trainable_parameters
 from bench.numerics.accounting import GPUSpec, gpus_needed
 from bench.numerics.nf4 import Linear4bit
@@ -34,7 +34,7 @@ def predict(config, method: str = "lora", sets: list[str] | None = None, precisi
                   frozen_4bit=base_4bit, device=device, checkpointing=checkpointing)
     setup.check()
     model = meta_model(config)
-    _family(model)                                                 # unknown family: one line, before the work
+    family(model)                                                 # unknown family: one line, before the work
     full_mem = estimate(model, setup)                              # a fresh model trains every parameter
     n_total = trainable_parameters(model)[1]
     adapted = apply(model, cfg_obj) if name != "full" else model

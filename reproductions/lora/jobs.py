@@ -16,10 +16,11 @@ from bench import ladder
 from bench.ladder.build import pretraining_rows
 from bench.data.tasks import knowledge_task
 
-from reproductions.lora.knowledge import c_attn_weights, knowledge_job, shuffled_answers
+from reproductions.lora.knowledge import knowledge_job, shuffled_answers
 from reproductions.lora.planted import plant, planted_job
 from reproductions.lora.rung import tokens, width
 from reproductions.lora.settings import Settings
+from reproductions.lora.spectra import c_attn_weights
 
 
 class Job(NamedTuple):

@@ -16,24 +16,14 @@ import torch
 
 from bench import BenchError
 from bench.data.tasks import IGNORE
-from bench.methods.common import blocks
 from bench.schema import Recorder
 from bench.train import TrainConfig, evaluate_classification, train
 
 from reproductions.lora.merge import after_training
 from reproductions.lora.rung import adapt, capped_ranks, n_trainable, nanmean
 from reproductions.lora.settings import ALPHA
-from reproductions.lora.spectra import (SPECTRUM_R, lora_a_matrices, record_spectra, record_subspaces,
+from reproductions.lora.spectra import (SPECTRUM_R, c_attn_weights, lora_a_matrices, record_spectra, record_subspaces,
                                         update_spectra)
-
-
-def c_attn_weights(model) -> list[torch.Tensor]:
-    """Copies of every block's c_attn weight (Conv1D: (d, 3d)), under an adapter if there is one."""
-    out = []
-    for blk in blocks(model)[1]:
-        mod = blk.attn.c_attn
-        out.append(getattr(mod, "base", mod).weight.detach().clone())
-    return out
 
 
 def shuffled_answers(train_rows: datasets.Dataset, seed: int) -> datasets.Dataset:

@@ -22,6 +22,7 @@ from bench.train import TrainConfig, train
 
 from reproductions.lora.rung import adapt, capped_ranks, nanmean, width
 from reproductions.lora.settings import ALPHA
+from reproductions.lora.spectra import SPECTRUM_R, c_attn_weights, record_control, update_spectra
 
 PLANT_PATHS = {"c_attn": "attn.c_attn", "c_attn.v": "attn.c_attn", "c_fc": "mlp.c_fc", "mlp.c_proj": "mlp.c_proj",
                "attn.c_proj": "attn.c_proj"}
@@ -144,11 +145,16 @@ def planted_job(env: dict, method: str, r: int, seed: int) -> dict:
                       warmup=max(1, s.l6_steps // 10), decay="cosine", seed=seed, grad_clip=1.0, progress=False)
     res = train(Distil(student, teacher), env["l6_train"], cfg)
     kl = distil_kl(student, teacher, env["l6_eval"]) if res.diverged_at is None else math.nan
-    return {"kl": kl, "lr": cfg.lr, "steps": cfg.steps, "wall_s": res.wall_s}
+    out = {"kl": kl, "lr": cfg.lr, "steps": cfg.steps, "wall_s": res.wall_s}
+    if method == "full":  # L6's positive control: the spectrum of an update that is low-rank by construction
+        out["spectra"] = update_spectra(c_attn_weights(student), env["w0"], seed, [SPECTRUM_R])
+    return out
 
 
-def planted_runs(rec: Recorder, env: dict, results: list[dict], jobs: list) -> dict:
-    """Record L6's KL per run and gap(r) = (KL(LoRA r) - KL(full FT)) / KL(base), below and above k."""
+def planted_runs(rec: Recorder, env: dict, results: list[dict], jobs: list, null_results: list[dict] = ()) -> dict:
+    """Record L6's KL per run and gap(r) = (KL(LoRA r) - KL(full FT)) / KL(base), below and above k; and the
+    positive control of the knowledge task's measure: full FT's planted update against the permuted-answer runs
+    (`null_results`, one per seed)."""
     s, base, name = env["s"], env["base"], env["name"]
     k = min(s.l6_k, width(base))
     ranks = capped_ranks(s.l6_ranks, base)
@@ -175,4 +181,7 @@ def planted_runs(rec: Recorder, env: dict, results: list[dict], jobs: list) -> d
         rec.add("L6", "l6_gap_below_k_minus_gap_above_k", min(below) - max(above), params={"k": k}, **kw)
     if above:
         rec.add("L6", "l6_gap_above_k", max(above), params={"k": k}, **kw)
+    planted = [(job.seed, *sp) for job, res in zip(jobs, results) for sp in res.get("spectra", [])]
+    null = [(i, *sp) for i, res in enumerate(null_results) for sp in res.get("spectra", [])]
+    record_control(rec, name, data, planted, null, k)
     return {"kl0": kl0, "k": k}

@@ -315,6 +315,14 @@ def _l6_section(df: pd.DataFrame, settings: dict, rung: str, out: Path) -> list[
                   "the same shape (a weak null, reported only). L6 is decided on the energy left outside the top "
                   f"8: null {1 - null_top8:.3f} vs task {1 - task_top8:.3f}.", "",
                   md_table(["r", "dW", "dW, permuted answers (null)", "Gaussian"], rows)]
+        ctl = select(df, "l6_control_planted_energy_top8")
+        if not ctl.empty:
+            ratio = value(df, "l6_control_residual_energy_top8_null_over_planted")
+            lines += ["", "Positive control (a precondition of part 'real task update'): full FT distilling the "
+                      f"planted rank-{k} teacher, an update low-rank by construction, leaves "
+                      f"{1 - ctl['value'].iloc[0]:.3f} of its c_attn update's energy outside the top 8, so the measure "
+                      f"gives {ratio:.2f} against the same null (it must reach 1.5 before the knowledge task's ratio "
+                      "is believed)."]
     lines += _subspace_lines(df)
     figures.l6_rank(rs6, gaps, k, en, er, es, out / "l6_rank.png")
     return lines + ["", "![intrinsic rank](l6_rank.png)", ""]

@@ -16,6 +16,7 @@ from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder
 from bench.train import num_threads
 
+from reproductions.lora import design
 from reproductions.lora.exact import exact_counts
 from reproductions.lora.jobs import Job, do_job, make_env, plan
 from reproductions.lora.knowledge import knowledge_runs
@@ -72,6 +73,8 @@ def _fine_tuning(ctx: RunContext, rec: Recorder, s: Settings, walls: dict, base,
                  mem_totals: dict) -> None:
     """Parts 4-6 (need the rung's world): full FT's lr search, then the knowledge, planted and null runs as jobs,
     then latency."""
+    with _part(walls, "design"):                      # L4's design power, before any run trains
+        design.record(rec, len(seeds))
     with _part(walls, "task_setup"):
         env = make_env(name, s, base=base, tok=tok)
         calibrate_env(env)
@@ -88,6 +91,6 @@ def _fine_tuning(ctx: RunContext, rec: Recorder, s: Settings, walls: dict, base,
     rec.notes["workers"] = workers
     n_p, n_k = len(p_jobs), len(k_jobs)
     info = knowledge_runs(rec, env, results[n_p:n_p + n_k], k_jobs, seeds, mem_totals, results[n_p + n_k:])
-    planted_runs(rec, env, results[:n_p], p_jobs)
+    planted_runs(rec, env, results[:n_p], p_jobs, results[n_p + n_k:])
     with _part(walls, "latency"):
         latency(rec, base, info.pop("trained_lora"), name, s)

@@ -23,6 +23,15 @@ SUBSPACE_I = (1, 2, 4, 8)          # top-i directions of A_8 ...
 SUBSPACE_J = (1, 8)                # ... against the top-j of A_R (and j = R)
 
 
+def c_attn_weights(model) -> list[torch.Tensor]:
+    """Copies of every block's c_attn weight (Conv1D: (d, 3d)), under an adapter if there is one."""
+    out = []
+    for blk in blocks(model)[1]:
+        mod = blk.attn.c_attn
+        out.append(getattr(mod, "base", mod).weight.detach().clone())
+    return out
+
+
 def update_spectra(w_ft: list[torch.Tensor], w0: list[torch.Tensor], seed: int, ranks) -> list[tuple]:
     """Per layer: (layer, energy share of dW by r, energy share of a Gaussian matrix of dW's shape by r).
     w_ft, w0: per layer c_attn weights (d, 3d)."""
@@ -92,3 +101,19 @@ def record_subspaces(rec: Recorder, name: str, data: str, a_mats: dict[tuple[int
             rec.add("L6", "l6_subspace_similarity", phi, unit="share", model=name, data=data, method="lora",
                     scale="toy", params={"r_small": SPECTRUM_R, "r_large": r_large, "i": i, "j": j},
                     info={"random_expectation": max(i, j) / width, "seeds": seeds})
+
+
+def record_control(rec: Recorder, name: str, data: str, planted: list[tuple], null: list[tuple], k: int) -> None:
+    """L6's positive control: the decided measure (the null's energy outside the top 8 over the update's) applied to
+    full FT distilling the planted rank-k teacher, whose update is low-rank by construction. Only if this reaches
+    the rule's 1.5 can the measure's verdict on the knowledge task be believed.
+    planted, null: (seed, layer, energy of dW by r, energy of a Gaussian by r)."""
+    if not planted or not null:
+        return
+    top_planted, top_null = _mean_share(planted, SPECTRUM_R, 2), _mean_share(null, SPECTRUM_R, 2)
+    kw = {"model": name, "method": "full", "scale": "toy", "data": data}
+    rec.add("L6", "l6_control_planted_energy_top8", top_planted, unit="share", params={"k": k, "matrix": "c_attn"},
+            **kw)
+    rec.add("L6", "l6_control_residual_energy_top8_null_over_planted", (1 - top_null) / max(1 - top_planted, 1e-12),
+            unit="ratio", params={"k": k, "null": "full FT on permuted answers",
+                                  "seeds": len({sp[0] for sp in planted})}, **kw)

@@ -15,6 +15,7 @@ from bench.schema import Recorder, read_results
 from reproductions import scale as S
 
 R = importlib.import_module("reproductions.scale.report")    # the package's `report` attribute is the function
+from reproductions.scale import figures as F, tables as T
 from reproductions.scale.settings import CLASSIFICATION
 
 RUNGS = (("r1", 100_000), ("r2", 1_000_000))
@@ -168,7 +169,7 @@ def full_run(tmp_path_factory):
 
 def test_adaptation_table_and_precondition(full_run):
     out, text = full_run
-    tab = R.adaptation_table(read_results(out))
+    tab = T.adaptation_table(read_results(out))
     assert list(tab["task"]) == ["knowledge", "knowledge", "d2t", "nextmonth", "nextmonth"]   # TASKS order, rungs up
     nm = tab[tab["task"] == "nextmonth"]
     assert nm["diff"].tolist() == pytest.approx([0.6 - 1 / 12] * 2) and nm["passes"].all()
@@ -193,10 +194,10 @@ def test_convergence_section_numbers(full_run):
     # at the cap: nextmonth full seed 2 on r1, r2 and the replica r2-s1; still improving there: r2's only
     assert "Runs that reached their cap: 3 of" in text and "still improving there (not converged): 1," in text
     assert "- main / nextmonth / full: r2 1 of 3" in text
-    per_run = R.run_table(read_results(out))
+    per_run = T.run_table(read_results(out))
     tm = read_results(out, timing=True)
     assert len(per_run) == (tm["metric"] == "run_wall_s").sum()     # one row per recorded run
-    c = R.curve_array(per_run[(per_run["task"] == "nextmonth") & (per_run["method"] == "full")
+    c = F.curve_array(per_run[(per_run["task"] == "nextmonth") & (per_run["method"] == "full")
                               & (per_run["seed"] == 2)]["curve"].iloc[0])
     assert c.shape == (12, 3) and c[-1, 0] == 300
     nm = section(text, "## nextmonth: accuracy")
@@ -251,7 +252,7 @@ def test_header_tables_and_figures(full_run):
     for f in figs:
         assert (out / f).stat().st_size > 0 and f"]({f})" in text, f
     assert "## P2 low data" in text and "## P3 ablations" in text and "## P4" not in text   # no P4 rows: left out
-    gaps = R.gap_table(S.runs_frame(read_results(out)))
+    gaps = T.gap_table(S.runs_frame(read_results(out)))
     nm = gaps[gaps["task"] == "nextmonth"].set_index("model")
     assert nm.loc["r1", "gap"] == pytest.approx(0.3) and nm.loc["r2", "gap"] == pytest.approx(0.1)
     assert (nm["lo"] < nm["gap"]).all() and (nm["hi"] > nm["gap"]).all()
@@ -319,7 +320,7 @@ def test_budget_and_band():
     assert R.budget({}, "d2t") == "early stopping: patience None evaluations every None steps, min_delta None, " \
                                   "cap None steps x batch None"
     assert R.budget(SETTINGS, "nextmonth").endswith("every 25 steps, min_delta 0.001, cap 300 steps x batch 32")
-    assert R.band(0.5, 0.0, 3, 100) == pytest.approx(1.959964 * 0.05, rel=1e-5)          # binomial only
-    assert R.band(0.5, 0.1, 4, 0) == pytest.approx(1.959964 * 0.05, rel=1e-5)            # seeds only
-    assert R.band(0.5, math.nan, 1, 0) == 0.0
-    assert R.curve_array([[25, 1.0, 2.0], [50, None, 1.5], "bad"]).shape == (2, 3)
+    assert F.band(0.5, 0.0, 3, 100) == pytest.approx(1.959964 * 0.05, rel=1e-5)          # binomial only
+    assert F.band(0.5, 0.1, 4, 0) == pytest.approx(1.959964 * 0.05, rel=1e-5)            # seeds only
+    assert F.band(0.5, math.nan, 1, 0) == 0.0
+    assert F.curve_array([[25, 1.0, 2.0], [50, None, 1.5], "bad"]).shape == (2, 3)

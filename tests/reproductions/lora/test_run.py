@@ -116,6 +116,8 @@ def test_smoke_l6_null_and_subspaces(smoke):
     assert len(df[df.metric == "l6_energy_top8_over_shuffled"]) == 1
     res = df[df.metric == "l6_residual_energy_top8_null_over_task"]
     assert len(res) == 1 and res.value.iloc[0] > 0
+    ctl = df[df.metric == "l6_control_residual_energy_top8_null_over_planted"]   # the positive control's row
+    assert len(ctl) == 1 and ctl.value.iloc[0] > 0
     assert len(df[df.metric == "l6_shuffled_energy_top_r"]) == len(df[df.metric == "l6_fullft_energy_top_r"])
     phi = df[df.metric == "l6_subspace_similarity"]
     assert len(phi) > 0 and phi.value.between(0, 1 + 1e-9).all()
