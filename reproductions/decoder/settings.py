@@ -7,9 +7,10 @@ with the LoRA / memory parts it took 33.6 min on a loaded 2-core AMD EPYC before
 gpu reads 128 chunks of 256 tokens.
 
 The task comparison (`tasks`, issue 35 item 5; reproductions/decoder/tasks.py): smoke trains every method 2 steps
-on a handful of snippets with one seed (machinery only: 7 runs, ~20 s on a loaded 2-core machine); cpu is sized to about
-24 min on 2 cores (see SETTINGS): capped runs whose convergence flags the rows carry; gpu is sized for
-convergence (every training snippet, cap 600 steps, patience 4; not run yet).
+on a handful of snippets with one seed (machinery only: 7 runs, ~20 s on a loaded 2-core machine); cpu caps runs at
+100 steps with early stopping, sized so the whole profile stays under 60 min on 2 cores (see SETTINGS); the rows
+carry each run's convergence flags; gpu is sized for convergence (every training snippet, cap 600 steps, patience
+4; not run yet).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class Settings:
     task_test: int = 200              # test snippets (the issue's pilot: 200)
     max_length: int = 48              # prompt tokens, the snippet's end cut (tasks.encode)
     task_batch: int = 8
-    max_steps: int = 30               # cap
+    max_steps: int = 100              # cap (early stopping: patience x eval_every steps without a lower val loss)
     eval_every: int = 10
     patience: int = 2                 # evaluations without a lower validation loss
     warmup: int = 3
@@ -109,7 +110,12 @@ SETTINGS = {
                       merge_windows=2, lora_steps=2, mem_batch=2, latency_windows=2, latency_reps=2,
                       ref_methods=("lora",), task_seeds=1, task_train=8, task_val=4, task_test=8, max_length=32,
                       task_batch=4, max_steps=2, eval_every=1, patience=1, warmup=0, task_workers=1),
-    # Tasks, estimated from the issue's step times (one process, 2 threads, idle: LoRA 1.7 s a step at batch 8 x ~53
+    # Measured (AMD EPYC with AVX-512, 2 one-thread workers, commit 501b6fe): at a 30-step cap the whole profile took
+    # 29.8 min, the 14 task runs 14.9 min (a run: full FT 131 s, LoRA 80 s, prompt 115 s, prefix 80 s), and every
+    # arm's runs were still improving at the cap (P2/P3 inconclusive: not converged). The cap is now 100 steps: at
+    # worst (no early stop) ~3.3 s a full-FT step, ~2.8 prompt, ~1.7 LoRA / prefix, plus 10 evaluations of 48
+    # snippets, i.e. ~36 min for the task runs and ~51 min for the profile; early stopping shortens it.
+    # The first estimate, from the issue's step times (one process, 2 threads, idle: LoRA 1.7 s a step at batch 8 x ~53
     # tokens, full FT 3.2 / 1.8 x that = 3.0 s, prompt tuning's 20 extra tokens ~2.3 s, prefix ~1.9 s; a scoring
     # forward ~0.09 s a snippet): a run = 30 steps + 3 evaluations of 48 snippets + 200 test snippets (~31 s); full
     # 121 s, LoRA 82 s, prompt 104 s, prefix 88 s: 395 s a seed, x 3 seeds = 19.8 min on `remapped`, + full and LoRA
