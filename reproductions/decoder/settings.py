@@ -114,7 +114,9 @@ SETTINGS = {
     # 29.8 min, the 14 task runs 14.9 min (a run: full FT 131 s, LoRA 80 s, prompt 115 s, prefix 80 s), and every
     # arm's runs were still improving at the cap (P2/P3 inconclusive: not converged). The cap is now 100 steps: at
     # worst (no early stop) ~3.3 s a full-FT step, ~2.8 prompt, ~1.7 LoRA / prefix, plus 10 evaluations of 48
-    # snippets, i.e. ~36 min for the task runs and ~51 min for the profile; early stopping shortens it.
+    # snippets, i.e. ~36 min for the task runs and ~51 min for the profile; early stopping shortens it. Measured at
+    # 100 (same machine, idle): 38.4 min for the profile, 24.2 min for the task runs; no run was still improving at
+    # the cap (all but one stopped early).
     # The first estimate, from the step times (one process, 2 threads, idle: LoRA 1.7 s a step at batch 8 x ~53
     # tokens, full FT 3.2 / 1.8 x that = 3.0 s, prompt tuning's 20 extra tokens ~2.3 s, prefix ~1.9 s; a scoring
     # forward ~0.09 s a snippet): a run = 30 steps + 3 evaluations of 48 snippets + 200 test snippets (~31 s); full
