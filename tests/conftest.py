@@ -1,15 +1,25 @@
 """Session-wide test settings: a private ladder cache (tests never touch ~/.cache/bench), one torch
-thread (results independent of the machine's load), no progress bars."""
+thread (results independent of the machine's load; `tox` runs two pytest-xdist workers), no progress bars."""
 
 import os
 
 import pytest
 
 
+def _cache_dir(tmp_path_factory):
+    """One private cache per test session. Under pytest-xdist (`-n 2`) the workers share it, so a smoke rung or
+    the decoder's fp32 checkpoint is built once: bench's cache writers lock and write atomically."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "bench-cache"   # the run's root, common to its workers
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("bench-cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_bench_env(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("BENCH_CACHE", "BENCH_THREADS", "BENCH_NO_PROGRESS")}
-    os.environ["BENCH_CACHE"] = str(tmp_path_factory.mktemp("bench-cache"))
+    os.environ["BENCH_CACHE"] = str(_cache_dir(tmp_path_factory))
     os.environ["BENCH_THREADS"] = "1"
     os.environ["BENCH_NO_PROGRESS"] = "1"
     yield
