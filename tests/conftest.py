@@ -1,5 +1,5 @@
 """Session-wide test settings: a private ladder cache (tests never touch ~/.cache/bench), one torch
-thread (results independent of the machine's load; `tox` runs two pytest-xdist workers), no progress bars."""
+thread (results independent of the machine's load; `tox` runs one pytest-xdist worker per core), no progress bars."""
 
 import os
 
@@ -7,7 +7,7 @@ import pytest
 
 
 def _cache_dir(tmp_path_factory):
-    """One private cache per test session. Under pytest-xdist (`-n 2`) the workers share it, so a smoke rung or
+    """One private cache per test session. Under pytest-xdist (`tox`: `-n auto`) the workers share it, so a smoke rung or
     the decoder's fp32 checkpoint is built once: bench's cache writers lock and write atomically."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = tmp_path_factory.getbasetemp().parent / "bench-cache"   # the run's root, common to its workers
