@@ -10,9 +10,11 @@ only where the part's outcome survives the stress test (`stands_stressed`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -58,25 +60,49 @@ class Verdict:
     powers: dict | None = None   # design power per decided Effect (bench.claims.writers.part_powers: computed once)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse(s: str) -> MappingProxyType:
+    """One row's JSON params, parsed once per distinct string (a report or a calibration test evaluates the same
+    rows many times); read-only, since the parsed mapping is shared."""
+    return MappingProxyType(json.loads(s))
+
+
+_EMPTY = MappingProxyType({})
+
+
+def _parsed(values) -> list:
+    """Each value parsed as JSON params, in order: a mapping per value ({} where empty or not a string)."""
+    return [_parse(s) if isinstance(s, str) and s else _EMPTY for s in values]
+
+
+def _param_list(rows: pd.DataFrame, col: str = "params") -> list:
+    return _parsed(rows[col].tolist())
+
+
 def _params(rows: pd.DataFrame, col: str = "params") -> pd.Series:
-    return rows[col].map(lambda s: json.loads(s) if isinstance(s, str) and s else {})
+    return pd.Series(_param_list(rows, col), index=rows.index, dtype=object)
 
 
 def _rows(df: pd.DataFrame, claim_id: str, metric: str, where, source: str = "results") -> pd.DataFrame:
     """Rows of `claim_id` (or where's "claim") and `metric` in `source`, filtered by `where`."""
-    src = df["source"] if "source" in df.columns else pd.Series("results", index=df.index)
     keys = dict(where)
     want_claim = keys.pop("claim", claim_id)
-    mask = (df["metric"] == metric) & (src == source) & (True if want_claim == "*" else df["claim"] == want_claim)
-    rows = df[mask]
-    if rows.empty:
-        return rows
-    params = _params(rows)
-    mask = pd.Series(True, index=rows.index)
-    for key, want in keys.items():
-        got = params.map(lambda p, k=key[len("params."):]: p.get(k)) if key.startswith("params.") else rows[key]
-        mask &= got.map(lambda g, w=want: _same(g, w))
-    return rows[mask]
+    # numpy masks and plain Python over the few rows left: pandas' per-call overhead dominated here (a report, and
+    # the calibration test's thousands of simulated reruns, call this for every rule)
+    mask = df["metric"].to_numpy() == metric
+    mask &= (df["source"].to_numpy() == source) if "source" in df.columns else source == "results"
+    if want_claim != "*":
+        mask &= df["claim"].to_numpy() == want_claim
+    idx = np.flatnonzero(mask)
+    if keys and idx.size:
+        params = _parsed(df["params"].to_numpy()[idx]) if any(k.startswith("params.") for k in keys) else None
+        keep = np.ones(idx.size, dtype=bool)
+        for key, want in keys.items():
+            got = ([p.get(key[len("params."):]) for p in params] if key.startswith("params.")
+                   else df[key].iloc[idx].tolist())
+            keep &= np.fromiter((_same(g, want) for g in got), dtype=bool, count=idx.size)
+        idx = idx[keep]
+    return df.iloc[idx]
 
 
 def _select(df: pd.DataFrame, claim_id: str, check: Check) -> pd.DataFrame:
@@ -152,7 +178,7 @@ def _key(rows: pd.DataFrame, by: str) -> pd.Series:
 
 def _n_items(rows: pd.DataFrame, default: int) -> int:
     for col in ("info", "params"):
-        got = {p.get("n_test") for p in _params(rows, col)} - {None}
+        got = {p.get("n_test") for p in _param_list(rows, col)} - {None}
         if len(got) == 1:
             return int(got.pop())
     return default
