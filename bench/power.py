@@ -1,7 +1,8 @@
 """Design power of a two-arm difference rule (issue 31, item 2): could this rerun come out either way?
 
 `design_power(rule, noise)` simulates reruns of one `bench.claims.Effect` on the design the noise describes
-and decides each with the engine's own interval and test (`bench.stats.diff_interval`, `bench.stats.TESTS`),
+and decides each with the engine's own interval and test (`bench.stats.diff_interval`, here all reruns at once
+through `bench.stats.diff_intervals`, the same numbers; `bench.stats.TESTS`),
 as `bench.claims.engine.evaluate_effect` does for one group of rows:
 - every seed of an arm scores  true arm mean + the arm's test-set error + seed noise  (the seeds of an arm
   share one fixed test set: its error is drawn once per rerun and arm, Binomial(items, p) / items - p, where
@@ -85,21 +86,20 @@ def simulate(rule, noise: Noise, true_diff: float, n_sim: int, rng) -> np.ndarra
     two = rule.b is not None
     base = noise.base if two else rule.ref
     pa, pb = base + true_diff, base
-    out = []
+    a, b, seeds = [], [], []                # (n_sim, n_a), (n_sim, n_b), (n_sim,): drawn rerun by rerun
     for _ in range(n_sim):
-        b = None
         if two and noise.paired:           # a common draw per replicate; the pairs differ by sd_pair
             common = rng.normal(0.0, noise.sd_b, noise.n_b)
-            b = pb + _test_set_error(pb, noise.items, rng) + common
-            a = pa + _test_set_error(pa, noise.items, rng) + common + rng.normal(0.0, noise.sd_pair, noise.n_a)
+            b.append(pb + _test_set_error(pb, noise.items, rng) + common)
+            a.append(pa + _test_set_error(pa, noise.items, rng) + common + rng.normal(0.0, noise.sd_pair, noise.n_a))
         else:
-            a = pa + _test_set_error(pa, noise.items, rng) + rng.normal(0.0, noise.sd_a, noise.n_a)
+            a.append(pa + _test_set_error(pa, noise.items, rng) + rng.normal(0.0, noise.sd_a, noise.n_a))
             if two:
-                b = pb + _test_set_error(pb, noise.items, rng) + rng.normal(0.0, noise.sd_b, noise.n_b)
-        iv = stats.diff_interval(a, b, noise.items, ref=rule.ref, seed=int(rng.integers(2**31)),
-                                 b_fixed=two and noise.fixed_b)
-        out.append(test(iv, rule.bound))
-    return np.array(out)
+                b.append(pb + _test_set_error(pb, noise.items, rng) + rng.normal(0.0, noise.sd_b, noise.n_b))
+        seeds.append(int(rng.integers(2**31)))
+    ivs = stats.diff_intervals(np.array(a), np.array(b) if two else None, noise.items, ref=rule.ref, seeds=seeds,
+                               b_fixed=two and noise.fixed_b)
+    return np.array([test(iv, rule.bound) for iv in ivs])
 
 
 def _test_set_error(p: float, items: int, rng) -> float:
