@@ -139,7 +139,7 @@ def diff_intervals(a, b=None, n_items: int = 0, ref: float = 0.0, n_boot: int = 
     """`diff_interval` for R reruns of one design at once (bench.power's simulated reruns): a (R, n_a) and b
     (R, n_b) or None, finite values, one bootstrap seed per rerun -> R intervals, the same numbers bit for bit
     as R calls of diff_interval (each rerun draws its resamples from its own generator; they are averaged in one
-    array operation, ~5x faster than one call each)."""
+    array operation: the simulated reruns of the scale design take 14 s, not 23 s, on one slow core)."""
     two = b is not None
     a = np.asarray(a, float)
     b = np.asarray(b, float) if two else np.full((len(a), 1), ref, float)
