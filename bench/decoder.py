@@ -19,6 +19,7 @@ missing or an unreadable file rebuilds the folder from the GGUF (under a file lo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -95,6 +96,26 @@ def is_valid(folder: Path, gguf_sha: str) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _one_gguf_parse():
+    """transformers parses the GGUF file's metadata afresh for the config, the weights and the tokenizer
+    (`gguf.GGUFReader`, ~4 s each for SmolLM2's 49,152-token vocabulary on a slow core): within this block one
+    reader per file serves all three. The reader is only read from; the saved files are the same, byte for byte."""
+    import gguf as gguf_pkg
+    real, readers = gguf_pkg.GGUFReader, {}
+
+    def shared(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = real(path, mode)
+        return readers[key]
+    gguf_pkg.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf_pkg.GGUFReader = real
+
+
 def dequantize(gguf: Path, folder: Path, gguf_sha: str) -> dict:
     """Load `gguf` with transformers (weights dequantized to fp32), save config, weights and tokenizer into
     `folder` (replaced as a whole), manifest last. Returns the manifest. BenchError when the file does not load."""
@@ -103,8 +124,9 @@ def dequantize(gguf: Path, folder: Path, gguf_sha: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     _quiet_hf()
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        with _one_gguf_parse():
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except Exception as e:   # gguf / transformers raise many kinds for a bad or unsupported file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise BenchError(f"cannot load the GGUF file {gguf} ({first})") from None
