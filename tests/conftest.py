@@ -18,11 +18,18 @@ def _cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_bench_env(tmp_path_factory):
+    import torch
     saved = {k: os.environ.get(k) for k in ("BENCH_CACHE", "BENCH_THREADS", "BENCH_NO_PROGRESS")}
     os.environ["BENCH_CACHE"] = str(_cache_dir(tmp_path_factory))
     os.environ["BENCH_THREADS"] = "1"
     os.environ["BENCH_NO_PROGRESS"] = "1"
+    # BENCH_THREADS reaches the training loops and job workers; everything else a test runs in its own process
+    # (loading a checkpoint, evaluating, quantizing) would take torch's default, one thread per core: two xdist
+    # workers, each spinning up two OpenMP threads on 2 cores, slowed some tests 5x (MiniLM's rows: 6 s -> 33 s)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

@@ -164,7 +164,10 @@ def _per_seed(rows: pd.DataFrame, log: bool, replicate: str = "seed") -> np.ndar
     in the replicates' sorted order, so two arms with the same replicates pair up."""
     vals = rows["value"].astype(float)
     vals = np.log(vals.where(vals > 0)) if log else vals
-    return vals.groupby(_key(rows, replicate).astype(str)).mean().sort_index().to_numpy()
+    keys = _key(rows, replicate).astype(str)
+    if keys.is_unique:                   # one row per replicate (the usual case): its mean is its value, exactly
+        return vals.to_numpy()[np.argsort(keys.to_numpy(), kind="stable")]
+    return vals.groupby(keys).mean().sort_index().to_numpy()
 
 
 def _fixed(rows: pd.DataFrame, replicate: str) -> bool:
@@ -187,6 +190,8 @@ def _n_items(rows: pd.DataFrame, default: int) -> int:
 def _rung_order(rows: pd.DataFrame, by: str) -> list:
     """Groups from small to large: by params.rung_params where recorded, else by the key's own value."""
     key = _key(rows, by)
+    if key.nunique(dropna=False) == 1 and key.notna().all():    # one group: nothing to order
+        return key.iloc[:1].tolist()
     size = _params(rows).map(lambda p: p.get("rung_params"))
     order = size if size.notna().all() else key
     return list(pd.Series(order.to_numpy(), index=key.to_numpy()).groupby(level=0).max().sort_values().index)
