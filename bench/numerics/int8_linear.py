@@ -26,7 +26,8 @@ import torch.nn as nn
 
 from bench import BenchError
 from bench.values import OUTLIER_THRESHOLD, check_value
-from bench.numerics.quant import LLM_INT8_THRESHOLD, QMAX, absmax_quantize, int8_matmul, outlier_columns, zeropoint_quantize
+from bench.numerics.quant import (LLM_INT8_THRESHOLD, QMAX, _nonzero, absmax_quantize, int8_matmul, outlier_columns,
+                                  zeropoint_quantize)
 
 METHODS = ("absmax", "zeropoint", "rowwise", "vectorwise", "llm_int8")
 NON_FINITE = "Int8Linear got NaN/inf in its input; int8 quantization of non-finite values is undefined"
@@ -138,7 +139,7 @@ class Int8Linear(nn.Module):
             a[:, cols] = 0.0
         ax = a.amax(dim=-1, keepdim=True)                                    # (M, 1) row absmax, outliers out
         del a
-        factor = QMAX / torch.where(ax > 0, ax, torch.ones_like(ax))        # as absmax_quantize: 127 / absmax
+        factor = QMAX / _nonzero(ax)                                         # as absmax_quantize: 127 / absmax
         if torch.isfinite(factor).all():
             xq = x * factor
             if cols.numel():

@@ -147,7 +147,7 @@ def planted_job(env: dict, method: str, r: int, seed: int) -> dict:
     kl = distil_kl(student, teacher, env["l6_eval"]) if res.diverged_at is None else math.nan
     out = {"kl": kl, "lr": cfg.lr, "steps": cfg.steps, "wall_s": res.wall_s}
     if method == "full":  # L6's positive control: the spectrum of an update that is low-rank by construction
-        out["spectra"] = update_spectra(c_attn_weights(student), env["w0"], seed, [SPECTRUM_R])
+        out["spectra"] = update_spectra(c_attn_weights(student), env["w0"], seed, [SPECTRUM_R], gaussian=False)
     return out
 
 

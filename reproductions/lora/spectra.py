@@ -32,15 +32,24 @@ def c_attn_weights(model) -> list[torch.Tensor]:
     return out
 
 
-def update_spectra(w_ft: list[torch.Tensor], w0: list[torch.Tensor], seed: int, ranks) -> list[tuple]:
-    """Per layer: (layer, energy share of dW by r, energy share of a Gaussian matrix of dW's shape by r).
-    w_ft, w0: per layer c_attn weights (d, 3d)."""
+def update_spectra(w_ft: list[torch.Tensor], w0: list[torch.Tensor], seed: int, ranks, gaussian: bool = True
+                   ) -> list[tuple]:
+    """Per layer: (layer, energy share of dW by r, energy share of a Gaussian matrix of dW's shape by r; None when
+    gaussian=False: a caller that reads only dW's). w_ft, w0: per layer c_attn weights (d, 3d)."""
     out = []
     for li, (a, b) in enumerate(zip(w_ft, w0)):
         dw = a.cpu() - b.cpu()                                                   # (d, 3d)
-        noise = torch.randn(dw.shape, generator=torch.Generator().manual_seed(1000 * seed + li), dtype=torch.float64)
-        out.append((li, energy_share(dw, ranks), energy_share(noise, ranks)))
+        noise = (torch.randn(dw.shape, generator=torch.Generator().manual_seed(1000 * seed + li), dtype=torch.float64)
+                 if gaussian else None)                                          # its own generator: nothing else moves
+        out.append((li, energy_share(dw, ranks), None if noise is None else energy_share(noise, ranks)))
     return out
+
+
+def residual_ratio(top_null: float, top: float) -> float:
+    """The null's energy outside the top 8 over the update's, (1 - top_null) / (1 - top): L6's decided measure
+    (a ratio of the top-8 shares is bounded by 1 / top_null, this one is not); floored at 1e-12 for an update of
+    rank <= 8 exactly."""
+    return (1 - top_null) / max(1 - top, 1e-12)
 
 
 def lora_a_matrices(model) -> list[torch.Tensor]:
@@ -80,8 +89,7 @@ def record_spectra(rec: Recorder, name: str, data: str, ranks, spectra: list[tup
         p_null = {"null": "full FT on permuted answers", "seeds": len({sp[0] for sp in null})}
         top_null = _mean_share(null, SPECTRUM_R, 2)
         rec.add("L6", "l6_energy_top8_over_shuffled", top / top_null, unit="ratio", data=data, params=p_null, **kw)
-        # decided on the residuals: a ratio of shares is bounded by 1 / top_null, the residual ratio is not
-        rec.add("L6", "l6_residual_energy_top8_null_over_task", (1 - top_null) / max(1 - top, 1e-12), unit="ratio",
+        rec.add("L6", "l6_residual_energy_top8_null_over_task", residual_ratio(top_null, top), unit="ratio",
                 data=data, params=p_null, **kw)
 
 
@@ -107,13 +115,13 @@ def record_control(rec: Recorder, name: str, data: str, planted: list[tuple], nu
     """L6's positive control: the decided measure (the null's energy outside the top 8 over the update's) applied to
     full FT distilling the planted rank-k teacher, whose update is low-rank by construction. Only if this reaches
     the rule's 1.5 can the measure's verdict on the knowledge task be believed.
-    planted, null: (seed, layer, energy of dW by r, energy of a Gaussian by r)."""
+    planted, null: (seed, layer, energy of dW by r, energy of a Gaussian by r or None)."""
     if not planted or not null:
         return
     top_planted, top_null = _mean_share(planted, SPECTRUM_R, 2), _mean_share(null, SPECTRUM_R, 2)
     kw = {"model": name, "method": "full", "scale": "toy", "data": data}
     rec.add("L6", "l6_control_planted_energy_top8", top_planted, unit="share", params={"k": k, "matrix": "c_attn"},
             **kw)
-    rec.add("L6", "l6_control_residual_energy_top8_null_over_planted", (1 - top_null) / max(1 - top_planted, 1e-12),
+    rec.add("L6", "l6_control_residual_energy_top8_null_over_planted", residual_ratio(top_null, top_planted),
             unit="ratio", params={"k": k, "null": "full FT on permuted answers",
                                   "seeds": len({sp[0] for sp in planted})}, **kw)
