@@ -33,7 +33,7 @@ from bench.values import check_value, field_range, parse_item
 # order the reports list their runs and `bench regress` runs them; every other list of groups derives from it.
 # Each claims-registry group is one of them (tests/test_groups.py); "decoder" has no verdict rules yet (its rows
 # are reported, not decided: issue 35) and "methods" measures no claim (a supporting benchmark).
-REPRO_GROUPS = ("lora", "rslora", "precision", "int8", "scale", "real", "decoder", "beyond", "methods")
+REPRO_GROUPS = ("lora", "rslora", "precision", "int8", "scale", "serving", "real", "decoder", "beyond", "methods")
 
 
 @dataclass

@@ -173,7 +173,7 @@ def test_scale_plan_matches_local_and_cached_jobs_are_never_dispatched(cluster, 
     import pandas as pd
     from reproductions import scale as S
     from tests.reproductions.test_scale import _ctx
-    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
+    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[],
               job_cache=True, caps=[["nextmonth", "prompt", "lower", 5]])
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "local" / "cache"))
     local = S.run(_ctx(micro_folders, tmp_path / "a", **kw))
@@ -254,7 +254,7 @@ def test_a_killed_driver_is_resumed_from_the_cache_by_a_rerun(cluster, micro_fol
     import pandas as pd
     from reproductions import scale as S
     from tests.reproductions.test_scale import _ctx
-    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
+    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[],
               job_cache=True, caps=[["nextmonth", "prompt", "lower", 5]])
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "local" / "cache"))

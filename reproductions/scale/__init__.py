@@ -1,4 +1,4 @@
-"""Scale group: claims P1, P2, P3, P4 and A1. As the frozen model grows, do the lightweight methods catch up
+"""Scale group: claims P1, P2, P3 and A1. As the frozen model grows, do the lightweight methods catch up
 with full fine-tuning? (Lester et al. 2021 Fig. 1, https://arxiv.org/abs/2104.08691; Li & Liang 2021,
 https://arxiv.org/abs/2101.00190; Liu et al. 2021, https://arxiv.org/abs/2103.10385; Houlsby et al. 2019,
 https://arxiv.org/abs/1902.00751.)
@@ -44,20 +44,17 @@ replaces the world's data-to-text task via ctx.options["d2t_data"] or $BENCH_SCA
 Beside the sweep: P2's low-data run (prefix vs full FT on d2t with few training rows, cpu: 50 and 100, largest
 rung, Li & Liang Sec. 6.3); P3's ablations on the ablation rungs (cpu: the smallest) (prompt length 1/5/20/100
 with class-label init; init random uniform / sampled vocabulary / class labels at length 20; cpu: lengths 1 and 20,
-inits random and labels); P4: one forward pass over a batch mixing tasks, each
-example with its own soft prompt (and, separately, its own LoRA adapter; bench.methods.multitask's prompt_bank and
-multi_lora), equals each task's own model to 1e-5, and its throughput vs one batch per task (timings.csv). That
-throughput ratio mostly measures padding: the mixed batch pads every row to the longest row of any task (d2t), the
-per-task batches only to their own task's longest; the cost of the mixing itself is measured in the methods benchmark
-(mixed_batch_throughput_over_single_task, same rows and length on both sides).
+inits random and labels). P4 (mixed-task batches) was measured here until 2026-12-07; it is now the serving group
+(reproductions/serving), which times one serving window at equal work instead of batches padded to different
+lengths.
 
 Rows: per run (claim "-", the sweep serves several claims), then derived metrics per claim (`derive`), which
 the registry's Checks decide on. Sizes: Settings docs. Every ladder row is scale "toy"; rows from a user
-checkpoint (--model) are "paper"; P4's equivalence and accounting rows are "exact".
+checkpoint (--model) are "paper".
 
 Files: settings.py (constants, the typed settings per profile), models.py (rungs, tasks, method settings),
 fitting.py (one run with early stopping, zero-shot baselines, the lr search's choice), jobs.py (the units of work
-for bench.jobs.JobRunner, and their cache), run.py (the recipe, phase by phase), p4.py (mixed-task batches), derive.py (the metrics the
+for bench.jobs.JobRunner, and their cache), run.py (the recipe, phase by phase), derive.py (the metrics the
 registry decides on), report.py (report.md, summary.csv, PNGs).
 """
 
@@ -65,7 +62,6 @@ registry decides on), report.py (report.md, summary.csv, PNGs).
 from reproductions.scale.derive import DERIVED_MEASURED, _ratio, derive, runs_frame, spearman, stats
 from reproductions.scale.fitting import choose
 from reproductions.scale.models import _interleave, d2t_from_disk, load_rung, method_kwargs
-from reproductions.scale.p4 import max_abs_diff_real, p4_equivalence, pad
 from reproductions.scale.report import report, summary_table, write_report
 from reproductions.scale.run import run
 from reproductions.scale.settings import (CLAIMS, GROUP, LR_GRIDS, METHODS, METRIC, REGRESS, SETTINGS, SMOKE_GRIDS,
@@ -73,5 +69,5 @@ from reproductions.scale.settings import (CLAIMS, GROUP, LR_GRIDS, METHODS, METR
 
 __all__ = ["CLAIMS", "DERIVED_MEASURED", "GROUP", "LR_GRIDS", "METHODS", "METRIC", "REGRESS", "SETTINGS", "SMOKE_GRIDS",
            "TASKS", "ZERO_SHOT", "Settings", "_interleave", "_ratio", "ablation_configs", "cap_for", "choose", "d2t_from_disk",
-           "derive", "load_rung", "max_abs_diff_real", "method_kwargs", "p4_equivalence", "pad", "report", "run",
+           "derive", "load_rung", "method_kwargs", "report", "run",
            "runs_frame", "settings_for", "spearman", "stats", "summary_table", "write_report"]

@@ -30,7 +30,6 @@ import torch
 import transformers
 
 from bench.jobs import DRIVER_CACHE, ENV, RowBuffer
-from bench.methods.lora import lora_layers
 from bench.train import resolve_device
 from bench.repro import RunContext
 from reproductions.scale.fitting import code_hash, job_cache_dir, record_run, val_scores, zero_shot
@@ -40,8 +39,7 @@ from reproductions.scale.settings import JOB_VERSION, Settings
 
 class Job(NamedTuple):
     """One unit of work. zeroshot: the hand-written prompt / frozen model on (rung, task); fit: train (early
-    stopping), score and record one run, and return its validation scores (what the lr search selects on) and,
-    with keep, the trained prompt / LoRA weights for P4."""
+    stopping), score and record one run, and return its validation scores (what the lr search selects on)."""
     kind: str                      # "zeroshot" | "fit"
     rung: str
     task: str
@@ -52,7 +50,6 @@ class Job(NamedTuple):
     low_data: int | None = None    # fit on a fixed random subset of this many training rows
     extra: dict | None = None      # row params (phase, ...)
     claim: str = "-"
-    keep: bool = False
 
 
 def job_env(ctx: RunContext, s: Settings, methods: list) -> dict:
@@ -97,7 +94,7 @@ def job_settings_of(job: Job, s: Settings) -> Settings:
 def job_settings(s: Settings, task: str, methods) -> dict:
     """The settings a fit job's numbers depend on (the cache key's part): the task's budget and stopping rule, its
     data sizes, and for d2t the positions the methods' virtual tokens leave. What the plan runs (methods, rungs,
-    seeds, sizes of the low-data run, ablations, replica, P4) is not in it: a smaller plan reuses a larger one's
+    seeds, sizes of the low-data run, ablations, replica) is not in it: a smaller plan reuses a larger one's
     runs."""
     out = {"steps": s.steps(task), "patience": s.patience, "min_delta": s.min_delta, "min_frac": s.min_frac,
            "warmup": s.warmup}
@@ -120,7 +117,7 @@ def _d2t_source() -> str | None:
 
 def do_job(job: Job):
     """Run one job in this process (or take it from the job cache); returns what the main process needs:
-    zeroshot (RowBuffer, None, None, False); fit (RowBuffer, kept part or None, validation scores, from cache).
+    zeroshot (RowBuffer, None, False); fit (RowBuffer, validation scores, from cache).
     Where the driver keeps the cache (ENV[DRIVER_CACHE]) the job only runs."""
     path = None if ENV.get(DRIVER_CACHE) else cache_path(job)
     hit = _load(path)
@@ -134,7 +131,7 @@ def do_job(job: Job):
 def _load(path: Path | None):
     if path is not None and path.exists():
         try:
-            return (*torch.load(path, weights_only=False)[:3], True)
+            return (*torch.load(path, weights_only=False)[:2], True)
         except Exception:  # noqa: BLE001 - a torn or stale file: run the job again
             pass
     return None
@@ -159,8 +156,8 @@ class DriverCache:
         return _load(cache_path(job))
 
     def put(self, job: Job, result) -> None:
-        if not result[3]:
-            _store(cache_path(job), result[:3])
+        if not result[2]:
+            _store(cache_path(job), result[:2])
 
 
 def _run(job: Job):
@@ -168,7 +165,7 @@ def _run(job: Job):
     if job.kind == "zeroshot":
         buf = RowBuffer()
         zero_shot(buf, rc, job.task, **({"phase": job.extra["phase"]} if job.extra else {}))
-        return buf, None, None
+        return buf, None
     rows = rc.data[job.task]["train"]
     if job.low_data is not None:
         rows = random.Random(f"lowdata-{job.low_data}-{job.seed}").sample(rows, job.low_data)
@@ -177,13 +174,7 @@ def _run(job: Job):
     model, res = record_run(buf, rc, job.task, job.method, job.kw, rows, job_settings_of(job, ENV["s"]), job.lr,
                             job.seed, extra, job.claim)
     val = val_scores(rc, job.task, model, res) if res.diverged_at is None else {"val_loss": float("nan")}
-    kept = None
-    if job.keep and job.method == "prompt":
-        kept = model.prompt.detach().cpu().clone()
-    elif job.keep and job.method == "lora":
-        kept = {n: (l.lora_A.weight.detach().cpu().clone(), l.lora_B.weight.detach().cpu().clone())
-                for n, l in lora_layers(model)}
-    return buf, kept, {"lr": job.lr, **val}
+    return buf, {"lr": job.lr, **val}
 
 
 def label(job: Job) -> str:

@@ -1,7 +1,7 @@
 """The scale group's report.md, summary.csv and figures, written from the stored CSVs alone (no run needed).
 
 Sections: the header (budgets per task), the verdicts, does each task need adaptation, one table per task,
-convergence and budget, the second pretraining seed, the learning-rate search, P2's low data, P3's ablations, P4.
+convergence and budget, the second pretraining seed, the learning-rate search, P2's low data, P3's ablations.
 Figures (figures.py): every method vs parameters and its gap to full FT, the Lester et al. 2021 Figure 1 analogue,
 the prompt tuning gap per task, the training curves at the largest rung, low data, ablations. The tables as frames:
 tables.py. A section or figure whose rows are absent is left out; the same CSVs give the same report.md.
@@ -43,7 +43,7 @@ def write_report(out: Path) -> Path:
     for section in (low_data(out, runs), ablations(out, runs, meta.get("settings") or {})):
         L += section[0]
         figs += section[1]
-    L += _p4(df, tm) + (["## Figures", ""] if figs else [])
+    L += ["## Figures", ""] if figs else []
     for title, f in figs:
         L += [f"{title}:", "", f"![{title}]({f})", ""]
     L += ["Per-run rows: `results.csv` (claim `-`: the sweep; derived metrics carry their claim); per-cell means: "
@@ -75,8 +75,9 @@ def _header(meta: dict) -> list[str]:
     d2t_methods = st.get("d2t_methods") or st.get("methods") or []
     rep = meta.get("replica") or []
     L = ["# Scale: do the lightweight methods catch up with full fine-tuning as the model grows?", "",
-         "Claims P1 (P-tuning), P2 (prefix tuning), P3 (prompt tuning closes the gap), P4 (mixed-task batches), "
-         "A1 (adapters). **Scale: toy** on the embedded ladder (GPT-2-style models of 0.1-5M parameters on a "
+         "Claims P1 (P-tuning), P2 (prefix tuning), P3 (prompt tuning closes the gap), A1 (adapters); P4 moved "
+         "to the serving group (results/serving). **Scale: toy** on the embedded ladder (GPT-2-style models of "
+         "0.1-5M parameters on a "
          "synthetic world, 2-core CPU), not T5-XXL / GPT-2 Large / BERT-Large: the direction of each effect is "
          "compared with the papers', not their numbers. Rows from `--model` checkpoints are marked scale paper.", "",
          f"- models: {', '.join(meta.get('rungs') or [])}; seeds {meta.get('seeds')}; profile `{meta.get('profile')}`; "
@@ -269,7 +270,7 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
             f"ran {num(extra, 4)} s "
             f"more (`lr_search_run_wall_s`). Every run together: {num(total, 4)} s of compute, about "
             f"{num(total / workers / 60, 3)} min on {workers} worker(s) if they never waited. The run's own wall: "
-            f"{num(meta.get('wall_s'), 4)} s (it also holds zero-shot scoring, P4 and loading)"
+            f"{num(meta.get('wall_s'), 4)} s (it also holds zero-shot scoring and loading; runs before 2026-12-07 also P4)"
             + (f"; {cached} runs were replayed from the job cache (earlier invocations with the same settings and "
                "code): their walls are those invocations', so the run's own wall covers only what it trained itself."
                if cached else "."), ""]
@@ -400,20 +401,3 @@ def _unsearched(meta: dict, srch: pd.DataFrame) -> list[str]:
     rest = {k: v for k, v in (meta.get("chosen_lrs") or {}).items() if k not in done}
     return ["Learning rates used without a search: " + ", ".join(f"{k} {v:g}" for k, v in sorted(rest.items())),
             ""] if rest else []
-
-
-def _p4(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
-    """P4: equivalence and serving parameters (results.csv), batch timings (timings.csv), per method."""
-    p4 = select(df, claim="P4")
-    if p4.empty:
-        return []
-    rows = []
-    for m in ("prompt", "lora"):
-        g, t = select(p4, method=m), select(tm, claim="P4", method=m)
-        rows.append([m, num(value(g, f"p4_{m}_mixed_max_abs_diff"), 3), dec(value(g, "p4_serving_params_ratio")),
-                     dec(value(t, "p4_mixed_batch_s"), 4), dec(value(t, "p4_per_task_batches_s"), 4),
-                     dec(value(t, "p4_mixed_examples_per_s_over_per_task"), 2) + "x"])
-    return ["## P4 mixed-task batches", "",
-            md_table(["method", "max abs diff (logits)", "serving params ratio", "mixed batch s",
-                      "one batch per task s", "speed-up"], rows),
-            "", "Timings are medians of round-robin rounds on a shared 2-core machine (indicative only).", ""]

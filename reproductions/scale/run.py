@@ -1,6 +1,6 @@
 """The measurement recipe: lr search on the search rungs (its seed-0 runs at the chosen lr are the sweep's), then rung
 by rung the zero-shot baselines and the sweep (+ P2's low-data run on the largest rung, P3's ablations on the
-ablation rungs), the second pretraining seed of the middle rung, then P4 and the derived metrics.
+ablation rungs), the second pretraining seed of the middle rung, then the derived metrics.
 
 Every run is a job (reproductions.scale.jobs) handed to one `bench.jobs.JobRunner` as it is planned; the jobs run
 in this process, in `workers` spawned ones, or on a Dask cluster (bench.jobs executors), and their rows are replayed
@@ -27,7 +27,6 @@ from reproductions.scale.fitting import choose
 from reproductions.scale.jobs import DriverCache, Job, do_job, job_env, label
 from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, n_positions, resolve_rungs,
                                         virtual_tokens)
-from reproductions.scale.p4 import run_p4, trained_parts
 from reproductions.scale.settings import (CLAIMS, GROUP, TASKS, Settings, ablation_configs, cap_for, grid,
                                          settings_for)
 
@@ -102,7 +101,6 @@ class Sweep:
         self.virt = virtual_tokens(s, self.methods)
         self.notes: list[str] = []
         self.order: list = []
-        self.keep: dict = {}       # (method, task) -> job index whose trained part P4 reuses
         self.from_cache = 0
         self.done_label = " (running in %d processes)" % runner.workers if runner.workers > 1 else ""
         self.bar = None
@@ -151,12 +149,7 @@ class Sweep:
         self.drain()
         for item in self.order:
             (item if isinstance(item, RowBuffer) else self.runner.result(item)[0]).replay(self.rec)
-        self.from_cache = sum(bool(self.runner.result(i)[3]) for i in range(len(self.runner.jobs)))
-        if self.s.p4:              # in this process once the jobs are done (it times the two batch layouts)
-            rc = load_rung(self.names[-1], self.ctx, self.s, self.methods)
-            self.bar.set_postfix_str(f"{rc.name} P4 mixed-task batches")
-            kept = {k: self.runner.result(i)[1] for k, i in self.keep.items()}
-            run_p4(self.rec, rc, self.s, trained_parts(rc, self.s, kept), self.seeds[0])
+        self.from_cache = sum(bool(self.runner.result(i)[2]) for i in range(len(self.runner.jobs)))
         self.bar.close()
         self.derived()
 
@@ -255,7 +248,7 @@ class Sweep:
             nxt = {}
             for (m, t, n), lrs in todo.items():
                 for lr in lrs:
-                    points[(m, t, n, lr)] = self.runner.result(self.searched[(m, t, n, lr)])[2]
+                    points[(m, t, n, lr)] = self.runner.result(self.searched[(m, t, n, lr)])[1]
                 tried = sorted(x for (mm, tt, nn, x) in points if (mm, tt, nn) == (m, t, n))
                 best = choose([points[(m, t, n, x)] for x in tried], t)
                 self.chosen[(m, t, n)] = best
@@ -297,9 +290,7 @@ class Sweep:
             return False
 
     def fit_job(self, rc: Rung, m: str, t: str, lr: float, seed: int, phase: str) -> Job:
-        stash = rc.name == self.names[-1] and seed == self.seeds[0] and m in ("prompt", "lora") and phase == "main"
-        return Job("fit", rc.name, t, m, method_kwargs(m, self.s, rc), lr, seed, extra=self.extra(m, t, rc.name, phase=phase),
-                   keep=stash)
+        return Job("fit", rc.name, t, m, method_kwargs(m, self.s, rc), lr, seed, extra=self.extra(m, t, rc.name, phase=phase))
 
     def record_search(self, rc: Rung, m: str, t: str, pt: dict, tried: list) -> None:
         best = self.chosen[(m, t, rc.name)]
@@ -342,8 +333,6 @@ class Sweep:
                 if i is None:
                     i = self.submit(self.fit_job(rc, m, t, lr, seed, phase))
                 self.order.append(i)
-                if self.runner.jobs[i].keep:
-                    self.keep[(m, t)] = i
 
     def replica_fits(self, base: str, name: str) -> None:
         """The second pretraining seed of `base`: replica_methods on its short tasks with base's learning rates,

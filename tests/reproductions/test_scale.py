@@ -1,5 +1,4 @@
-"""Tests of reproductions/scale/ (claims P1, P2, P3, P4, A1; P4's mixed-task batches are tested in
-tests/methods/test_multitask_p4.py; the report's sections in test_scale_report.py): the derived metrics and the
+"""Tests of reproductions/scale/ (claims P1, P2, P3, A1; the report's sections in test_scale_report.py): the derived metrics and the
 registry's rules on them (both ways, issue 14's preconditions included), the lr choice and grid extension, and reduced
 end-to-end runs over a list of tiny saved checkpoints (the --model path) with the job cache and report."""
 
@@ -140,22 +139,16 @@ def synthetic(gaps=(0.2, 0.1, 0.0), pt_gain=0.05, handwritten=0.1, adapter_loss=
     for claim, metric, value, p, model in S.derive(S.runs_frame(rec.frame()), chances):
         info = {k: p.pop(k) for k in S.DERIVED_MEASURED if k in p}
         rec.add(claim, metric, value, model=model, method=p.pop("method", "-"), params=p, info=info)
-    for m in ("prompt", "lora"):
-        rec.add("P4", f"p4_{m}_mixed_max_abs_diff", 1e-7, method=m, scale="exact")
-        rec.add("P4", "p4_serving_params_ratio", 0.5, method=m, scale="exact")
     return rec
 
 
-def verdicts(throughput=1.2, **kw) -> dict:
+def verdicts(**kw) -> dict:
     df = synthetic(**kw).frame().assign(source="results")
-    timing = df.iloc[:1].assign(claim="P4", metric="p4_mixed_examples_per_s_over_per_task", value=throughput,
-                                params="{}", source="timings")
-    df = pd.concat([df, timing], ignore_index=True)
     return {c: verdict(get(c), df) for c in S.CLAIMS}
 
 
-def statuses(throughput=1.2, **kw) -> dict:
-    return {c: v.status for c, v in verdicts(throughput, **kw).items()}
+def statuses(**kw) -> dict:
+    return {c: v.status for c, v in verdicts(**kw).items()}
 
 
 def test_derived_row_identities_survive_float_noise():
@@ -211,13 +204,9 @@ def test_registry_rules_decide_both_ways():
     assert statuses(k_gain=-0.05)["P1"] == NOT_REPRODUCED                     # below the hand-written prompt
     assert statuses(k_gain=-0.01)["P1"] == INCONCLUSIVE                       # issue 13: below the 95% resolution
     assert statuses(handwritten=0.78)["P1"] == REPRODUCED                     # issue 30: next month is not P1's
-    assert statuses(throughput=0.5)["P4"] == NOT_REPRODUCED                   # issue 13: throughput is a part
     assert statuses(prefix_gain=-0.05)["P2"] == NOT_REPRODUCED
     assert statuses(low_gain=-0.01)["P2"] == NOT_REPRODUCED
     assert statuses(adapter_loss=0.05)["A1"] == NOT_REPRODUCED
-    rec = synthetic()
-    rec.add("P4", "p4_lora_mixed_max_abs_diff", 1e-3, method="lora", scale="exact")
-    assert verdict(get("P4"), rec.frame()).status == NOT_REPRODUCED
 
 
 def test_issue14_preconditions_make_parts_inconclusive():
@@ -299,8 +288,7 @@ def _ctx(folders, out, **settings):
     over = dict(methods=["full", "adapters", "prefix", "prompt", "ptuning"], k_steps=2, d_steps=2, n_steps=3,
                 k_batch=8, d_batch=8, n_batch=8, n_per_person=1, eval_every=[1, 1, 1], patience=1, warmup=1,
                 k_methods=None, d2t_methods=None, n_methods=None, k_rungs=None, d2t_rungs=None, d_eval_rows=3, d_val_rows=4, max_new_tokens=4,
-                low_data_sizes=[8, 16], ablation_lengths=[1, 20], ablation_inits=["random", "labels"], p4_per_task=3,
-                p4_rounds=1)
+                low_data_sizes=[8, 16], ablation_lengths=[1, 20], ablation_inits=["random", "labels"])
     over.update(settings)
     return RunContext(profile=get_profile("smoke"), seeds=(0, 1), out_dir=out, model=",".join(folders),
                       options={"settings": over})
@@ -338,17 +326,16 @@ def test_run_and_report_end_to_end(folders, tmp_path, monkeypatch):
     assert set(stored[param(stored, "phase") == "main"]["value"]) == {20 * 16, 20 * 24}          # n x d
     assert set(stored[param(stored, "num_virtual_tokens") == 1]["value"]) == {16}    # ablation n = 1, smallest rung
     assert len(df[df["metric"] == "adapt_full_minus_zeroshot"]) == 3 * 2                        # tasks x rungs
-    for v in group_verdicts("scale", out):   # results.csv and timings.csv (P4's throughput part)
+    for v in group_verdicts("scale", out):
         cid = v.claim.id
         assert v.status in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE), (cid, v.measured)
         assert all(r.n_rows > 0 for r in v.checks), (cid, v.measured)
-    p4 = df[df["claim"] == "P4"]
-    assert (p4[p4["metric"].str.endswith("max_abs_diff")]["value"] <= 1e-5).all()   # micro models: tighter than P4_ATOL
-    assert set(df[df["claim"] != "P4"]["scale"]) <= {"paper", "exact"}      # user checkpoints, not the ladder
+    assert "P4" not in set(df["claim"])                                     # the serving group's (2026-12-07)
+    assert set(df["scale"]) <= {"paper", "exact"}                           # user checkpoints, not the ladder
     for f in ("report.md", "summary.csv", "lowdata.png", "ablations.png"):
         assert (out / f).stat().st_size > 0, f
     text = (out / "report.md").read_text()
-    assert "| P3 |" in text and "P4 mixed-task batches" in text
+    assert "| P3 |" in text and "P4 mixed-task batches" not in text
 
 
 @pytest.mark.integration
@@ -356,7 +343,7 @@ def test_job_cache_resumes_a_run_with_the_same_rows(folders, tmp_path, monkeypat
     """With the job cache on, a second run replays every finished training run: same rows, nothing trained."""
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
+    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[],
               job_cache=True, caps=[["nextmonth", "prompt", "lower", 5]])
     first = S.run(_ctx(folders, tmp_path / "a", **kw))
     again = S.run(_ctx(folders, tmp_path / "b", **kw))
@@ -375,7 +362,7 @@ def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeyp
     from bench.schema import param
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[], p4=False,
+    kw = dict(methods=["full", "prompt"], tasks=["nextmonth"], low_data_sizes=[], ablation_rungs=[],
               n_steps=8, patience=1, min_frac=0.0, caps=[["nextmonth", "prompt", "lower", 12]])
     rec = S.run(_ctx(folders, tmp_path / "short", search_frac=0.5, **kw))
     df, tm = rec.frame(), rec.frame(timing=True)
@@ -400,7 +387,7 @@ def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeyp
 
 @pytest.mark.integration
 def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monkeypatch):
-    """The jobs run in spawned processes come back in plan order with the same numbers, P4's kept parts included."""
+    """The jobs run in spawned processes come back in plan order with the same numbers."""
     import pandas as pd
     monkeypatch.setenv("BENCH_NO_PROGRESS", "1")
     frames = []
@@ -412,8 +399,6 @@ def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monke
         assert rec.notes["workers"] == w
         frames.append(rec.frame())
     pd.testing.assert_frame_equal(frames[0], frames[1])
-    p4 = frames[1][frames[1]["claim"] == "P4"]
-    assert len(p4) and all("trained" in p for p in p4["params"])   # the workers' trained prompt / LoRA
 
 
 def test_workers_setting_is_checked(folders, tmp_path, monkeypatch):
@@ -489,7 +474,7 @@ def test_module_contract():
     from bench.ladder import LADDERS
     from bench.repro import load_group
     mod = load_group("scale")
-    assert mod.GROUP == "scale" and set(mod.CLAIMS) == {"P1", "P2", "P3", "P4", "A1"}
+    assert mod.GROUP == "scale" and set(mod.CLAIMS) == {"P1", "P2", "P3", "A1"}
     assert all(len(b) in (3, 4) for b in mod.REGRESS) and callable(mod.run) and callable(mod.report)
     for cid in mod.CLAIMS:
         assert get(cid).group == "scale" and get(cid).checks and get(cid).rule, cid

@@ -251,7 +251,7 @@ def test_header_tables_and_figures(full_run):
             "curves_largest_rung.png", "lowdata.png", "ablations.png")
     for f in figs:
         assert (out / f).stat().st_size > 0 and f"]({f})" in text, f
-    assert "## P2 low data" in text and "## P3 ablations" in text and "## P4" not in text   # no P4 rows: left out
+    assert "## P2 low data" in text and "## P3 ablations" in text and "## P4" not in text   # P4: the serving group
     gaps = T.gap_table(S.runs_frame(read_results(out)))
     nm = gaps[gaps["task"] == "nextmonth"].set_index("model")
     assert nm.loc["r1", "gap"] == pytest.approx(0.3) and nm.loc["r2", "gap"] == pytest.approx(0.1)
