@@ -6,7 +6,8 @@ Trade-offs, per profile (cost: len(requests) x 2 methods x `pairs` ABBA pairs of
 - cpu: the cpu ladder's largest rung (cpu-5m), K = 3 tasks, rows of 64 tokens, 15 pairs per point: about a
   minute of timings. 64 tokens is a short request (a sentence or two), long enough that a 20-token soft prompt
   is a real cost (+31% tokens per row), short enough that the window's batch size still matters on a CPU;
-- gpu: the gpu ladder's largest rung, longer rows and larger windows.
+- gpu: the gpu ladder's largest rung, longer rows and larger windows; still timed on the CPU (the group moves
+  nothing to a GPU yet: a GPU serving setup, where the claim's regime lives, is left to a later issue).
 """
 
 from __future__ import annotations
