@@ -88,8 +88,7 @@ IN_WORDS = {("L2", "lora_trainable_params", 4718592): "the paper's to the digit"
             ("M1", "format_max", 3.3895313892515355e+38): "torch.finfo",
             ("M1", "format_eps", 0.0078125): "torch.finfo",
             ("Q1", "q1_zeropoint_roundtrip_err_over_half_step", 1.000001): "within half a step",
-            ("Q4", "plant_all_ln_dim_share_ge6", 0.5): "at half the positions or more",
-            ("Q4", "q4_accuracy_drop_llm_int8", 0.005): "half a point"}
+            ("Q4", "plant_all_ln_dim_share_ge6", 0.5): "at half the positions or more"}
 
 
 def _names(text: str, x: float) -> bool:

@@ -122,3 +122,28 @@ def test_a1_without_adapter_runs_is_not_decided():
     assert v.parts[a1.checks[0].part] == INCONCLUSIVE
     ok = verdict(a1, _task_rows({"full": [0.80, 0.81, 0.79], "adapters": [0.80, 0.81, 0.79]}, n_test=10**9))
     assert ok.parts[a1.checks[0].part] == REPRODUCED
+
+
+def test_real_q4_reads_the_same_chunk_replicates():
+    """The real track's Q4 (MiniLM; issue 31) decides on per-chunk rows of test items as the decoder's on windows:
+    parity within Table 1's margin, quality kept only once absmax has lost something, and both ways."""
+    from bench.claims import REAL_GROUP
+    claim = CLAIMS["Q4"].on(REAL_GROUP)
+    rng = np.random.default_rng(2)
+    items = rng.normal(0.45, 0.15, 50)                 # chunk difficulty, shared by every variant
+
+    def df(absmax_damage, int8_damage):
+        nll = _windows({"fp32": items, "absmax": items + absmax_damage + rng.normal(0, 0.01, 50),
+                        "llm_int8": items + int8_damage + rng.normal(0, 0.001, 50)})
+        kl = _windows({"absmax": np.full(50, 0.05) + rng.normal(0, 0.002, 50),
+                       "llm_int8": np.full(50, 0.001) + rng.normal(0, 1e-4, 50),
+                       "bnb_llm_int8": np.full(50, 0.001) + rng.normal(0, 1e-4, 50)}).assign(metric="chunk_kl")
+        extra = pd.DataFrame([{"claim": "Q4", "metric": "x", "value": 0.0, "seed": -1, "model": "m", "params": "{}",
+                               "info": "{}"}])
+        return pd.concat([nll, kl, extra], ignore_index=True).assign(scale="real")
+    v = verdict(claim, df(0.1, 0.0))
+    assert v.parts == {"bitsandbytes parity": REPRODUCED, "keeps quality": REPRODUCED,
+                       "decomposition keeps what absmax loses": REPRODUCED}
+    assert verdict(claim, df(0.1, 0.05)).parts["keeps quality"] == NOT_REPRODUCED
+    quiet = verdict(claim, df(0.01, 0.0))                # absmax barely hurts: nothing to keep
+    assert quiet.parts["keeps quality"] == INCONCLUSIVE and quiet.parts["bitsandbytes parity"] == REPRODUCED

@@ -24,7 +24,7 @@ from functools import partial
 
 from .model import Check, Effect, W
 from .registry import describe_track, track
-from .rules import ONE_SIDED, converged, needs_adaptation
+from .rules import ABSMAX_125M, ABSMAX_SMALLEST, LLM_INT8_WORST, ONE_SIDED, chunk_effect, converged, needs_adaptation
 
 DECODER_GROUP = "decoder"
 DECODER_CHUNKS = 64                   # windows of the cpu profile (reproductions/decoder: Settings.chunks)
@@ -37,22 +37,10 @@ describe_track(DECODER_GROUP, "decoder (SmolLM2)",
                "`bench/claims/decoder.py`)")
 
 
-def _q(quant: str, **kw) -> tuple:
-    return W(**{"params.quant": quant, **{f"params.{k}": v for k, v in kw.items()}})
+def _chunks(metric: str, a: str, test: str, bound: float, b: str, part: str, note: str, **kw) -> Effect:
+    """An Effect over text windows (rules.chunk_effect), its note ending with the weights' provenance."""
+    return chunk_effect(metric, a, test, bound, b, part, f"{note} {DEQUANT}", **kw)
 
-
-def _chunks(metric: str, a: str, test: str, bound: float, b: str, part: str, note: str, log: bool = False,
-            a_kw: dict | None = None, published: float | None = None) -> Effect:
-    """An Effect over text windows: variant a minus variant b per window (paired), 95% interval over windows.
-    `published`: the true difference the power column is for (design, not rule: outside the fingerprint)."""
-    return Effect(metric, _q(a, **(a_kw or {})), test, bound, b=_q(b), log=log, replicate="params.chunk",
-                  claim_rows="-", part=part, note=f"{note} {DEQUANT}", published=published)
-
-
-# Table 1 of Dettmers et al. 2022 (C4 perplexity), as the toy rules read it
-LLM_INT8_WORST = math.log(25.83 / 25.65)        # 0.0070 nats/token: LLM.int8()'s largest damage (125M)
-ABSMAX_SMALLEST = math.log(16.55 / 15.91)       # 0.039 nats/token: plain absmax's smallest damage (1.3B)
-ABSMAX_125M = math.log(87.76 / 25.65)           # 1.23 nats/token: plain absmax's damage at 125M
 
 decoder_track("Q2", checks=(
     _chunks("chunk_nll", "absmax", "below", math.log(0.99), "zeropoint", "absmax more stable",

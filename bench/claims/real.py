@@ -13,6 +13,7 @@ from functools import partial
 
 from .model import Check, Effect, W
 from .registry import describe_track, track
+from .rules import ABSMAX_125M, ABSMAX_SMALLEST, LLM_INT8_WORST, chunk_effect
 
 REAL_GROUP = "real"
 REAL_ITEMS = 1000                     # test snippets of the cpu profile (reproductions/real: Settings.test_rows)
@@ -63,14 +64,23 @@ real_track("A2", checks=(
                "less training memory than full FT"),
 ))
 real_track("Q4", checks=(
-    Check("q4_ours_minus_bnb_accuracy", "<=", 0.005, agg="max", part="bitsandbytes parity"),
-    Check("q4_ours_minus_bnb_accuracy", ">=", -0.005, agg="min", part="bitsandbytes parity"),
-    Check("q4_accuracy_drop_llm_int8", "<=", 0.005, agg="max", part="keeps quality",
-          note="LLM.int8() (threshold 6) loses at most half a point of accuracy (paper: no degradation)"),
-), preconditions=(
-    Check("q4_accuracy_drop_absmax", ">=", 0.01, agg="max", part="keeps quality",
-          note="plain absmax int8 loses >= 1 point: else there is nothing for the decomposition to keep"),
-))
+    chunk_effect("chunk_kl", "llm_int8", "within", LLM_INT8_WORST, "bnb_llm_int8", "bitsandbytes parity",
+                 "KL(fp32 || ours) - KL(fp32 || bitsandbytes' Linear8bitLt(threshold 6)) per chunk of test items, "
+                 "95% interval inside +-0.00699 nats (Table 1's worst LLM.int8() damage as the equivalence margin), "
+                 "as the decoder track", a_kw={"threshold": 6.0}),
+    chunk_effect("chunk_nll", "llm_int8", "below", LLM_INT8_WORST, "fp32", "keeps quality",
+                 "LLM.int8() (threshold 6) raises the test items' NLL of the true label by less than Table 1's worst "
+                 "LLM.int8() damage (125M: ln(25.83/25.65) = 0.00699 nats), as the decoder track",
+                 a_kw={"threshold": 6.0}),
+    chunk_effect("chunk_kl", "llm_int8", "below", math.log(0.1), "absmax", "decomposition keeps what absmax loses",
+                 "As the toy and decoder rules: LLM.int8()'s KL(fp32 || int8) is <= 10% of plain absmax's; per-chunk "
+                 "log ratio", log=True, a_kw={"threshold": 6.0}, published=math.log(LLM_INT8_WORST / ABSMAX_125M)),
+), preconditions=tuple(
+    chunk_effect("chunk_nll", "absmax", "above", ABSMAX_SMALLEST, "fp32", part,
+                 "Plain absmax int8 raises the test items' NLL by more than Table 1's smallest absmax damage (1.3B: "
+                 "ln(16.55/15.91) = 0.0394 nats), as the decoder track: else there is nothing for the decomposition "
+                 "to keep", published=ABSMAX_125M)
+    for part in ("keeps quality", "decomposition keeps what absmax loses")))
 real_track("Q5", checks=(
     Check("q5_dettmers_layers_affected", "<", 0.25, agg="max", part="no systematic outliers at 22M",
           note="Dettmers et al.: systematic outliers (|x| >= 6 in a dimension in >= 25% of layers and >= 6% of "

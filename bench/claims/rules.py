@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .model import Check, R, W
+from .model import Check, Effect, R, W
 
 DATE = "2026-11-30"   # issue 13: verdicts a skeptic accepts
 KNOWLEDGE_ITEMS = 400  # knowledge test items: stored accuracies are multiples of 1/400 (harness: record n_test)
@@ -23,6 +23,22 @@ ONE_SIDED = ("A run still improving at its cap blocks its part unless its furthe
              "score (alone, then all together) raised a quarter, half, three quarters and all the way to the "
              "metric's maximum (1) must keep it, since one seed's gain widens the interval as well as moving it. "
              "A diverged run (NaN score) always blocks.")
+# Table 1 of Dettmers et al. 2022 (C4 perplexity), as the decoder and real tracks read it
+LLM_INT8_WORST = math.log(25.83 / 25.65)        # 0.0070 nats/token: LLM.int8()'s largest damage (125M)
+ABSMAX_SMALLEST = math.log(16.55 / 15.91)       # 0.039 nats/token: plain absmax's smallest damage (1.3B)
+ABSMAX_125M = math.log(87.76 / 25.65)           # 1.23 nats/token: plain absmax's damage at 125M
+
+
+def chunk_effect(metric: str, a: str, test: str, bound: float, b: str, part: str, note: str, log: bool = False,
+                 a_kw: dict | None = None, published: float | None = None) -> Effect:
+    """An Effect over chunks (text windows, or test items) of claim "-" rows `metric` with params.quant and
+    params.chunk: variant a minus variant b per chunk, paired (the same text through both), 95% interval over
+    chunks. `published`: the true difference the power column is for (design, not rule: outside the fingerprint)."""
+    q = lambda quant, **kw: W(**{"params.quant": quant, **{f"params.{k}": v for k, v in kw.items()}})  # noqa: E731
+    return Effect(metric, q(a, **(a_kw or {})), test, bound, b=q(b), log=log, replicate="params.chunk",
+                  claim_rows="-", part=part, note=note, published=published)
+
+
 P4_ATOL = 1e-4                       # P4 "same outputs": max |logit difference| (history: 1e-5)
 ADAPT_POINTS, ADAPT_SE = 0.10, 3.0   # "the task needs adaptation": full FT beats the zero-shot model by these
 

@@ -76,7 +76,7 @@ def run(ctx: RunContext) -> Recorder:
         claim_rows(rec, runs, M, D, s, seeds)
         per_ln = census_rows(rec, encoder, data, s, M, D)
         qt = rt.subsample(data["test"], s.quant_rows, 2) if s.quant_rows else data["test"]
-        qdf = int8_rows(rec, full_model, encoder, qt, s.bnb, M, D)
+        qdf = int8_rows(rec, full_model, encoder, qt, s.bnb, M, D, chunk=s.quant_chunk)
     write_tables(Path(ctx.out_dir), runs, per_ln, qdf)
     return rec
 

@@ -37,6 +37,8 @@ REGRESS = [
     ("steps_used", 6.0, 0.0, "early stopping may move by one evaluation (6 steps on smoke) on another float path"),
     ("still_improving_at_cap", 1.0, 0.0, "a 0/1 flag that can flip with one evaluation"),
     ("q4_kl_*", 1e-3, 0.2, "small KLs of a fine-tuned model, relative noise is large"),
+    ("chunk_kl", 1e-3, 0.2, "Q4's per-chunk KLs (16 items on smoke): as q4_kl_*"),
+    ("chunk_nll", 0.02, 0.1, "Q4's per-chunk NLL of a 12-step smoke model on 16 items: as *_loss"),
     ("q4_emb_cos_*", 1e-3, 0.0, "cosines of a fixed pretrained encoder, float-order noise only"),
     ("*accuracy*", 0.06, 0.0, "96 test items (64 for int8): a few borderline items may flip on another CPU"),
     ("*_points", 12.0, 0.0, "difference of two accuracies in points, each +-6 points"),
@@ -66,6 +68,7 @@ class Settings:
     rank_seeds: int = 1               # seeds per sweep rank (the first n of the run's seeds)
     census_rows: int = 256
     quant_rows: int | None = None     # test rows for int8 (None = the whole test subsample)
+    quant_chunk: int = 10             # test items per Q4 replicate (chunk_nll / chunk_kl; cpu: 500 / 10 = 50 chunks)
     bootstrap: int = 1000
     memory_batch: int = 32
     memory_tokens: int = 64
@@ -76,7 +79,7 @@ class Settings:
 SETTINGS = {
     # CI: 192 training snippets, 12-step capped runs (starved on purpose: it checks the machinery, not the claims).
     "smoke": Settings(train_rows=192, val_rows=64, test_rows=96, batch=8, max_steps=12, eval_every=6,
-                      patience=1, warmup=2, ranks=(64,), census_rows=48, quant_rows=64, bootstrap=200,
+                      patience=1, warmup=2, ranks=(64,), census_rows=48, quant_rows=64, quant_chunk=16, bootstrap=200,
                       memory_batch=4, memory_tokens=32, max_length=48, workers=1),
     # Pilot (2 workers, machine at load ~3 from other jobs): 150-step runs took 190-320 s, best validation at step
     # 100-125, full FT 79.5%, LoRA 79.9%, prompt 76.2%, prefix 76.5%; hence the cap of 120 steps (~1.9 epochs).

@@ -29,6 +29,6 @@ from reproductions.serving.report import report
 from reproductions.serving.run import run
 from reproductions.serving.settings import CLAIMS, GROUP, REGRESS, SETTINGS, Settings
 
-__all__ = ["GROUP", "CLAIMS", "REGRESS", "SETTINGS", "Settings", "run", "report", "pad",
-           "max_abs_diff_real", "p4_equivalence", "task_parts", "tuned_models", "mixed_models", "window", "serving_throughput",
+__all__ = ["GROUP", "CLAIMS", "REGRESS", "SETTINGS", "Settings", "run", "report", "pad", "max_abs_diff_real",
+           "p4_equivalence", "task_parts", "tuned_models", "mixed_models", "window", "serving_throughput",
            "batching_gain"]

@@ -14,6 +14,7 @@ from bench import BenchError, realmodel
 from bench.profiles import get_profile
 from bench.report_tools import select
 from bench.repro import RunContext
+from bench.schema import param
 from tests.reproductions.real.tiny import TINY, needs_minilm
 
 pytestmark = needs_minilm
@@ -40,6 +41,10 @@ def test_tiny_run_writes_claim_rows_table_and_plots(tiny_run):
                           ("A2", "memory_ratio_vs_full"), ("Q5", "q5_share_layers_ge6"), ("Q5", "q5_max_abs"),
                           ("Q4", "q4_accuracy_llm_int8"), ("Q4", "q4_kl_absmax"), ("Q4", "q4_emb_cos_zeropoint")]:
         assert ((df["claim"] == claim) & (df["metric"] == metric)).any(), (claim, metric)
+    chunks = df[df["metric"].isin(["chunk_nll", "chunk_kl"])]        # Q4's replicates: 16 items / 10 per chunk
+    assert set(chunks["claim"]) == {"-"} and set(param(chunks, "chunk")) == {0}
+    assert set(param(chunks[chunks["metric"] == "chunk_nll"], "quant")) >= {"fp32", "absmax", "zeropoint",
+                                                                             "vectorwise", "llm_int8"}
     get = lambda m, **kw: select(df, m, **kw)["value"]  # noqa: E731
     assert float(get("l5_merged_vs_unmerged_max_abs_diff").iloc[0]) < 1e-4
     assert float(get("split_movie_overlap").iloc[0]) == 0
