@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench.fileio import atomic_write_text
 from bench.report import checks_markdown, group_verdicts
-from bench.report_tools import md_table, num, params_of, pyplot, save_figure, select, value
+from bench.report_tools import log_ticks, md_table, num, params_of, pyplot, save_figure, select, value
 from bench.schema import param, read_meta, read_results
 
 from .settings import GROUP
@@ -21,7 +21,8 @@ def report(out_dir: Path) -> None:
     df, tm, meta = read_results(out_dir), read_results(out_dir, timing=True), read_meta(out_dir)
     verdicts = group_verdicts(GROUP, out_dir)
     L = ["# Serving many tasks with one frozen model (P4)", "",
-         f"Profile `{meta.get('profile')}`, seed {meta.get('seeds', '-')}, commit {meta.get('git_commit')}, "
+         f"Profile `{meta.get('profile')}`, seed {(meta.get('seeds') or ['-'])[0]} (the parts and the rows; the "
+         f"profile's first), commit {meta.get('git_commit')}, "
          f"{meta.get('hardware')}, torch threads {meta.get('torch_threads')}; {meta.get('versions')}.", "",
          "One frozen model serves K tasks, each example of a batch with its own soft prompt (prompt_bank) or its own "
          "LoRA adapter (multi_lora), against one tuned model per task, each its own copy of the weights (task k's "
@@ -93,7 +94,7 @@ def _figure(tm: pd.DataFrame, ns: list[int], out_dir: Path) -> bool:
         pts = sorted(zip(param(rows, "requests_per_task").astype(int), rows["value"].astype(float)))
         ax.plot([n for n, _ in pts], [v for _, v in pts], marker="o", label=label)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xscale("log", base=2)
+    log_ticks(ax, ns)
     ax.set_xlabel("requests per task in the window (n)")
     ax.set_ylabel("throughput ratio")
     ax.legend(fontsize=8)
