@@ -213,8 +213,8 @@ class PreReg:
 def status(claim, meta: dict | None, git: bool = True) -> PreReg:
     """Compare the run's recorded fingerprint of `claim` (meta.json's `rule_fingerprints`) with the current one
     and its history dates with the run's `finished` timestamp (ISO 8601; history dates are days, so an entry
-    on the run's own day counts as possibly after it). The real track's rules keep no history of their own
-    (the claim's history is its toy rule's), so only their fingerprints speak for them.
+    on the run's own day counts as possibly after it). A track's rule (real, decoder) reads the history entries
+    marked with its track (`Change.track`), the claim's own rule those without one.
     A run from before fingerprints: with `git`, the rule is rebuilt from the registry at the run's recorded
     commit (`fingerprint_at`) and compared; where git cannot, the history dates alone speak."""
     from bench.claims import TRACKS
@@ -222,7 +222,8 @@ def status(claim, meta: dict | None, git: bool = True) -> PreReg:
     finished = str(meta.get("finished") or "")[:10]
     if not finished:
         return PreReg(NO_RUN, "no run", "-")
-    history = () if claim.group in TRACKS else claim.history
+    mine = claim.group if claim.group in TRACKS else ""
+    history = tuple(h for h in claim.history if h.track == mine)
     after = tuple(sorted({h.date for h in history if h.date > finished}))
     same_day = tuple(sorted({h.date for h in history if h.date == finished}))
     recorded = (meta.get("rule_fingerprints") or {}).get(claim.id)

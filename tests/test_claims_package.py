@@ -107,8 +107,10 @@ def test_history_is_data_with_every_field_and_known_claims():
         raw = tomllib.load(f)["change"]
     assert raw == load_history() and len(raw) == sum(len(c.history) for c in CLAIMS.values())
     for e in raw:
-        assert set(e) <= {"claim", "date", "old", "reason", "run"} and {"claim", "date", "old", "reason"} <= set(e)
+        assert set(e) <= {"claim", "date", "old", "reason", "run", "track"}
+        assert {"claim", "date", "old", "reason"} <= set(e)
         assert e["claim"] in CLAIMS and e.get("run", "before") in ("before", "after")
+        assert e.get("track", "") in ("", *CLAIMS[e["claim"]].tracks)
         assert "which I have seen" not in e["reason"]
     assert not any("history=" in p.read_text() for p in HISTORY.parent.glob("*.py") if p.name != "__init__.py")
 

@@ -165,3 +165,16 @@ def test_old_runs_are_checked_against_the_rules_at_their_commit():
         "not fingerprinted; revised after the run (2026-12-07); revised on the run's day (2026-12-01; order unknown)")
     assert prereg.status(CLAIMS["A2"], meta, git=False).short.startswith("not fingerprinted; revised on the run's day")
     assert prereg.registry_at("0" * 10) is None
+
+
+def test_a_track_reads_only_its_own_history_entries():
+    """history.toml's `track` field: the real track's Q4 revision (2026-12-07) dates the real rule's status, and the
+    toy rule's status does not see it (Change.track)."""
+    from bench.claims import on_track
+    real_q4 = on_track("real")["Q4"]
+    assert any(h.track == "real" and h.date == "2026-12-07" for h in real_q4.history)
+    meta = {"finished": "2026-12-06T10:00:00+0000", "rule_fingerprints": {"Q4": "0" * 16},
+            "rule_fingerprint_scheme": prereg.SCHEME}
+    assert prereg.status(real_q4, meta).short == "rule revised after the run (2026-12-07)"
+    toy = prereg.status(CLAIMS["Q4"], meta)
+    assert toy.state == prereg.REVISED and "2026-12-07" not in toy.short

@@ -58,7 +58,10 @@ def _attach_history() -> None:
     for e in load_history():
         if e["claim"] not in CLAIMS:
             raise ValueError(f"history.toml: entry for unknown claim {e['claim']!r}")
-        by_claim.setdefault(e["claim"], []).append(Change(e["date"], e["old"], e["reason"], e.get("run", "")))
+        if e.get("track", "") not in ("", *CLAIMS[e["claim"]].tracks):
+            raise ValueError(f"history.toml: {e['claim']} has no track {e['track']!r}")
+        by_claim.setdefault(e["claim"], []).append(Change(e["date"], e["old"], e["reason"], e.get("run", ""),
+                                                          e.get("track", "")))
     for cid, changes in by_claim.items():
         CLAIMS[cid] = replace(CLAIMS[cid], history=tuple(changes))
 

@@ -203,9 +203,11 @@ def R(**kw) -> tuple[tuple[str, object], ...]:
 @dataclass(frozen=True)
 class Change:
     """A rule as it stood before a change: its text, the date of the change and why (an entry of history.toml).
-    run: "before" / "after" the run the change relates to, where the entry says; "" where unknown."""
+    run: "before" / "after" the run the change relates to, where the entry says; "" where unknown.
+    track: the track whose rule changed ("real", "decoder"); "" for the claim's own (toy) rule."""
 
     date: str
     old: str
     reason: str
     run: str = ""
+    track: str = ""
