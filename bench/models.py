@@ -46,6 +46,18 @@ def _from_folder(folder: Path):
     return model.eval(), tok
 
 
+def n_positions(model) -> int:
+    """The model's context length in tokens (its position table); 2**20, effectively unbounded, when its config
+    names none (a rotary model without max_position_embeddings)."""
+    from bench.memory.inputs import max_positions
+    return max_positions(model.config) or 1 << 20
+
+
+def vocab_size(model) -> int:
+    """Rows of the model's input embedding: the token ids it accepts are 0 .. vocab_size - 1."""
+    return model.get_input_embeddings().weight.shape[0]
+
+
 def load_model(spec: str, ladder: str = "cpu"):
     """(model, tokenizer) for `spec`:
     - a ladder rung name ("cpu-1m", "smoke-a"; "smallest" / "largest" of `ladder`), pretrained if not cached;

@@ -172,7 +172,9 @@ def update_root_readme(verdicts: list[Verdict], runs: str = "", readme: Path | N
                   "a proportion beside the other arm's level (an arm at 0.99 cannot gain 3.7 points); `-`: decided "
                   "by checks without an interval. A part that did not come out reproduced with power under 0.8, "
                   "and whose interval still holds the published effect, says \"underpowered\" in its group report, "
-                  "with about how many seeds (or text windows) would reach 0.8."]
+                  "with about how many seeds (or text windows) would reach 0.8; one that came out not reproduced "
+                  "with power under 0.8 while its interval excludes the published effect says \"answered whatever "
+                  "the power\"."]
     block = START + "\n" + "\n".join(lines) + "\n\nRuns behind these verdicts (wall time as measured, on the hardware named):\n\n" + runs + END
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]

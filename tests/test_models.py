@@ -1,10 +1,12 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from bench import BenchError
 from bench.data.tokenizer import train_tokenizer
-from bench.models import load_model
+from bench.models import load_model, n_positions, vocab_size
 
 
 def test_load_a_local_checkpoint(tmp_path):
@@ -17,6 +19,13 @@ def test_load_a_local_checkpoint(tmp_path):
     ids = torch.tensor([tok("a b c")["input_ids"]])
     assert torch.allclose(m(ids).logits, m2(ids).logits)
     assert tok2.decode(ids[0].tolist()) == "a b c" and not m2.training
+
+
+def test_positions_and_vocab_read_from_the_model():
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=37, n_positions=24, n_embd=8, n_layer=1, n_head=2))
+    assert n_positions(m) == 24 and vocab_size(m) == 37
+    rotary = SimpleNamespace(config=SimpleNamespace(model_type="llama"))    # names no position table
+    assert n_positions(rotary) == 1 << 20
 
 
 def test_missing_folder_is_one_line_error(tmp_path):

@@ -158,6 +158,24 @@ def test_power_cell_and_underpowered_reason_in_the_writers():
     assert power_cell(verdict(only_checks, _runs([0.6], [0.5]))) == "-"
 
 
+def test_not_reproduced_with_low_power_says_why_it_stands_when_the_interval_excludes_the_effect():
+    """issue 31: a "not reproduced" under power 0.8 is either underpowered (interval holds the published effect)
+    or answered (the interval excludes it); the outcome text says which."""
+    from dataclasses import replace
+
+    from bench.claims import Claim
+    from bench.claims.engine import verdict
+    from bench.claims.writers import answered, outcome_text, part_powers
+    claim = Claim(id="X9", family="lora", title="t", statement="s", published="p", scales=("toy",), group="lora",
+                  metric="acc", checks=(replace(ABOVE, published=0.05),))
+    v = verdict(claim, _runs([0.30, 0.10, 0.20], [0.60, 0.35, 0.50]))
+    (pp,) = part_powers(v).values()
+    assert v.status == stats.NOT_REPRODUCED and pp.power.power < 0.8
+    assert "answered whatever the power" in outcome_text(v) and "underpowered" not in outcome_text(v)
+    quiet = verdict(claim, _runs([0.30, 0.31, 0.32], [0.60, 0.61, 0.62]))     # full power: nothing to explain
+    assert quiet.status == stats.NOT_REPRODUCED and answered(quiet) == {}
+
+
 def test_scale_design_and_registry_agree_on_published_effects():
     from bench.power import effect_for
     from reproductions.scale.design import PARTS

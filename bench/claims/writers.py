@@ -134,6 +134,21 @@ def underpowered(v: Verdict) -> dict[str, str]:
     return out
 
 
+def answered(v: Verdict) -> dict[str, str]:
+    """{part: why} for a part that came out "not reproduced" with power under TARGET at its published effect while
+    its interval excludes that effect: the low power is stated, and why it does not undo the outcome (issue 31:
+    no "not reproduced" may rest on low power unremarked)."""
+    from bench import power
+    out = {}
+    for k, pp in part_powers(v).items():
+        r = v.checks[k]
+        if (r.outcome == NOT_REPRODUCED and pp.power.room and pp.power.power < power.TARGET and r.groups
+                and not all(lo <= pp.effect <= hi for _, lo, hi in r.groups)):
+            out[r.check.part] = (f"power {pp.power.power:.2f} at a true difference of {pp.effect:+g}, but the "
+                                 f"interval excludes that difference: answered whatever the power")
+    return out
+
+
 def prereg_cell(v: Verdict | None) -> str:
     """The short pre-registration status of a verdict ("-" where nothing was decided)."""
     return v.prereg.short if v is not None and v.prereg is not None else "-"
@@ -142,7 +157,7 @@ def prereg_cell(v: Verdict | None) -> str:
 def outcome_text(v: Verdict) -> str:
     """The outcome with its sub-verdicts and, for inconclusive parts, why (a part whose Effect had too little power
     says so, `underpowered`)."""
-    weak = underpowered(v)
+    weak = {**answered(v), **underpowered(v)}
     reasons = {p: "; ".join(x for x in (v.reasons.get(p, ""), weak.get(p, "")) if x) for p in {*v.reasons, *weak}}
     if len(v.parts) <= 1:
         why = next((x for x in reasons.values() if x), "")

@@ -28,7 +28,7 @@ import torch.nn as nn
 from bench import BenchError
 from bench.ladder import SPECS, load_world, rung_names
 from bench.ladder.probes import heldout_rows
-from bench.models import load_model
+from bench.models import load_model, n_positions
 from bench.numerics import accounting
 from bench.numerics.int8_linear import METHODS, quantize_model, storage_bytes
 from bench.numerics.outliers import outlier_census, plant_outliers
@@ -71,11 +71,6 @@ def heldout_batches(world, tokenizer, seq_len: int, batch_size: int, max_batches
     return list(blocks.split(batch_size))[:max_batches]
 
 
-def _positions(model) -> int:
-    c = model.config
-    return int(getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or 1 << 30)
-
-
 def model_entries(specs: list[str], ladder: str, s: Settings):
     """Yield (name, model, eval batches, scale, knowledge test split or None) for each spec (rung name, local
     folder or hub id), loaded one at a time through `bench.models.load_model`; all are evaluated on the ladder
@@ -85,7 +80,7 @@ def model_entries(specs: list[str], ladder: str, s: Settings):
     for spec in specs:
         model, tok = load_model(spec, ladder)
         name = spec if spec in SPECS else Path(spec).name or spec
-        seq_len = min(s.seq_len, _positions(model))
+        seq_len = min(s.seq_len, n_positions(model))
         task = knowledge_task(load_world(spec), tok, fmt=TASK_FORMAT)["test"] if spec in SPECS else None
         yield name, model, heldout_batches(world, tok, seq_len, s.batch_size, s.eval_batches), \
             "toy" if spec in SPECS else "paper", task

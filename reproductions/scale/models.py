@@ -27,7 +27,7 @@ from bench.data.tasks import data_to_text_task, knowledge_task, next_month_task
 from bench.data.world import ATTRIBUTE_NAMES, ATTRIBUTES, build_world
 from bench.methods.common import dims
 from bench.methods.presets import preset
-from bench.models import load_model
+from bench.models import load_model, n_positions
 from bench.repro import RunContext
 from reproductions.scale.settings import Settings
 
@@ -83,12 +83,6 @@ def fingerprint(spec: str, ladder: str) -> str:
         return hashlib.sha256(json.dumps([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
                               .encode()).hexdigest()[:24]
     return spec
-
-
-def n_positions(model) -> int:
-    """The model's context length (positions); effectively unbounded when its config names none."""
-    c = model.config
-    return int(getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or 1 << 20)
 
 
 @dataclass

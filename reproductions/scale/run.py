@@ -17,6 +17,7 @@ from bench import BenchError
 from bench import ladder as L
 from bench.jobs import JobRunner, RowBuffer, job_workers, threads_per_worker
 from bench.methods import make_config
+from bench.models import n_positions
 from bench.repro import RunContext
 from bench.schema import Recorder
 from bench.timing import timing_params
@@ -25,7 +26,7 @@ from reproductions.scale import design
 from reproductions.scale.derive import DERIVED_MEASURED, derive, runs_frame
 from reproductions.scale.fitting import choose
 from reproductions.scale.jobs import DriverCache, Job, do_job, job_env, label
-from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, n_positions, resolve_rungs,
+from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, resolve_rungs,
                                         virtual_tokens)
 from reproductions.scale.settings import (CLAIMS, GROUP, TASKS, Settings, ablation_configs, cap_for, grid,
                                          settings_for)

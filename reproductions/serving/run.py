@@ -10,7 +10,7 @@ from bench import ladder as L
 from bench.jobs import threads_per_worker
 from bench.methods.common import dims
 from bench.methods.lora import lora_layers
-from bench.models import load_model
+from bench.models import load_model, n_positions, vocab_size
 from bench.repro import RunContext, settings_with_overrides
 from bench.schema import Recorder
 from bench.timing import timing_params
@@ -32,8 +32,7 @@ def run(ctx: RunContext) -> Recorder:
         name = names[0] if name == "smallest" else names[-1]
     model, _ = load_model(name, ctx.profile.ladder)
     model.eval()
-    positions = int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 0)
-                    or 1 << 20)
+    positions = n_positions(model)
     if s.seq_len + s.prompt_len > positions:
         raise BenchError(f"serving: seq_len {s.seq_len} + prompt_len {s.prompt_len} exceeds {name}'s {positions} "
                          f"positions; lower them with --set seq_len=... / --set prompt_len=...")
@@ -46,9 +45,8 @@ def run(ctx: RunContext) -> Recorder:
         prompts, loras = task_parts(model, s.tasks, s.prompt_len, lora_kwargs, g)
         equivalence(rec, model, prompts, loras, s, g, row)
         tuned, mixed = tuned_models(loras), mixed_models(model, prompts, loras)
-        vocab = model.get_input_embeddings().weight.shape[0]
         for n in ctx.progress(s.requests, desc="serving windows"):
-            ids, task_ids, per_task = window(s.tasks, n, s.seq_len, vocab, g)
+            ids, task_ids, per_task = window(s.tasks, n, s.seq_len, vocab_size(model), g)
             p = {"K": s.tasks, "requests_per_task": n, "seq_len": s.seq_len, "pairs": s.pairs}
             _timing(rec, "p4_batching_gain", batching_gain(tuned[0], ids, per_task, s.pairs), p, method="-",
                     **row)
@@ -62,7 +60,7 @@ def run(ctx: RunContext) -> Recorder:
 def equivalence(rec: Recorder, model, prompts, loras, s: Settings, g: torch.Generator, row: dict) -> None:
     """Per method: the mixed batch against each task alone (rows of T/2..T tokens, so padding is exercised), and
     the parameters held to serve K tasks this way over K tuned models."""
-    vocab = model.get_input_embeddings().weight.shape[0]
+    vocab = vocab_size(model)
     lo = max(1, s.seq_len // 2)
     lengths = torch.randint(lo, s.seq_len + 1, (s.tasks, s.eq_rows), generator=g).tolist()
     task_rows = [[torch.randint(1, vocab, (t,), generator=g).tolist() for t in per] for per in lengths]
