@@ -120,7 +120,7 @@ def underpowered(v: Verdict) -> dict[str, str]:
         r = v.checks[k]
         held = all(lo <= pp.effect <= hi for _, lo, hi in r.groups)
         if r.outcome != REPRODUCED and not pp.power.room and pp.noise is not None:
-            out[r.check.part] = (f"no room: a true difference of {pp.effect:+g} does not fit on a proportion beside "
+            out[r.check.part] = (f"no room: a true difference of {pp.effect:+.3g} does not fit on a proportion beside "
                                  f"the other arm's {pp.noise.base:.3f} (power 0, whatever the seeds)")
         elif r.outcome != REPRODUCED and pp.power.power < power.TARGET and held:
             word = REPLICATE_WORDS.get(r.check.replicate, f"{r.check.replicate.removeprefix('params.')} values")
@@ -130,7 +130,7 @@ def underpowered(v: Verdict) -> dict[str, str]:
                 n += (f", or about {pp.items_needed:,} test items at {pp.noise.n_a} {word}" if pp.items_needed else
                       f"; more test items alone (up to 10^6, at {pp.noise.n_a} {word}) would not")
             out[r.check.part] = (f"underpowered: power {pp.power.power:.2f} at a true difference of "
-                                 f"{pp.effect:+g} with the run's own noise; {n}")
+                                 f"{pp.effect:+.3g} with the run's own noise; {n}")
     return out
 
 
@@ -144,7 +144,7 @@ def answered(v: Verdict) -> dict[str, str]:
         r = v.checks[k]
         if (r.outcome == NOT_REPRODUCED and pp.power.room and pp.power.power < power.TARGET and r.groups
                 and not all(lo <= pp.effect <= hi for _, lo, hi in r.groups)):
-            out[r.check.part] = (f"power {pp.power.power:.2f} at a true difference of {pp.effect:+g}, but the "
+            out[r.check.part] = (f"power {pp.power.power:.2f} at a true difference of {pp.effect:+.3g}, but the "
                                  f"interval excludes that difference: answered whatever the power")
     return out
 
