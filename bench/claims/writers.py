@@ -110,6 +110,11 @@ def power_cell(v: Verdict) -> str:
 REPLICATE_WORDS = {"seed": "seeds", "params.chunk": "text windows"}
 
 
+def _excludes(r, effect: float) -> bool:
+    """Whether some interval of check result `r` leaves out the true difference `effect`."""
+    return any(not lo <= effect <= hi for _, lo, hi in r.groups)
+
+
 def underpowered(v: Verdict) -> dict[str, str]:
     """{part: why} for a part that did not come out reproduced, whose Effect had power under TARGET at its
     published effect, and whose interval still holds that effect (an interval that excludes it has answered the
@@ -118,7 +123,7 @@ def underpowered(v: Verdict) -> dict[str, str]:
     out = {}
     for k, pp in part_powers(v).items():
         r = v.checks[k]
-        held = all(lo <= pp.effect <= hi for _, lo, hi in r.groups)
+        held = not _excludes(r, pp.effect)
         if r.outcome != REPRODUCED and not pp.power.room and pp.noise is not None:
             out[r.check.part] = (f"no room: a true difference of {pp.effect:+.3g} does not fit on a proportion beside "
                                  f"the other arm's {pp.noise.base:.3f} (power 0, whatever the seeds)")
@@ -142,8 +147,7 @@ def answered(v: Verdict) -> dict[str, str]:
     out = {}
     for k, pp in part_powers(v).items():
         r = v.checks[k]
-        if (r.outcome == NOT_REPRODUCED and pp.power.room and pp.power.power < power.TARGET and r.groups
-                and not all(lo <= pp.effect <= hi for _, lo, hi in r.groups)):
+        if r.outcome == NOT_REPRODUCED and pp.power.room and pp.power.power < power.TARGET and _excludes(r, pp.effect):
             out[r.check.part] = (f"power {pp.power.power:.2f} at a true difference of {pp.effect:+.3g}, but the "
                                  f"interval excludes that difference: answered whatever the power")
     return out
