@@ -51,8 +51,20 @@ def _measured() -> dict:
 MEASURED = _measured()
 
 
+def rule_kind(eff: Effect, nz: Noise) -> tuple:
+    """What decides how a rule's interval is built and tested: its test, one arm or two (fixed or random b),
+    paired or not, proportions or not, log or not, what its replicates are, and whether a published effect sets
+    its power. Rules of one kind go through the same code paths of the engine and of bench.power."""
+    return (eff.test, eff.b is None, nz.fixed_b, nz.paired, bool(nz.items), eff.log, eff.replicate,
+            effect_for(eff) is None, nz.n_a == 1 or nz.n_b == 1)
+
+
 def _cases():
-    out = []
+    """Every Effect of the registry. One rule of each kind (`rule_kind`; the one with the fewest replicates,
+    the cheapest to feed through the engine) runs in the unit suite; the others of its kind are marked
+    `integration` (CI's serial regress step runs them), which keeps the unit suite inside its 5-minute budget
+    while every rule is still calibrated on every CI run."""
+    found = []
     for c in CLAIMS.values():
         for claim, g in [(c, c.group)] + [(c.on(t), t) for t in c.tracks]:
             for kind, rs in (("check", claim.checks), ("precondition", claim.preconditions)):
@@ -60,9 +72,13 @@ def _cases():
                     if isinstance(e, Effect):
                         nz = MEASURED.get((g, c.id, kind, k))
                         src = "measured" if nz is not None else "assumed"
-                        out.append(pytest.param(c.id, e, nz or _assumed(e),
-                                                id=f"{g}-{c.id}-{kind}{k}-{e.part or e.metric}-{src}"))
-    return out
+                        found.append((c.id, e, nz or _assumed(e), f"{g}-{c.id}-{kind}{k}-{e.part or e.metric}-{src}"))
+    unit = {}
+    for i, (_, e, nz, _) in enumerate(found):
+        unit.setdefault(rule_kind(e, nz), []).append((nz.n_a + nz.n_b, i))
+    unit = {min(v)[1] for v in unit.values()}
+    return [pytest.param(cid, e, nz, id=name, marks=[] if i in unit else [pytest.mark.integration])
+            for i, (cid, e, nz, name) in enumerate(found)]
 
 
 CASES = _cases()
