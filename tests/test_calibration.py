@@ -73,10 +73,11 @@ def _cases():
                         nz = MEASURED.get((g, c.id, kind, k))
                         src = "measured" if nz is not None else "assumed"
                         found.append((c.id, e, nz or _assumed(e), f"{g}-{c.id}-{kind}{k}-{e.part or e.metric}-{src}"))
-    unit = {}
+    cheapest = {}                      # kind -> (replicates, index) of its cheapest rule
     for i, (_, e, nz, _) in enumerate(found):
-        unit.setdefault(rule_kind(e, nz), []).append((nz.n_a + nz.n_b, i))
-    unit = {min(v)[1] for v in unit.values()}
+        key = rule_kind(e, nz)
+        cheapest[key] = min(cheapest.get(key, (math.inf, i)), (nz.n_a + nz.n_b, i))
+    unit = {i for _, i in cheapest.values()}
     return [pytest.param(cid, e, nz, id=name, marks=[] if i in unit else [pytest.mark.integration])
             for i, (cid, e, nz, name) in enumerate(found)]
 
