@@ -74,7 +74,7 @@ register(Claim(
         *needs_adaptation("d2t", "low data"),
         *converged("d2t", ("prefix", "full"), "low data", phase="lowdata", moves={"prefix": "up", "full": "down"}),
     ),
-    rule="Toy, >= 3 seeds (9 in the cpu profile: design power), data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
+    rule="Toy, >= 3 seeds (8 in the cpu profile: design power), data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
          "fine-tuned on), largest rung; every run trains until its validation loss (teacher-forced, 32 validation "
          "rows) stops improving (patience 6 evaluations every 50 steps, min_delta 1e-3) under a cap of 1500 steps "
          "(3000 for prefix tuning), keeping the best evaluation's weights; differences of seed means with 95% "
@@ -133,7 +133,8 @@ register(Claim(
         *converged("nextmonth", ("prompt",), "init ablation", phase="ablation", smallest=1, init="random",
                    moves={"prompt": "down"}),
     ),
-    rule="Toy, >= 3 seeds; every run trains until its validation answer loss stops improving (patience 6 "
+    rule="Toy, >= 3 seeds (5 for next month's prompt runs and ablations in the cpu profile: design power); every "
+         "run trains until its validation answer loss stops improving (patience 6 "
          "evaluations, min_delta 1e-3) under a cap (next month 2000 steps, 6000 for prompt tuning on the smaller "
          "half of the rungs and the middle rung; knowledge 1000), keeping the best evaluation's weights. The gap = full FT minus prompt tuning (length 20, class-label init) in seed-mean "
          "accuracy per rung on the next-month task (a stated month -> the month after it: the frozen model cannot "

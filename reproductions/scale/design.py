@@ -9,13 +9,14 @@ reaches power >= POWER_TARGET; a part that cannot within the budget is not run t
 need (`design_needed_*` rows). P3's trend is no Effect: its design row says whether the stored run had a task that
 leaves full FT below the ceiling with a gap to close at the smallest rung.
 
-    python -m reproductions.scale.design --from results/scale/results.csv --timings results/scale/timings.csv \
-        --commit 5ea3e6d > reproductions/scale/noise.json      # measure the noise (once, from a stored run)
+    python -m reproductions.scale.design --from a/results.csv --timings a/timings.csv --commit 5ea3e6d \
+        --from b/results.csv --timings b/timings.csv --commit cefa790 > reproductions/scale/noise.json
+                                                                # measure the noise, pooled over stored runs
     python -m reproductions.scale.design                        # print the cpu profile's design table
 
 Rows (claim = the part's claim, metric design_*): design_power (at the seeds the profile runs, or 3 where it runs
-none), design_needed_seeds / design_needed_items (0: more than the search limit, 64 seeds / 10^6 items; items only
-for accuracies), design_minutes (the stored run's wall minutes per run x the runs the profile plans; 0: not run).
+none), design_needed_seeds / design_needed_items (0: more than the search limit, SEEDS_LIMIT seeds / 10^6 items;
+items only for accuracies), design_minutes (the stored run's wall minutes per run x the runs the profile plans; 0: not run).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from reproductions.scale.settings import CLASSIFICATION, METRIC, Settings
 NOISE_FILE = Path(__file__).with_name("noise.json")
 POWER_TARGET = 0.8
 N_SIM = 400                  # simulated reruns per power (Monte Carlo se <= 0.025); seeded: the same on every machine
+SEEDS_LIMIT = 384            # the most seeds per arm `needed` tries (3 doubled 7 times): A1's band needs ~100
 DEFAULT_SEEDS = 3
 
 
@@ -173,6 +175,31 @@ def _room(runs: pd.DataFrame) -> dict:
     return out
 
 
+def pool_noise(runs: list[dict]) -> dict:
+    """One noise dict from several `measure_noise` dicts (oldest first): per part and arm, the seeds add up, the
+    mean is the seed-weighted mean, the sd the pooled within-run seed sd (a shift between runs -- another
+    machine's ladder -- is not seed noise); test items, rung and wall time per run are the latest run's. P3's
+    room per task: the run with the most rungs of it (the latest on a tie)."""
+    out = {"from": "+".join(r.get("from", "") for r in runs), "parts": {}, "room": {}}
+    for key in dict.fromkeys(k for r in runs for k in r["parts"]):
+        have = [r["parts"][key] for r in runs if key in r["parts"]]
+        out["parts"][key] = {side: _pool_arm([h[side] for h in have]) for side in ("a", "b")}
+    for r in runs:
+        for task, facts in r.get("room", {}).items():
+            if facts["rungs"] >= out["room"].get(task, {"rungs": 0})["rungs"]:
+                out["room"][task] = facts
+    return out
+
+
+def _pool_arm(arms: list[dict]) -> dict:
+    n = sum(a["n"] for a in arms)
+    df = sum(a["n"] - 1 for a in arms)
+    walls = [a["wall_s"] for a in arms if a["wall_s"] == a["wall_s"]]
+    return {**arms[-1], "n": n, "mean": sum(a["n"] * a["mean"] for a in arms) / n,
+            "sd": math.sqrt(sum((a["n"] - 1) * a["sd"] ** 2 for a in arms) / df) if df else 0.0,
+            "wall_s": walls[-1] if walls else math.nan}
+
+
 def load_noise(path: Path = NOISE_FILE) -> dict:
     return json.loads(path.read_text())
 
@@ -181,6 +208,7 @@ def load_noise(path: Path = NOISE_FILE) -> dict:
 def _noise(arms: dict, p: Part, seeds: int) -> power.Noise:
     a, b = arms["a"], arms["b"]
     items = a["items"] if p.task in CLASSIFICATION else 0
+    # an ablation arm runs the same seeds as the main runs it is compared with (Sweep.ablations)
     return power.Noise(sd_a=a["sd"], sd_b=0.0 if p.fixed_b else b["sd"], n_a=seeds, n_b=1 if p.fixed_b else seeds,
                        items=items, base=min(max(b["mean"], 0.0), 1.0), fixed_b=p.fixed_b)
 
@@ -195,7 +223,7 @@ def _part_power(rule, nz: power.Noise, effect: float) -> tuple:
     arguments (the rule is a frozen Check / Effect), so it is computed once per process -- every run of the group
     in one process (the test suite's) records the same design rows without simulating them again."""
     pw = power.design_power(rule, nz, n_sim=N_SIM, effect=effect)
-    need_s = power.needed(rule, nz, effect=effect, what="seeds", n_sim=N_SIM)
+    need_s = power.needed(rule, nz, effect=effect, what="seeds", n_sim=N_SIM, limit=SEEDS_LIMIT)
     need_i = power.needed(rule, nz, effect=effect, what="items", n_sim=N_SIM) if nz.items else None
     return pw, need_s, need_i
 
@@ -236,10 +264,10 @@ def record(rec, s: Settings, seeds: int, noise: dict | None = None) -> list[dict
     for d in rows:
         p = {"part": d["part"], "effect": round(d["effect"], 6), "runs": d["runs"], "seeds": d["seeds"],
              "items": d["items"], "noise_from": d["noise_from"]}
-        info = {"source": d["source"], "fpr": d["fpr"],
+        info = {"source": d["source"], "fpr": d["fpr"], "seeds_limit": SEEDS_LIMIT,
                 **{f"{x}_{k}": v for x in ("a", "b") for k, v in d["arms"][x].items() if k != "model"}}
         rec.add(d["claim"], "design_power", d["power"], unit="probability", scale="exact", params=p, info=info)
-        rec.add(d["claim"], "design_needed_seeds", d["needed_seeds"], unit="seeds per arm (0: over 64)",
+        rec.add(d["claim"], "design_needed_seeds", d["needed_seeds"], unit=f"seeds per arm (0: over {SEEDS_LIMIT})",
                 scale="exact", params=p)
         if d["items"]:
             rec.add(d["claim"], "design_needed_items", d["needed_items"], unit="test items (0: over 10^6)",
@@ -258,7 +286,7 @@ def table(rows: list[dict]) -> str:
     from bench.report_tools import md_table
     body = [[d["claim"], d["part"], f"{d['effect']:+.3f}", d["source"], "yes" if d["runs"] else "no", d["seeds"],
              d["items"] or "-", f"{d['power']:.2f}", f"{d['fpr']:.3f}",
-             d["needed_seeds"] or "> 64", (d["needed_items"] or "> 10^6") if d["items"] else "-",
+             d["needed_seeds"] or f"> {SEEDS_LIMIT}", (d["needed_items"] or "> 10^6") if d["items"] else "-",
              f"{d['minutes']:.0f}" if d["runs"] else "-"] for d in rows]
     return md_table(["claim", "part", "effect", "effect from", "run here", "seeds", "test items", "power",
                      "false-positive rate", "seeds for 0.8", "items for 0.8", "minutes (stored walls)"], body)
@@ -266,14 +294,22 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m reproductions.scale.design", description=__doc__.splitlines()[0])
-    ap.add_argument("--from", dest="src", help="measure noise.json from this results.csv (printed to stdout)")
-    ap.add_argument("--timings", help="the same run's timings.csv (wall seconds per run)")
-    ap.add_argument("--commit", default="", help="the stored run's git commit (recorded as the noise's source)")
+    ap.add_argument("--from", dest="src", action="append", default=[],
+                    help="measure noise.json from this results.csv (printed to stdout); repeat to pool several "
+                         "stored runs, oldest first")
+    ap.add_argument("--timings", action="append", default=[],
+                    help="the same run's timings.csv (wall seconds per run); one per --from, in order")
+    ap.add_argument("--commit", action="append", default=[],
+                    help="the stored run's git commit (recorded as the noise's source); one per --from, in order")
     ap.add_argument("--profile", default="cpu", help="print the design table of this profile (default cpu)")
     a = ap.parse_args(argv)
     if a.src:
-        t = pd.read_csv(a.timings) if a.timings else None
-        json.dump(measure_noise(pd.read_csv(a.src), t, a.commit), sys.stdout, indent=1, sort_keys=True)
+        if len(a.timings) not in (0, len(a.src)) or len(a.commit) not in (0, len(a.src)):
+            print("error: give --timings and --commit once per --from, or not at all", file=sys.stderr)
+            return 2
+        runs = [measure_noise(pd.read_csv(src), pd.read_csv(a.timings[i]) if a.timings else None,
+                              a.commit[i] if a.commit else "") for i, src in enumerate(a.src)]
+        json.dump(runs[0] if len(runs) == 1 else pool_noise(runs), sys.stdout, indent=1, sort_keys=True)
         print()
         return 0
     from reproductions.scale.settings import SETTINGS

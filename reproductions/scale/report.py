@@ -127,14 +127,15 @@ def _design(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
         mins = f"{float(mins):.0f}" if mins else ""
         rows.append([r.claim, p["part"], f"{p['effect']:+.3f}", info.get("source", ""), "yes" if p["runs"] else "no",
                      p["seeds"], p["items"] or "-", f"{r.value:.2f}", f"{info.get('fpr', math.nan):.3f}",
-                     "> 64" if seeds == "0" else seeds, "-" if not items else "> 10^6" if items == "0" else items,
+                     f"> {info.get('seeds_limit', 64)}" if seeds == "0" else seeds, "-" if not items else "> 10^6" if items == "0" else items,
                      mins if p["runs"] else "-"])
     room = df[df["metric"] == "design_task_with_room"]
     src = json.loads(pw["params"].iloc[0]).get("noise_from", "?")
     L = ["## Design: power per part before the run", "",
          f"Each decided part's power at the published effect (the share of simulated reruns the engine decides "
-         f"'reproduced'; `bench.power`), with the noise the stored cpu run at {src} measured (seed sd per arm, test "
-         f"items; `reproductions/scale/noise.json`). A part below 0.8 is not run in the cpu profile and reads "
+         f"'reproduced'; `bench.power`), with the noise the stored cpu run{'s' if '+' in src else ''} at "
+         f"{src.replace('+', ' and ')} measured (seed sd per arm{', pooled over the runs' if '+' in src else ''}; "
+         f"test items; `reproductions/scale/noise.json`). A part below 0.8 is not run in the cpu profile and reads "
          f"'underpowered at this scale'. Minutes: the stored run's wall per run x the runs planned (one worker).", "",
          md_table(["claim", "part", "effect", "effect from", "run here", "seeds", "test items", "power",
                    "false-positive rate", "seeds for 0.8", "items for 0.8", "run-minutes"], rows), ""]

@@ -111,9 +111,10 @@ class Sweep:
         return [t for t in self.s.tasks if base in self.places[t]]
 
     def seeds_for(self, t: str, phase: str = "main") -> tuple:
-        """The seeds of `t`'s runs in `phase`: the profile's, or for main runs Settings.seed_counts' count (more
-        seeds continue upwards from the last one; fewer take the first ones)."""
-        k = self.s.seed_count(t) if phase == "main" else None
+        """The seeds of `t`'s runs in `phase`: the profile's, or for main runs and P3's ablations (which compare
+        with the main prompt runs, seed by seed) Settings.seed_counts' count (more seeds continue upwards from the
+        last one; fewer take the first ones)."""
+        k = self.s.seed_count(t) if phase in ("main", "ablation") else None
         if k is None:
             return self.seeds
         return self.seeds[:k] + tuple(range(max(self.seeds) + 1, max(self.seeds) + 1 + k - len(self.seeds)))
@@ -182,7 +183,8 @@ class Sweep:
             if self.low_data_on(n):
                 out += [(n, "d2t", m) for m in ("full", "prefix") for _ in self.s.low_data_sizes for _ in self.seeds]
             if self.ablations_on(n, self.s.tasks):
-                out += [(n, self.s.ablation_task, "prompt")] * (len(ablation_configs(self.s)) * len(self.seeds))
+                out += [(n, self.s.ablation_task, "prompt")] * (len(ablation_configs(self.s)) *
+                                                                 len(self.seeds_for(self.s.ablation_task, "ablation")))
         if self.replica:
             out += [(self.replica[1], t, m) for t in self.tasks_on(self.replica[1]) if t != "d2t"
                     for m in self.s.replica_methods if m in self.methods for _ in self.seeds]
@@ -366,7 +368,7 @@ class Sweep:
         n, t = rc.name, self.s.ablation_task
         room = n_positions(rc.model) - max(len(p) for p in rc.data[t]["test"]["prompt_ids"]) - 1
         for length, init in ablation_configs(self.s):
-            for seed in self.seeds:
+            for seed in self.seeds_for(t, "ablation"):
                 if length > room:
                     self.skip_once(f"ablation length {length} does not fit {n}'s positions: skipped", n, t, "prompt")
                     continue

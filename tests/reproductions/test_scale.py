@@ -513,7 +513,9 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     assert all(runs == powered for runs, powered in got.values()), got
     assert got[("P2", "largest rung")] == (1, True) and got[("P2", "low data")] == (0, False)
     p2 = next(d for d in rows if d["part"] == "largest rung")
-    assert p2["seeds"] == 9 and p2["needed_seeds"] <= 9
+    assert p2["seeds"] == 8 and p2["needed_seeds"] <= 8
+    ablation = next(d for d in rows if d["part"] == "length ablation")
+    assert ablation["runs"] and ablation["seeds"] == 5     # the ablation arm runs the main runs' 5 seeds
     # seeded: P2's part computed again (alone: the other parts' noise left out) gives the same numbers; each part
     # draws from its own seeded generator, so one part stands for all and costs an eighth of the whole design
     design._part_power.cache_clear()                # computed afresh, not read from the in-process memo
@@ -524,3 +526,19 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     three = design.design(S.SETTINGS["smoke"], 3, p2_only)   # the same noise at 3 seeds: P2 would be underpowered
     assert three[0]["part"] == "largest rung" and three[0]["power"] < design.POWER_TARGET
     assert design.room() and not any(v["room"] for v in design.room().values())
+
+
+def test_pooled_noise_adds_seeds_and_pools_the_within_run_spread():
+    """Two stored runs of one part: seeds add up, the mean is seed-weighted, the sd is the pooled within-run sd (a
+    shift between the runs' means is not seed noise), wall time and items are the later run's."""
+    arm = lambda mean, sd, n, wall: {"mean": mean, "sd": sd, "n": n, "items": 600, "model": "m", "wall_s": wall}  # noqa: E731
+    old = {"from": "a", "parts": {"P3/length ablation": {"a": arm(0.6, 0.01, 3, 100.0), "b": arm(0.1, 0.0, 3, 20.0)}},
+           "room": {"nextmonth": {"rungs": 5, "room": 0}}}
+    new = {"from": "b", "parts": {"P3/length ablation": {"a": arm(0.4, 0.15, 3, 60.0), "b": arm(0.1, 0.02, 1, float("nan"))}},
+           "room": {"knowledge": {"rungs": 2, "room": 0}}}
+    got = design.pool_noise([old, new])
+    a, b = got["parts"]["P3/length ablation"]["a"], got["parts"]["P3/length ablation"]["b"]
+    assert got["from"] == "a+b" and a["n"] == 6 and abs(a["mean"] - 0.5) < 1e-12
+    assert abs(a["sd"] - ((2 * 0.01 ** 2 + 2 * 0.15 ** 2) / 4) ** 0.5) < 1e-12 and a["wall_s"] == 60.0
+    assert b["n"] == 4 and b["sd"] == 0.0 and b["wall_s"] == 20.0     # a one-seed run adds no spread; no wall: older
+    assert set(got["room"]) == {"nextmonth", "knowledge"}
