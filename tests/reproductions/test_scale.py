@@ -483,7 +483,7 @@ def test_module_contract():
     assert (cpu.prefix_len, cpu.prompt_len, cpu.prompt_init) == (10, 20, "labels")
     assert cpu.low_data_sizes == () and cpu.ablation_lengths == (1, 20) and cpu.ablation_task == "nextmonth"
     assert cpu.search_rungs == ("smallest", "largest") and cpu.replica is None and cpu.job_cache
-    assert cpu.seed_count("d2t") == 9 and cpu.seed_count("knowledge") is None
+    assert cpu.seed_count("d2t") == 8 and cpu.seed_count("nextmonth") == 5 and cpu.seed_count("knowledge") is None
     assert (cpu.k_steps, cpu.d_steps) == (1000, 1500) and cpu.n_steps >= 1000     # issue 14: caps >= 10x 100 / 150
     assert not S.SETTINGS["smoke"].job_cache                                     # the regression gate measures
     assert set(S.SETTINGS["gpu"].ablation_inits) == {"random", "vocab", "labels"} and set(cpu.ablation_inits) == {"labels"}
