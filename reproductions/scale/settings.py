@@ -166,17 +166,18 @@ SETTINGS = {
                       ablation_lengths=(1, 20, 40), ablation_inits=("random", "labels"),
                       job_cache=False),
     # The deciding run (issue 30), sized by design power (reproductions.scale.design: the seed noise of the stored
-    # runs at 5ea3e6d and cefa790, pooled; power >= 0.8 at the published effect; the report's design table gives
-    # power and minutes per part). Runs only where a part is decided: P1 on knowledge (the hand-written prompt is well
-    # above chance on the frozen largest rung, as LAMA's manual prompts are); P2's largest-rung part on d2t with the 8
-    # seeds its power needs (0.84; 7 give 0.79); P3's length ablation on next month's smallest rung with 5 seeds per
+    # runs at 5ea3e6d, cefa790 and d47afb6, pooled; power >= 0.8 at the published effect; the report's design table
+    # gives power and minutes per part). Runs only where a part is decided: P1 on knowledge (the hand-written prompt is
+    # well above chance on the frozen largest rung, as LAMA's manual prompts are); P2's largest-rung part on d2t with
+    # the 14 seeds its power needs (0.85; d47afb6's 8 seeds had power 0.55 once its prefix spread, 0.053, was pooled
+    # in); P3's length ablation on next month's smallest rung with 5 seeds per
     # arm (cefa790's prompt runs spread 0.154 where 5ea3e6d's spread 0.008: 3 seeds left it inconclusive). Prompt tuning and adapters on knowledge are reported (P-tuning
     # vs prompt tuning is an ablation; adapters give A1's parameter share). Underpowered at this scale, so not run here
     # (the gpu profile keeps them): P2 low data, P3's init ablation, A1's equivalences; P3's trend has no task with
     # room (full FT at the ceiling on next month, no gap on knowledge). The middle rungs decide nothing: not loaded.
     "cpu": Settings(workers=2, rungs=("cpu-0.1m", "cpu-5m"),
                     k_methods=("ptuning", "prompt", "adapters"), k_rungs=("smallest", "largest"),
-                    d2t_methods=("full", "prefix"), d2t_rungs=("largest",), seed_counts=(("d2t", 8), ("nextmonth", 5)),
+                    d2t_methods=("full", "prefix"), d2t_rungs=("largest",), seed_counts=(("d2t", 14), ("nextmonth", 5)),
                     n_methods=("prompt",), n_rungs=("smallest",), low_data_sizes=(), search_frac=0.25, extend=3,
                     caps=(("nextmonth", "prompt", "lower", 6000), ("d2t", "prefix", "every", 3000)),
                     ablation_lengths=(1, 20), ablation_inits=("labels",), replica=None),

@@ -483,7 +483,7 @@ def test_module_contract():
     assert (cpu.prefix_len, cpu.prompt_len, cpu.prompt_init) == (10, 20, "labels")
     assert cpu.low_data_sizes == () and cpu.ablation_lengths == (1, 20) and cpu.ablation_task == "nextmonth"
     assert cpu.search_rungs == ("smallest", "largest") and cpu.replica is None and cpu.job_cache
-    assert cpu.seed_count("d2t") == 8 and cpu.seed_count("nextmonth") == 5 and cpu.seed_count("knowledge") is None
+    assert cpu.seed_count("d2t") == 14 and cpu.seed_count("nextmonth") == 5 and cpu.seed_count("knowledge") is None
     assert (cpu.k_steps, cpu.d_steps) == (1000, 1500) and cpu.n_steps >= 1000     # issue 14: caps >= 10x 100 / 150
     assert not S.SETTINGS["smoke"].job_cache                                     # the regression gate measures
     assert set(S.SETTINGS["gpu"].ablation_inits) == {"random", "vocab", "labels"} and set(cpu.ablation_inits) == {"labels"}
@@ -513,7 +513,7 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     assert all(runs == powered for runs, powered in got.values()), got
     assert got[("P2", "largest rung")] == (1, True) and got[("P2", "low data")] == (0, False)
     p2 = next(d for d in rows if d["part"] == "largest rung")
-    assert p2["seeds"] == 8 and p2["needed_seeds"] <= 8
+    assert p2["seeds"] == 14 and p2["needed_seeds"] <= 14
     ablation = next(d for d in rows if d["part"] == "length ablation")
     assert ablation["runs"] and ablation["seeds"] == 5     # the ablation arm runs the main runs' 5 seeds
     # seeded: P2's part computed again (alone: the other parts' noise left out) gives the same numbers; each part
