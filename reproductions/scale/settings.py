@@ -170,9 +170,9 @@ SETTINGS = {
     # gives power and minutes per part). Runs only where a part is decided: P1 on knowledge (the hand-written prompt is
     # well above chance on the frozen largest rung, as LAMA's manual prompts are); P2's largest-rung part on d2t with
     # the 14 seeds its power needs (0.85; d47afb6's 8 seeds had power 0.55 once its prefix spread, 0.053, was pooled
-    # in); P3's length ablation on next month's smallest rung with 5 seeds per
-    # arm (cefa790's prompt runs spread 0.154 where 5ea3e6d's spread 0.008: 3 seeds left it inconclusive). Prompt tuning and adapters on knowledge are reported (P-tuning
-    # vs prompt tuning is an ablation; adapters give A1's parameter share). Underpowered at this scale, so not run here
+    # in); P3's length ablation on next month's smallest rung with 5 seeds per arm (cefa790's prompt runs spread 0.154
+    # where 5ea3e6d's spread 0.008: 3 seeds left it inconclusive). Prompt tuning and adapters on knowledge are reported
+    # (P-tuning vs prompt tuning is an ablation; adapters give A1's parameter share). Underpowered at this scale, so not run here
     # (the gpu profile keeps them): P2 low data, P3's init ablation, A1's equivalences; P3's trend has no task with
     # room (full FT at the ceiling on next month, no gap on knowledge). The middle rungs decide nothing: not loaded.
     "cpu": Settings(workers=2, rungs=("cpu-0.1m", "cpu-5m"),
