@@ -158,6 +158,26 @@ def test_power_cell_and_underpowered_reason_in_the_writers():
     assert power_cell(verdict(only_checks, _runs([0.6], [0.5]))) == "-"
 
 
+def test_a_part_without_a_published_size_shows_its_design_power_precondition():
+    """issue 30: P3's ablations aim at a stored run's difference (the paper has plots only), so their Effect has no
+    published size; the power column shows the part's design-power precondition instead of n/a."""
+    import pandas as pd
+
+    from bench.claims import Claim
+    from bench.claims.engine import verdict
+    from bench.claims.writers import checks_markdown, power_cell
+    pre = Check("design_power", ">=", 0.8, W(**{"params.part": "gain"}), agg="min", part="gain")
+    claim = Claim(id="X9", family="lora", title="t", statement="s", published="p", scales=("toy",), group="lora",
+                  metric="acc", checks=(replace(ABOVE, part="gain"),), preconditions=(pre,))
+    runs = _runs([0.60, 0.61, 0.62], [0.50, 0.51, 0.52])
+    assert power_cell(verdict(claim, runs)) == "n/a"                        # no design row: nothing to show
+    design = pd.DataFrame([{"claim": "X9", "metric": "design_power", "value": 0.93, "seed": -1, "method": "-",
+                            "params": '{"part": "gain"}', "source": "results", "scale": "exact", "info": "{}"}])
+    v = verdict(claim, pd.concat([runs, design], ignore_index=True))
+    assert v.parts["gain"] == stats.REPRODUCED and power_cell(v) == "design 0.93 (at the stored run's difference)"
+    assert "| design 0.93 (at the stored run's difference) | reproduced |" in checks_markdown([v])
+
+
 def test_not_reproduced_with_low_power_says_why_it_stands_when_the_interval_excludes_the_effect():
     """issue 31: a "not reproduced" under power 0.8 is either underpowered (interval holds the published effect)
     or answered (the interval excludes it); the outcome text says which."""

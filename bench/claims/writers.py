@@ -51,8 +51,9 @@ def checks_markdown(verdicts: list[Verdict]) -> str:
             for k, r in enumerate(rs):
                 part = (kind + (": " if kind and r.check.part else "") + r.check.part) or "-"
                 out = (r.outcome or "-") + (" (waived: one-sided)" if r.waived else "")
-                p = _power_text(pw[k]) if not kind and k in pw else "n/a" if isinstance(r.check, Effect) and \
-                    not kind and r.outcome in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE) else "-"
+                p = _power_text(pw[k]) if not kind and k in pw else (_designed(v, r.check.part) or "n/a") if \
+                    isinstance(r.check, Effect) and not kind and r.outcome in (REPRODUCED, NOT_REPRODUCED,
+                                                                                INCONCLUSIVE) else "-"
                 lines.append(f"| {v.claim.id} | {_cell(part)} | {_cell(r.check.sentence(part=False))}{_cell(' Note: ' + r.check.note if r.check.note else '')} | "
                              f"{_cell(r.text)} | {r.n_rows} | {p} | {out} |")
     return prereg_markdown(verdicts) + "\n".join(lines) + "\n"
@@ -74,6 +75,14 @@ def part_powers(v: Verdict) -> dict[int, object]:
     return v.powers
 
 
+def _designed(v: Verdict, part: str) -> str:
+    """The part's design power from its `designed(part)` precondition (issue 30), for an Effect with no published
+    size to aim at (the paper gives a plot only; the design aimed at a stored run's difference); "" when none."""
+    got = [r.measured for r in v.preconditions if r.check.metric == "design_power" and r.check.part == part
+           and r.n_rows and r.measured == r.measured]
+    return f"design {got[0]:.2f} (at the stored run's difference)" if got else ""
+
+
 def _power_text(pp) -> str:
     if not pp.power.room:
         return f"no room (FPR {pp.power.fpr:.2f})"
@@ -83,7 +92,8 @@ def _power_text(pp) -> str:
 def power_cell(v: Verdict) -> str:
     """The design power of each part decided by Effects, at its published effect (false-positive rate at the rule's
     null boundary), from the run's own noise; a part with several Effects shows the lowest power and highest rate.
-    "n/a": an Effect without an effect size to aim at; "not measured": no rows; "-": Checks only (deterministic
+    "design p": an Effect without a published size whose part has a design-power precondition (at a stored run's
+    difference); "n/a": one without either; "not measured": no rows; "-": Checks only (deterministic
     arithmetic or one measured value, no interval)."""
     pw = part_powers(v)
     by_part: dict[str, list] = {}
@@ -98,7 +108,7 @@ def power_cell(v: Verdict) -> str:
         if all(isinstance(g, str) for g in got):
             text = "not measured"
         elif any(g is None for g in got):
-            text = "n/a"
+            text = _designed(v, part) or "n/a"
         else:
             pps = [g for g in got if not isinstance(g, str)]
             worst = min(pps, key=lambda g: (g.power.room, g.power.power))

@@ -16,7 +16,7 @@ leaves full FT below the ceiling with a gap to close at the smallest rung.
 
 Rows (claim = the part's claim, metric design_*): design_power (at the seeds the profile runs, or 3 where it runs
 none), design_needed_seeds / design_needed_items (0: more than the search limit, SEEDS_LIMIT seeds / 10^6 items;
-items only for accuracies), design_minutes (the stored run's wall minutes per run x the runs the profile plans; 0: not run).
+items only for accuracies), design_minutes (the stored run's wall minutes per run x the runs the profile plans, full-length search points included; 0: not run).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import pandas as pd
 from bench import power
 from bench.claims import get
 from reproductions.scale.derive import runs_frame
-from reproductions.scale.settings import CLASSIFICATION, METRIC, Settings
+from reproductions.scale.settings import CLASSIFICATION, METHODS, METRIC, Settings, grid
 
 NOISE_FILE = Path(__file__).with_name("noise.json")
 POWER_TARGET = 0.8
@@ -228,6 +228,15 @@ def _part_power(rule, nz: power.Noise, effect: float) -> tuple:
     return pw, need_s, need_i
 
 
+def _search_runs(s: Settings, p: Part, arm: tuple) -> int:
+    """Full-length search runs an arm adds besides its seeds: on a task searched with full runs (Settings.search_share
+    None) the grid's other starting points (the pick's run is seed 0; an edge pick adds more). Short points: 0."""
+    a = dict(arm)
+    if a.get("phase") != "main" or s.search_share(p.task) is not None or a.get("method") not in METHODS:
+        return 0
+    return len(grid(s, a["method"], p.task)) - 1
+
+
 def design(s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
     """One dict per part: claim, part, effect, source, runs (0/1), seeds, power, needed_seeds, needed_items, minutes
     (stored wall minutes of the planned runs; 0 when the profile runs none), noise (the arms)."""
@@ -243,8 +252,9 @@ def design(s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
         effect = p.effect if p.effect is not None else arms["a"]["mean"] - arms["b"]["mean"]
         nz = _noise(arms, p, n)
         pw, need_s, need_i = _part_power(rule, nz, effect)
-        walls = [arms[x]["wall_s"] for x in ("a", "b") if not (x == "b" and p.fixed_b)]
-        minutes = sum(w * n for w in walls if w == w) / 60 if runs else 0.0
+        walls = [(arms[x]["wall_s"], n + _search_runs(s, p, arm)) for x, arm in (("a", p.a), ("b", p.b))
+                 if not (x == "b" and p.fixed_b)]
+        minutes = sum(w * k for w, k in walls if w == w) / 60 if runs else 0.0
         out.append({"claim": p.claim, "part": p.part, "effect": effect, "source": p.source, "runs": int(runs),
                     "seeds": n, "items": nz.items, "power": pw.power, "fpr": pw.fpr,
                     "needed_seeds": need_s or 0, "needed_items": need_i or 0, "minutes": minutes,

@@ -14,6 +14,7 @@ is stopped resumes where it was; its rows (wall times included) are those measur
 With the local executor a job reads and writes the cache itself (`do_job`); with the dask executor the driver does
 (`DriverCache`, passed as JobRunner(cache=...)): a cached job is never dispatched, and a worker on another machine
 never writes. A file is written whole under a temporary name and renamed into place (readers see all or nothing).
+A deciding run ($BENCH_SCALE_FRESH=1) reads nothing from the cache, so every row is its own, and still writes it.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def do_job(job: Job):
 
 
 def _load(path: Path | None):
-    if path is not None and path.exists():
+    """A cached job's (RowBuffer, scores, True), or None (no file, a torn one, or $BENCH_SCALE_FRESH set)."""
+    if path is not None and not os.environ.get("BENCH_SCALE_FRESH") and path.exists():
         try:
             return (*torch.load(path, weights_only=False)[:2], True)
         except Exception:  # noqa: BLE001 - a torn or stale file: run the job again

@@ -257,9 +257,11 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
     every run against the run's wall time (a resumed run replays earlier runs' walls from the job cache)."""
     w = select(tm, "run_wall_s")
     srch = select(df, "lr_search_val_loss")
-    short = (meta.get("settings") or {}).get("search_frac") is not None    # every point is a run of its own
+    st = meta.get("settings") or {}
     picked = srch["info"].map(lambda i: bool(params_of(i).get("selected"))) if len(srch) else pd.Series(dtype=bool)
-    n_pts = len(srch) if short else int((~picked).sum())
+    own = with_params(srch, "task")["task"].map(lambda t: _short_search(st, t)) if len(srch) else picked
+    short = bool(len(srch)) and bool(own.all())            # every point is a run of its own
+    n_pts = int((own | ~picked).sum())
     if w.empty:
         return []
     per = w.groupby("method")["value"].sum()
@@ -275,6 +277,12 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
             + (f"; {cached} runs were replayed from the job cache (earlier invocations with the same settings and "
                "code): their walls are those invocations', so the run's own wall covers only what it trained itself."
                if cached else "."), ""]
+
+
+def _short_search(st: dict, task: str) -> bool:
+    """Whether the run's search points on `task` trained a share of the cap (Settings.search_share; settings as the
+    run's meta stored them)."""
+    return st.get("search_frac") is not None and task not in (st.get("full_search") or ())
 
 
 def _cap_lines(per_run: pd.DataFrame) -> list[str]:
@@ -360,16 +368,20 @@ def _lr_search(df: pd.DataFrame, meta: dict) -> list[str]:
                 rows.append(_search_row(st[st["method"] == meth], model, task, meth, inside))
     n_in = sum(r[-2] == "inside" for r in rows)
     st = meta.get("settings") or {}
+    full = [t for t in TASKS if not _short_search(st, t)]
     return ["## Learning-rate search", "",
             f"On the search rungs ({', '.join(meta.get('search_rungs') or order)}), seed "
             f"{(meta.get('seeds') or [0])[0]}: " + (
-                "every point is a full run (early stopping)" if st.get("search_frac") is None else
+                "every point is a full run (early stopping)" if len(full) == len(TASKS) else
                 f"every point trains {num(st['search_frac'])} of its cap with no early stop (`search_frac`: it favours "
-                "a fast learning rate)") + ", selected on validation "
+                "a fast learning rate)" + (f", except on {', '.join(full)} (`full_search`), where every point is a "
+                                           "full run (early stopping)" if full else "")) + ", selected on validation "
             "people (classification: accuracy, ties by the lower loss; d2t: loss); a pick on an edge of the points "
             f"tried adds the next point past it, {st.get('extend', '?')} time(s) per side at most; " + (
-                "its seed-0 run is the sweep's" if st.get("search_frac") is None else
-                "the sweep trains every seed afresh at the pick") +
+                "a full-run point's seed-0 run at the pick is the sweep's" if full else "") +
+            ("; " if full and len(full) < len(TASKS) else "") + (
+                "the sweep trains every seed afresh at the pick" + (" of a short search" if full else "")
+                if len(full) < len(TASKS) else "") +
             ". The other rungs take the pick of the search rung nearest in log parameters. "
             f"Picks inside the points tried: {n_in} of {len(rows)}.", "",
             md_table(["rung", "task", "method", "points tried: lr (val accuracy / val loss)", "pick",

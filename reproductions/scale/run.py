@@ -127,7 +127,7 @@ class Sweep:
         total = sum(self.cost(n, t, m) for n, t, m in self.planned())
         for n in self.places["search"]:          # the grid's first points (with full-run points the seed-0 run
             for m, t in self.to_search(n):       # at the pick is the sweep's: one fewer)
-                pts = len(grid(self.s, m)) - (self.s.search_frac is None)
+                pts = len(grid(self.s, m, t)) - (self.s.search_share(t) is None)
                 total += pts * self.search_cost(n, t, m)
         self.bar = self.ctx.progress(total=total, desc=GROUP, unit="",
                                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
@@ -225,7 +225,7 @@ class Sweep:
         if cands:
             r = min(cands, key=lambda r: (abs(math.log(self.sizes[r] / self.sizes[n])), self.sizes[r]))
             return self.chosen[(m, t, r)]
-        g = grid(self.s, m)
+        g = grid(self.s, m, t)
         self.chosen[(m, t, n)] = g[len(g) // 2]
         self.notes.append(f"no lr search for {m}/{t} on {n}: used {g[len(g) // 2]:g}")
         return self.chosen[(m, t, n)]
@@ -235,11 +235,11 @@ class Sweep:
         """Per (method, task) on each search rung: the grid with the first seed, selected on validation people; a
         pick on an edge of the points tried adds the next point past it (x3 or /3, `extend` times per side at
         most). The rungs search side by side (one wait per round). Each point is a full run (early stopping; it is
-        the sweep's seed-0 run when chosen), or with `search_frac` a short one: that share of the cap, no early
-        stop, and the sweep trains every seed afresh at the pick. Every point is a row (lr_search_*), the pick's
+        the sweep's seed-0 run when chosen), or with `search_frac` (on tasks not in `full_search`) a short one: that
+        share of the cap, no early stop, and the sweep trains every seed afresh at the pick. Every point is a row (lr_search_*), the pick's
         place too (lr_search_pick_inside)."""
         rcs = {n: load_rung(n, self.ctx, self.s, self.methods) for n in rungs}
-        todo = {(m, t, n): list(grid(self.s, m)) for n, rc in rcs.items() for m, t in self.to_search(n)
+        todo = {(m, t, n): list(grid(self.s, m, t)) for n, rc in rcs.items() for m, t in self.to_search(n)
                 if t in rc.data and self.fits(m, rc)}
         added = {k: [0, 0] for k in todo}
         points: dict[tuple, dict] = {}
@@ -265,11 +265,13 @@ class Sweep:
             self.record_search(rcs[n], m, t, pt, sorted(x for (mm, tt, nn, x) in points if (mm, tt, nn) == (m, t, n)))
 
     def search_steps(self, m: str, t: str, n: str) -> int | None:
-        """A short search point's steps (search_frac of the method's cap on the rung), None for full-run points."""
-        if self.s.search_frac is None:
+        """A short search point's steps (Settings.search_share of the method's cap on the rung), None for full-run
+        points."""
+        share = self.s.search_share(t)
+        if share is None:
             return None
         cap = self.s.with_cap(t, self.cap_for(m, t, n)).steps(t)[0]
-        return max(1, round(self.s.search_frac * cap))
+        return max(1, round(share * cap))
 
     def search_job(self, rc: Rung, m: str, t: str, lr: float) -> Job:
         steps = self.search_steps(m, t, rc.name)
@@ -300,7 +302,7 @@ class Sweep:
         cap, batch, _ = self.s.with_cap(t, self.cap_for(m, t, rc.name)).steps(t)
         cap = self.search_steps(m, t, rc.name) or cap
         p = {"phase": "search", "task": t, "lr": pt["lr"], "steps": cap, "batch": batch, "seed": self.seeds[0],
-             "grid": ",".join(f"{x:g}" for x in grid(self.s, m)), "rung_params": rc.params}
+             "grid": ",".join(f"{x:g}" for x in grid(self.s, m, t)), "rung_params": rc.params}
         info = {"selected": pt["lr"] == best, "tried": ",".join(f"{x:g}" for x in tried),
                 "steps_used": pt.get("steps"), "still_improving": pt.get("still_improving")}
         for metric in ("val_accuracy", "val_loss"):
@@ -313,7 +315,7 @@ class Sweep:
             self.rec.add("-", "lr_search_pick_inside", inside, unit="flag", model=rc.name, data=rc.names[t],
                          method=m, seed=self.seeds[0], scale=rc.scale,
                          params={"phase": "search", "task": t, "rung_params": rc.params}, info=info | {"lr": best})
-        if pt["lr"] != best or self.s.search_frac is not None:   # a run not replayed: keep its wall (the budget)
+        if pt["lr"] != best or self.s.search_share(t) is not None:   # a run not replayed: keep its wall (the budget)
             buf = self.runner.result(self.searched[(m, t, rc.name, pt["lr"])])[0]
             for wall in buf.values("run_wall_s"):
                 self.rec.add("-", "lr_search_run_wall_s", wall, unit="s", model=rc.name, data=rc.names[t], method=m,
@@ -331,7 +333,7 @@ class Sweep:
                 continue
             lr = self.lr_for(m, t, lr_rung or n)
             for seed in self.seeds_for(t, phase):
-                reuse = seed == self.seeds[0] and phase == "main" and self.s.search_frac is None
+                reuse = seed == self.seeds[0] and phase == "main" and self.s.search_share(t) is None
                 i = self.searched.get((m, t, n, lr)) if reuse else None
                 if i is None:
                     i = self.submit(self.fit_job(rc, m, t, lr, seed, phase))

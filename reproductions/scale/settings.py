@@ -16,7 +16,9 @@ rung learns nothing, so the ablations could not resolve a difference).
 Budget (stop 26 at 5ea3e6d: ~171 min of 2-worker compute against 120): the cpu profile's lr search trains each
 point a quarter of the cap (`search_frac`; full-run points cost 8,580 of 20,570 s) and every seed afresh at the
 pick (the seed-0 run is no longer the one the pick was selected on); knowledge drops adapters and P-tuning (reported,
-~880 s). A short search favours a fast lr; its pick's place in the grid is still reported.
+~880 s). A short search favours a fast lr; its pick's place in the grid is still reported. On d2t, where that
+bias moved P2's verdict between runs, the search is full-length again (`full_search`, from `grids` that the
+stored searches bracket; history 2026-12-07).
 LoRA and BitFit, decided elsewhere (the lora group) or nowhere, run where a user asks (`--set n_methods=...`).
 The smoke profile runs the smoke ladder's two rungs with short caps, so the regression gate finishes in a few
 minutes and its BLEU / loss bands are wide (REGRESS's reasons).
@@ -118,10 +120,14 @@ class Settings:
     adapter_ratio: int = 16                       # adapter size m = d / ratio
     lr_grid: str = "full"                         # full (LR_GRIDS) | smoke (the top two of each)
     extend: int = 2                               # grid points the search may add past an edge (per side)
+    grids: tuple[tuple[str, str, tuple[float, ...]], ...] = ()   # (task, method, lrs): where a method's search
+                                                  # starts on a task, in place of lr_grid's
     search_rungs: tuple[str, ...] = ("smallest", "largest")   # the rest take the nearer one's pick (log params)
     search_frac: float | None = None              # None: each search point is a full run (the pick's is the seed-0
                                                   # run); a share: points train that share of the cap, no early
                                                   # stop, and every seed is trained afresh at the pick
+    full_search: tuple[str, ...] = ()             # tasks whose search points are full runs whatever search_frac
+                                                  # says (a short search favours a fast lr; see search_share)
     low_data_sizes: tuple[int, ...] = (50, 200, 500)
     caps: tuple[tuple[str, str, str, int], ...] = ()   # (task, method, rungs, cap): a longer cap for a method on
                                                   # "every" rung, the "lower" half (by params), smallest/largest/a name
@@ -143,6 +149,11 @@ class Settings:
     def seed_count(self, task: str) -> int | None:
         """The seeds `task`'s main runs take from `seed_counts` (None: the profile's)."""
         return dict(self.seed_counts).get(task)
+
+    def search_share(self, task: str) -> float | None:
+        """The share of its cap a search point on `task` trains (None: a full run, early stopping, whose seed-0 run
+        at the pick is the sweep's): search_frac, except for the tasks in full_search."""
+        return None if task in self.full_search else self.search_frac
 
     def with_cap(self, task: str, cap: int | None) -> "Settings":
         """These settings with `task`'s cap replaced (None: unchanged)."""
@@ -167,18 +178,24 @@ SETTINGS = {
                       job_cache=False),
     # The deciding run (issue 30), sized by design power (reproductions.scale.design: the seed noise of the stored
     # runs at 5ea3e6d, cefa790 and d47afb6, pooled; power >= 0.8 at the published effect; the report's design table
-    # gives power and minutes per part). Runs only where a part is decided: P1 on knowledge (the hand-written prompt is
-    # well above chance on the frozen largest rung, as LAMA's manual prompts are); P2's largest-rung part on d2t with
-    # the 14 seeds its power needs (0.85; d47afb6's 8 seeds had power 0.55 once its prefix spread, 0.053, was pooled
-    # in); P3's length ablation on next month's smallest rung with 5 seeds per arm (cefa790's prompt runs spread 0.154
-    # where 5ea3e6d's spread 0.008: 3 seeds left it inconclusive). Prompt tuning and adapters on knowledge are reported
-    # (P-tuning vs prompt tuning is an ablation; adapters give A1's parameter share). Underpowered at this scale, so not run here
-    # (the gpu profile keeps them): P2 low data, P3's init ablation, A1's equivalences; P3's trend has no task with
-    # room (full FT at the ceiling on next month, no gap on knowledge). The middle rungs decide nothing: not loaded.
+    # gives power and minutes per part). Runs only where a part is decided: P1 on knowledge (the hand-written prompt
+    # is well above chance on the frozen largest rung, as LAMA's manual prompts are); P2's largest-rung part on d2t
+    # with the 14 seeds its power needs (0.85; d47afb6's 8 seeds had power 0.55 once its prefix spread, 0.053, was
+    # pooled in), its learning rates picked by full-length search points (full_search: a quarter-cap search picked
+    # prefix tuning's lr 3e-3 on Intel and 1e-3 on AMD, a near tie, and the verdict moved with the pick, -0.033 to
+    # +0.025; 5ea3e6d's full-length search picked 1e-3 by a wide margin), from grids the stored searches bracket
+    # (`grids`; history 2026-12-07; ~5 more minutes of wall than a quarter-cap search); P3's length ablation on next
+    # month's smallest rung with 5 seeds per arm (cefa790's prompt runs spread 0.154 where 5ea3e6d's spread 0.008: 3
+    # seeds left it inconclusive). Prompt tuning and adapters on knowledge are reported (P-tuning vs prompt tuning
+    # is an ablation; adapters give A1's parameter share). Underpowered at this scale, so not run here (the gpu
+    # profile keeps them): P2 low data, P3's init ablation, A1's equivalences; P3's trend has no task with room
+    # (full FT at the ceiling on next month, no gap on knowledge). The middle rungs decide nothing: not loaded.
     "cpu": Settings(workers=2, rungs=("cpu-0.1m", "cpu-5m"),
                     k_methods=("ptuning", "prompt", "adapters"), k_rungs=("smallest", "largest"),
                     d2t_methods=("full", "prefix"), d2t_rungs=("largest",), seed_counts=(("d2t", 14), ("nextmonth", 5)),
                     n_methods=("prompt",), n_rungs=("smallest",), low_data_sizes=(), search_frac=0.25, extend=3,
+                    full_search=("d2t",), grids=(("d2t", "full", (3e-5, 1e-4, 3e-4)),
+                                                 ("d2t", "prefix", (3e-4, 1e-3, 3e-3))),
                     caps=(("nextmonth", "prompt", "lower", 6000), ("d2t", "prefix", "every", 3000)),
                     ablation_lengths=(1, 20), ablation_inits=("labels",), replica=None),
     "gpu": Settings(d_eval_rows=200, per_person=16, low_data_sizes=(50, 100, 200, 500), ablation_rungs=("smallest", "middle")),
@@ -204,12 +221,19 @@ def settings_for(ctx: RunContext) -> Settings:
         raise BenchError("scale: min_delta, warmup, extend and n_shots must be >= 0, min_frac in [0, 1]")
     if s.search_frac is not None and not (isinstance(s.search_frac, (int, float)) and 0 < s.search_frac <= 1):
         raise BenchError(f"scale: search_frac must be None or in (0, 1], got {s.search_frac!r}")
+    if any(t not in TASKS for t in s.full_search):
+        raise BenchError(f"scale: full_search names tasks of {', '.join(TASKS)}, got {s.full_search!r}")
     if any(m not in METHODS for m in (*(s.k_methods or ()), *(s.d2t_methods or ()), *(s.n_methods or ()),
                                       *s.replica_methods)):
         raise BenchError(f"scale: k_methods / d2t_methods / n_methods / replica_methods must name methods of "
                          f"{', '.join(METHODS)}")
     if s.ablation_task not in CLASSIFICATION:
         raise BenchError(f"scale: ablation_task must be one of {', '.join(CLASSIFICATION)}, got {s.ablation_task!r}")
+    for g in s.grids:
+        if (len(g) != 3 or g[0] not in TASKS or g[1] not in METHODS or not g[2]
+                or any(not (isinstance(x, (int, float)) and x > 0) for x in g[2])):
+            raise BenchError(f"scale: grids entries are (task, method, positive learning rates) with a task of "
+                             f"{', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {g!r}")
     for c in s.caps:
         if (len(c) != 4 or c[0] not in TASKS or c[1] not in METHODS or not isinstance(c[2], str)
                 or not isinstance(c[3], int) or c[3] < 1):
@@ -228,9 +252,11 @@ def settings_for(ctx: RunContext) -> Settings:
     return s
 
 
-def grid(s: Settings, method: str) -> tuple[float, ...]:
-    """The learning rates the search tries for `method` under the settings' grid."""
-    return (SMOKE_GRIDS if s.lr_grid == "smoke" else LR_GRIDS)[method]
+def grid(s: Settings, method: str, task: str | None = None) -> tuple[float, ...]:
+    """The learning rates the search starts from for `method`: on `task`, the last entry of s.grids for it, else the
+    settings' grid (lr_grid)."""
+    own = [tuple(g) for t, m, g in s.grids if (t, m) == (task, method)]
+    return own[-1] if own else (SMOKE_GRIDS if s.lr_grid == "smoke" else LR_GRIDS)[method]
 
 
 def cap_for(s: Settings, names: list[str], method: str, task: str, rung: str) -> int | None:

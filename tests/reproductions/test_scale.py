@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,6 @@ def test_spearman_ratio_interleave_and_lr_choice():
 def test_caps_give_a_method_its_own_cap_on_some_rungs():
     """Settings.caps (issue 14, after stop 25's run): the last matching entry wins; "lower" is the smaller half as
     the claims' Effects count it; a second pretraining seed counts as its rung; jobs without a cap keep their key."""
-    from dataclasses import replace
     from reproductions.scale.jobs import Job, job_settings_of
     names = ["a", "b", "c", "d", "e"]
     s = replace(S.SETTINGS["cpu"], caps=(("nextmonth", "prompt", "lower", 6000), ("nextmonth", "prompt", "a", 7000),
@@ -353,6 +353,10 @@ def test_job_cache_resumes_a_run_with_the_same_rows(folders, tmp_path, monkeypat
         lambda p: json.loads(p)["steps"]))
     assert set(zip(steps["method"], steps["cap"])) == {("full", 3), ("prompt", 5), ("prompt", 3)}   # caps: 1st rung
     assert again.notes["chosen_lrs"] == first.notes["chosen_lrs"]
+    monkeypatch.setenv("BENCH_SCALE_FRESH", "1")                  # a deciding run: every job trained afresh
+    fresh = S.run(_ctx(folders, tmp_path / "c", **kw))
+    assert fresh.notes["jobs_from_cache"] == 0
+    pd.testing.assert_frame_equal(first.frame(), fresh.frame())
 
 
 @pytest.mark.integration
@@ -383,6 +387,17 @@ def test_short_search_points_train_a_share_of_the_cap(folders, tmp_path, monkeyp
     srch = long.frame()[long.frame()["metric"] == "lr_search_val_loss"]
     walls = long.frame(timing=True).query("metric == 'lr_search_run_wall_s'")
     assert len(walls) == len(srch) - 2 * 2 and set(param(srch, "steps")) == {8, 12}
+    # full_search (the cpu profile's d2t, history 2026-12-07): that task's points are full runs whatever
+    # search_frac says, from the task's own grid (grids)
+    mixed = S.run(_ctx(folders, tmp_path / "mixed", search_frac=0.5, full_search=["nextmonth"], extend=0,
+                       grids=[["nextmonth", "full", [0.01, 0.02]]], **kw))
+    srch = mixed.frame()[mixed.frame()["metric"] == "lr_search_val_loss"]
+    full = srch[srch["method"] == "full"]
+    assert set(param(full, "lr")) == {0.01, 0.02} and set(param(srch, "steps")) == {8, 12}
+    assert len(mixed.frame(timing=True).query("metric == 'lr_search_run_wall_s'")) == len(srch) - 2 * 2
+    mixed.save()
+    S.report(tmp_path / "mixed")
+    assert "every point is a full run (early stopping)" in (tmp_path / "mixed" / "report.md").read_text()
 
 
 @pytest.mark.integration
@@ -467,6 +482,10 @@ def test_bad_input_fails_before_training(folders, tmp_path):
         S.run(_ctx(folders, tmp_path, caps=[["nextmonth", "dora", "lower", 5]]))
     with pytest.raises(BenchError, match="search_frac"):
         S.run(_ctx(folders, tmp_path, search_frac=0))
+    with pytest.raises(BenchError, match="full_search"):
+        S.run(_ctx(folders, tmp_path, full_search=["sst2"]))
+    with pytest.raises(BenchError, match="grids entries"):
+        S.run(_ctx(folders, tmp_path, grids=[["d2t", "full", [0.0]]]))
     assert not any(tmp_path.iterdir())
 
 
@@ -489,6 +508,10 @@ def test_module_contract():
     assert set(S.SETTINGS["gpu"].ablation_inits) == {"random", "vocab", "labels"} and set(cpu.ablation_inits) == {"labels"}
     assert ("d2t", "prefix", "every", 3000) in cpu.caps and S.cap_for(cpu, ["a", "b"], "prompt", "nextmonth", "a") == 6000
     assert max(S.LR_GRIDS["prompt"]) > 10 * max(S.LR_GRIDS["full"])          # prompts need much larger rates
+    # P2's arms searched with full runs from grids the stored searches bracket (history 2026-12-07); the rest short
+    assert cpu.search_share("d2t") is None and cpu.search_share("nextmonth") == cpu.search_frac == 0.25
+    assert S.grid(cpu, "prefix", "d2t") == (3e-4, 1e-3, 3e-3) and S.grid(cpu, "full", "d2t") == (3e-5, 1e-4, 3e-4)
+    assert S.grid(cpu, "prefix", "knowledge") == S.LR_GRIDS["prefix"] and S.grid(cpu, "full") == S.LR_GRIDS["full"]
 
 
 # ------------------------------------------------------------------------------------------------ design (issue 30)
@@ -516,6 +539,10 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     assert p2["seeds"] == 14 and p2["needed_seeds"] <= 14
     ablation = next(d for d in rows if d["part"] == "length ablation")
     assert ablation["runs"] and ablation["seeds"] == 5     # the ablation arm runs the main runs' 5 seeds
+    # full-length search points are planned runs: each arm's other two starting points, at its stored wall
+    short = next(d for d in design.design(replace(S.SETTINGS["cpu"], full_search=()), 3) if d["part"] == "largest rung")
+    arms = p2["arms"]
+    assert p2["minutes"] - short["minutes"] == pytest.approx(2 * (arms["a"]["wall_s"] + arms["b"]["wall_s"]) / 60)
     # seeded: P2's part computed again (alone: the other parts' noise left out) gives the same numbers; each part
     # draws from its own seeded generator, so one part stands for all and costs an eighth of the whole design
     design._part_power.cache_clear()                # computed afresh, not read from the in-process memo
