@@ -22,7 +22,7 @@ from bench.report_tools import MISSING, finite, md_table, num, params_of, select
 from bench.schema import read_meta, read_results, write_frame
 from reproductions.scale.derive import runs_frame
 from reproductions.scale.figures import ablations, curves_figure, figure1, gap_figure, low_data, main_figures
-from reproductions.scale.settings import CLAIMS, GROUP, METHODS, METRIC, TASKS, ZERO_SHOT
+from reproductions.scale.settings import BUDGET_MIN, CLAIMS, GROUP, METHODS, METRIC, TASKS, ZERO_SHOT
 from reproductions.scale.tables import (adaptation_table, chance_levels, count_set, dec, mean_sd, ordered, run_table,
                                         summary_table)
 
@@ -276,7 +276,23 @@ def _wall_lines(tm: pd.DataFrame, df: pd.DataFrame, meta: dict) -> list[str]:
             f"{num(meta.get('wall_s'), 4)} s (it also holds zero-shot scoring and loading; runs before 2026-12-07 also P4)"
             + (f"; {cached} runs were replayed from the job cache (earlier invocations with the same settings and "
                "code): their walls are those invocations', so the run's own wall covers only what it trained itself."
-               if cached else "."), ""]
+               if cached else "."), ""] + budget_lines(meta)
+
+
+def budget_lines(meta: dict) -> list[str]:
+    """Whether the run fits its profile's wall budget (BUDGET_MIN; issue 30: a run over it, or one that replayed
+    jobs from the cache, is not a deciding run); [] for a profile without one or a run without a wall."""
+    cap, wall = BUDGET_MIN.get(meta.get("profile") or ""), meta.get("wall_s")
+    if cap is None or not isinstance(wall, (int, float)):
+        return []
+    cached = meta.get("jobs_from_cache", 0)
+    fits = wall <= cap * 60 and not cached
+    why = ("within it, with every job trained in the run: a deciding run" if fits else
+           f"{'over it' if wall > cap * 60 else 'within it'}" + (f", with {cached} jobs from the cache" if cached else "")
+           + ": not a deciding run (its verdicts are computed all the same)")
+    return [f"Budget: the `{meta['profile']}` profile's deciding run has {cap} min of wall on the machine that runs it "
+            f"(issue 30); this run took {num(wall / 60, 4)} min on {meta.get('hardware') or 'an unnamed machine'}: "
+            f"{why}.", ""]
 
 
 def _short_search(st: dict, task: str) -> bool:

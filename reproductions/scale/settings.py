@@ -41,6 +41,7 @@ TASKS = ("knowledge", "d2t", "nextmonth")
 METRIC = {"knowledge": "accuracy", "d2t": "bleu", "nextmonth": "accuracy"}   # the metric each task is decided on
 CLASSIFICATION = ("knowledge", "nextmonth")  # scored by accuracy over single-token candidates
 A1_MARGIN = 0.02                     # adapters may trail full FT by 2 points (or the seed spread, if larger)
+BUDGET_MIN = {"cpu": 120}           # issue 30: a deciding run's wall on the machine that runs it, at most (minutes)
 JOB_VERSION = 5                      # bump when jobs.py changes what a job computes (invalidates the job cache)
 LR_GRIDS = {                         # where the per-method search starts (AdamW peak lr); a pick on an edge extends
     "full": (3e-4, 1e-3, 3e-3),          # the grid by one point (x3 or /3) until it is inside, `extend` times at most

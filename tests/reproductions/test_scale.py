@@ -516,6 +516,16 @@ def test_module_contract():
 
 # ------------------------------------------------------------------------------------------------ design (issue 30)
 
+def test_the_report_says_whether_a_run_fits_its_profiles_budget():
+    from reproductions.scale.report import budget_lines
+    meta = {"profile": "cpu", "wall_s": 100 * 60.0, "hardware": "cpu:X x2", "jobs_from_cache": 0}
+    assert "took 100 min on cpu:X x2: within it, with every job trained in the run: a deciding run" in \
+        budget_lines(meta)[0]
+    assert "over it: not a deciding run" in budget_lines({**meta, "wall_s": 121 * 60.0})[0]
+    assert "within it, with 3 jobs from the cache: not a deciding run" in budget_lines({**meta, "jobs_from_cache": 3})[0]
+    assert budget_lines({**meta, "profile": "smoke"}) == [] and budget_lines({"profile": "cpu"}) == []
+
+
 def test_underpowered_parts_and_no_task_with_room_are_inconclusive_with_the_reason():
     v = verdicts(underpowered={("P2", "largest rung"), ("A1", "next month")}, room=0)
     assert v["P2"].parts["largest rung"] == INCONCLUSIVE and v["P2"].parts["low data"] == REPRODUCED
