@@ -160,7 +160,8 @@ def test_power_column_predicts_how_often_the_engine_decides(cid, eff, nz):
     """The engine, fed rows at the effect the power is for, says "reproduced" as often as design_power says."""
     effect = effect_for(eff)
     if effect is None:
-        pytest.skip("no published effect size: the power column says n/a")
+        pytest.skip("no published effect size: the power column shows the design precondition (its own simulation) "
+                    "or n/a")
     if not fits(eff, nz, effect):        # the column says "no room": there is no rate to compare
         res = design_power(eff, nz, n_sim=10, effect=effect)
         assert res.power == 0.0 and not res.room
