@@ -74,7 +74,7 @@ register(Claim(
         *needs_adaptation("d2t", "low data"),
         *converged("d2t", ("prefix", "full"), "low data", phase="lowdata", moves={"prefix": "up", "full": "down"}),
     ),
-    rule="Toy, >= 3 seeds (14 in the cpu profile: design power), data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
+    rule="Toy, >= 3 seeds (10 in the cpu profile: design power), data-to-text (table -> sentence, BLEU on a 0-1 scale of greedy output on people never "
          "fine-tuned on), largest rung; every run trains until its validation loss (teacher-forced, 32 validation "
          "rows) stops improving (patience 6 evaluations every 50 steps, min_delta 1e-3) under a cap of 1500 steps "
          "(3000 for prefix tuning), keeping the best evaluation's weights, each method at the learning rate a search "
@@ -103,10 +103,10 @@ register(Claim(
     scales=("toy", "paper"), group="scale",
     metric="gap (full FT minus prompt tuning) vs parameters over the ladder; length and init ablations",
     checks=(
-        Check("p3_gap_spearman_vs_log_params", "<", 0.0, W(**{"params.task": "nextmonth"}), part="gap closes",
-              note="Spearman rank correlation of the gap (seed means) with log parameters over the rungs"),
-        Check("p3_gap_drop_over_spread", ">", 1.0, W(**{"params.task": "nextmonth"}), part="gap closes",
-              note="(gap smallest - gap largest) / seed spread of the gap"),
+        Effect("p3_gap_seed", W(**{"params.task": "d2t", "params.place": "smallest"}), "above", 0.0,
+               b=W(**{"params.task": "d2t", "params.place": "largest"}), part="gap closes",
+               note="the gap (full FT minus prompt tuning, per seed) on the smallest rung minus the gap on the "
+                    "largest (data-to-text BLEU); power at the whole smallest-rung gap closing"),
         Effect("accuracy", MAIN("nextmonth", method="prompt"), "above", 0.0,
                b=R(method="prompt", **{"params.task": "nextmonth", "params.phase": "ablation",
                                        "params.num_virtual_tokens": 1}), by="model",
@@ -118,15 +118,19 @@ register(Claim(
                note="Fig. 3b: class-label init minus random uniform on the smallest rung (next month)"),
     ),
     preconditions=(
-        Check("design_task_with_room", ">=", 1, W(**{"params.part": "gap closes"}), part="gap closes",
-              note="a task of the ladder leaves full FT below its ceiling on every rung with a gap to close at the "
-                   "smallest (the stored run's tasks)"),
-        designed("length ablation"), designed("init ablation"),
-        *needs_adaptation("nextmonth", "gap closes"),
-        Effect("accuracy", MAIN("nextmonth", method="full"), "above", 0.0, b=MAIN("nextmonth", method="prompt"),
-               by="model", rungs="smallest", items=NEXTMONTH_ITEMS, part="gap closes",
+        Check("design_task_with_room", ">=", 1, W(**{"params.part": "gap closes", "params.task": "d2t"}),
+              part="gap closes", note="the stored run's data-to-text task left full FT below its ceiling on every "
+                                      "rung (>= 3) with a gap to close at the smallest"),
+        designed("gap closes"), designed("length ablation"), designed("init ablation"),
+        Check("p3_gap_rungs", ">=", 3, W(**{"params.task": "d2t"}), part="gap closes",
+              note="full FT and prompt tuning on >= 3 rungs (a trend, not two points)"),
+        Check("p3_full_max", "<=", 0.99, W(**{"params.task": "d2t"}), part="gap closes",
+              note="room: full FT below the ceiling on every rung (seed means)"),
+        *needs_adaptation("d2t", "gap closes"),
+        Effect("bleu", MAIN("d2t", method="full"), "above", 0.0, b=MAIN("d2t", method="prompt"),
+               by="model", rungs="smallest", part="gap closes",
                note="a gap to close: full FT ahead of prompt tuning at the smallest rung"),
-        *converged("nextmonth", ("full", "prompt"), "gap closes"),
+        *converged("d2t", ("full", "prompt"), "gap closes"),
         *converged("nextmonth", ("prompt",), "length ablation", smallest=1, moves={"prompt": "up"}),
         *converged("nextmonth", ("prompt",), "length ablation", phase="ablation", smallest=1, n=1,
                    moves={"prompt": "down"}),
@@ -134,22 +138,28 @@ register(Claim(
         *converged("nextmonth", ("prompt",), "init ablation", phase="ablation", smallest=1, init="random",
                    moves={"prompt": "down"}),
     ),
-    rule="Toy, >= 3 seeds (5 for next month's prompt runs and ablations in the cpu profile: design power); every "
-         "run trains until its validation answer loss stops improving (patience 6 "
-         "evaluations, min_delta 1e-3) under a cap (next month 2000 steps, 6000 for prompt tuning on the smaller "
-         "half of the rungs and the middle rung; knowledge 1000), keeping the best evaluation's weights. The gap = full FT minus prompt tuning (length 20, class-label init) in seed-mean "
-         "accuracy per rung on the next-month task (a stated month -> the month after it: the frozen model cannot "
-         "do it). Part 'gap closes' (point values, no interval; precondition: a task of the ladder leaves full FT "
-         "below its ceiling (<= 0.99) on every rung with a gap to close at the smallest, in the stored run's tasks): the gap's Spearman correlation with log parameters "
-         "over the rungs is negative, and the smallest rung's gap exceeds the largest's by more than the gap's seed "
-         "spread; preconditions: the task needs adaptation (full FT minus the zero-shot model >= 0.10 and >= 3 "
-         "standard errors on every rung), a gap to close (full FT minus prompt tuning at the smallest rung with its "
-         "95% interval (seeds + binomial error of the test items) above 0), and no full-FT or prompt-tuning run "
-         "still improving at its cap. Ablations on the smallest rung, next-month task, each its own part decided on "
-         "the same kind of interval, above 0: length 20 minus length 1 (Fig. 3a) and class-label init minus random "
-         "uniform (Fig. 3b); precondition: design power >= 0.8 at the stored run's difference (the paper gives plots "
-         "only), and none of those prompt runs still improving at its cap, one-sided: " +
-         ONE_SIDED + " The knowledge task's gap is reported, not decided; so are, in the gpu profile, the sampled-vocabulary init and the "
+    rule="Toy, >= 3 seeds (the cpu profile's counts come from the design power: see its design table); every run "
+         "trains until its validation answer loss stops improving (patience 6 evaluations, min_delta 1e-3) under a "
+         "cap (next month 2000 steps, 6000 for prompt tuning on the smaller half of the rungs; d2t 1500, 3000 for "
+         "prefix and prompt tuning; knowledge 1000), keeping the best evaluation's weights. The gap = full FT minus "
+         "prompt tuning (length 20, class-label init). Part 'gap closes' (issue 30) is decided on the data-to-text "
+         "task, where full FT stays below the ceiling on every rung and the frozen model cannot do the task: per seed (runs of both methods with that seed) and rung, the gap in BLEU; the smallest rung's "
+         "gaps minus the largest rung's have their 95% interval (seeds; the rungs' runs are independent) above 0 "
+         "(reproduced), below 0 (not reproduced: the gap widens) or across 0 (inconclusive); the middle rung and the "
+         "Spearman correlation of the gap with log parameters are reported. Preconditions: design power >= 0.8 at "
+         "the whole smallest-rung gap of the stored run closing (Lester et al. 2021, Fig. 1: prompt tuning matches "
+         "model tuning at the largest model; the paper gives a plot only), with that run's noise, and the stored run "
+         "left full FT below the ceiling on >= 3 rungs with a gap at the smallest; full FT and prompt tuning on >= 3 "
+         "rungs, full FT <= 0.99 on every rung (seed means), the task needs adaptation (full FT minus the zero-shot "
+         "model >= 0.10 and >= 3 standard errors on every rung), a gap to close (full FT minus prompt tuning at the "
+         "smallest rung with its 95% interval above 0), and no full-FT or prompt-tuning run on the task still "
+         "improving at its cap. Ablations on the smallest rung, next-month task (a stated month -> the month after "
+         "it: the frozen model cannot do it), each its own part decided on the same kind of interval (seeds + "
+         "binomial error of the test items), above 0: length 20 minus length 1 (Fig. 3a) and class-label init minus "
+         "random uniform (Fig. 3b); precondition: design power >= 0.8 at the stored run's difference (the paper "
+         "gives plots only), and none of those prompt runs still improving at its cap, one-sided: " +
+         ONE_SIDED + " The gaps on the knowledge and next-month tasks are reported, not decided (next month: full "
+         "FT at 1.000 on every rung, no room); so are, in the gpu profile, the sampled-vocabulary init and the "
          "lengths 5 and 100 (the cpu profile runs lengths 1 and 20, inits random and class labels); so is the gap on "
          "a second pretraining seed of the middle rung beside the fine-tuning seed spread.",
     paper_note="SuperGLUE with T5.1.1 Small..XXL: --model on a GPU.",

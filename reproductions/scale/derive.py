@@ -156,7 +156,7 @@ def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict, chance
                                          & (zero["method"] == ZERO_SHOT)].itertuples()}
     half = {m: ("lower" if i < max(1, len(order) // 2) else "upper") for i, m in enumerate(order)}
     base_p = lambda m: {"task": task, "rung_params": int(size[m]), "half": half[m]}  # noqa: E731
-    out = _p3_gaps(cell, task, order, size, base_p)
+    out = _p3_gaps(cell, task, order, size, base_p) + _p3_seed_gaps(main[main["task"] == task], task, order, size)
     # P1: P-tuning vs the hand-written prompt (frozen model) and vs prompt tuning of the same length
     for m in order:
         pt, pr = cell.get((m, "ptuning")), cell.get((m, "prompt"))
@@ -208,6 +208,26 @@ def _p3_gaps(cell: dict, task: str, order: list, size: dict, base_p) -> list:
         out.append(("P3", "p3_gap_drop_over_spread", _ratio(g0 - g1, max(s0, s1)), {**p, "spread": max(s0, s1)}, "-"))
     if gaps:
         out.append(("P3", "p3_gap_smallest_rung", gaps[0][1], {"task": task, "smallest": gaps[0][0]}, gaps[0][0]))
+        out.append(("P3", "p3_gap_rungs", len(gaps), {"task": task}, "-"))
+        out.append(("P3", "p3_full_max", max(cell[(m, "full")].mean for m, _, _ in gaps), {"task": task}, "-"))
+    return out
+
+
+def _p3_seed_gaps(main: pd.DataFrame, task: str, order: list, size: dict) -> list:
+    """P3 'gap closes' (issue 30): per rung that ran both and per seed both ran, full FT minus prompt tuning of that
+    seed (params.seed; independent runs, so the rows spread as both arms together), with the rung's place among
+    those rungs (smallest / middle / largest). A diverged run gives its seed a NaN row: never dropped."""
+    d = main[(main["metric"] == METRIC[task]) & main["method"].isin(["full", "prompt"])]
+    per = {k: float(np.mean(g["value"].to_numpy(float))) for k, g in d.groupby(["model", "method", "seed"])}
+    rungs = [m for m in order if any(k[:2] == (m, "full") for k in per) and any(k[:2] == (m, "prompt") for k in per)]
+    out = []
+    for i, m in enumerate(rungs):
+        place = "smallest" if i == 0 else "largest" if i == len(rungs) - 1 else "middle"
+        seeds = sorted({k[2] for k in per if k[:2] == (m, "full")} & {k[2] for k in per if k[:2] == (m, "prompt")})
+        for seed in seeds:
+            out.append(("P3", "p3_gap_seed", per[(m, "full", seed)] - per[(m, "prompt", seed)],
+                        {"task": task, "rung_params": int(size[m]), "place": place, "rungs": len(rungs),
+                         "seed": int(seed)}, m))
     return out
 
 

@@ -6,8 +6,10 @@ with the noise a stored run measured (`noise.json` beside this module: per part,
 mean and test items, and the stored wall time per run). The plan a profile runs is sized so that a part it decides
 reaches power >= POWER_TARGET; a part that cannot within the budget is not run there, and its precondition
 `design_power >= 0.8` makes it "inconclusive (underpowered at this scale)" with the seeds or test items it would
-need (`design_needed_*` rows). P3's trend is no Effect: its design row says whether the stored run had a task that
-leaves full FT below the ceiling with a gap to close at the smallest rung.
+need (`design_needed_*` rows). P3's trend ('gap closes') is powered like the rest: its arms are the per-seed gaps (full
+FT minus prompt tuning) on the smallest and the largest rung, and the effect it is powered for is the whole stored
+smallest-rung gap closing; a row per task (`design_task_with_room`) says whether the stored run left full FT below the
+ceiling on >= 3 rungs with a gap to close at the smallest.
 
     python -m reproductions.scale.design --from a/results.csv --timings a/timings.csv --commit 5ea3e6d \
         --from b/results.csv --timings b/timings.csv --commit cefa790 > reproductions/scale/noise.json
@@ -34,7 +36,7 @@ import pandas as pd
 from bench import power
 from bench.claims import get
 from reproductions.scale.derive import runs_frame
-from reproductions.scale.settings import CLASSIFICATION, METHODS, METRIC, Settings, grid
+from reproductions.scale.settings import CLASSIFICATION, METHODS, METRIC, Settings, grid, seeds_in
 
 NOISE_FILE = Path(__file__).with_name("noise.json")
 POWER_TARGET = 0.8
@@ -59,11 +61,22 @@ class Part:
     a: tuple
     b: tuple
     fixed_b: bool = False    # arm b is one deterministic evaluation (the zero-shot model)
+    gap: bool = False        # the arms are gaps (a's method minus b's, per seed) on the smallest (a) and the largest
+    #                          (b) rung of P3's trend; the effect is the stored smallest-rung gap closing
 
     def runs_in(self, s: Settings) -> bool:
         """Whether the profile's plan runs both arms of this part."""
         if self.task not in s.tasks:
             return False
+        if self.gap:       # both methods on >= 3 rungs (a rung's name, or a place of the profile's rungs)
+            only, names = s.task_methods(self.task), list(s.rungs or ())
+            rungs = [r if r not in ("smallest", "middle", "largest") or not names else
+                     names[{"smallest": 0, "middle": len(names) // 2, "largest": -1}[r]]
+                     for r in (s.task_rungs(self.task) or names)]
+            methods = [dict(x)["method"] for x in (self.a, self.b)]
+            both = [r for r in dict.fromkeys(rungs)
+                    if all(seeds_in(s, names or None, m, self.task, r, 1) > 0 for m in methods)]
+            return (only is None or set(methods) <= set(only)) and len(both) >= 3
         arms = dict(self.a), dict(self.b)
         phases = {x.get("phase") for x in arms}
         methods = {x.get("method") for x in arms}
@@ -83,7 +96,10 @@ def _arm(**kw) -> tuple:
     return tuple(sorted(kw.items()))
 
 
+GAP = (("method", "full"), ("phase", "main")), (("method", "prompt"), ("phase", "main"))   # P3's gap: full - prompt
 PARTS = (
+    Part("P3", "gap closes", 0, None, "Lester et al. 2021 Fig. 1 (plot only): prompt tuning matches model tuning at "
+         "the largest model, i.e. the stored smallest-rung gap closes", "d2t", "smallest", *GAP, gap=True),
     Part("P1", "vs hand-written", 0, 0.073, "Liu et al. 2021 Table 3: LAMA-34k 43.3 -> 50.6, the smaller of its gains",
          "knowledge", "largest", _arm(phase="main", method="ptuning"),
          _arm(phase="zeroshot", method="prompt_design"), fixed_b=True),
@@ -91,9 +107,9 @@ PARTS = (
          "d2t", "largest", _arm(phase="main", method="prefix"), _arm(phase="main", method="full")),
     Part("P2", "low data", 1, 0.029, "Li & Liang 2021 Sec. 6.3: +2.9 BLEU over 50-500 examples",
          "d2t", "largest", _arm(phase="lowdata", method="prefix"), _arm(phase="lowdata", method="full")),
-    Part("P3", "length ablation", 2, None, "Lester et al. 2021 Fig. 3a (plot only): the stored run's difference",
+    Part("P3", "length ablation", 1, None, "Lester et al. 2021 Fig. 3a (plot only): the stored run's difference",
          "nextmonth", "smallest", _arm(phase="main", method="prompt"), _arm(phase="ablation", method="prompt", n=1)),
-    Part("P3", "init ablation", 3, None, "Lester et al. 2021 Fig. 3b (plot only): the stored run's difference",
+    Part("P3", "init ablation", 2, None, "Lester et al. 2021 Fig. 3b (plot only): the stored run's difference",
          "nextmonth", "smallest", _arm(phase="main", method="prompt"),
          _arm(phase="ablation", method="prompt", init="random")),
     Part("A1", "next month", 0, 0.0, "equivalence at no difference (the band is the paper's 0.4 points)",
@@ -138,13 +154,25 @@ def _walls(timings: pd.DataFrame | None, task: str, rung_model: str, arm: tuple)
     return float(d["value"].mean()) if len(d) else math.nan
 
 
-def measure_noise(results: pd.DataFrame, timings: pd.DataFrame | None = None, commit: str = "") -> dict:
+def measure_noise(results: pd.DataFrame, timings: pd.DataFrame | None = None, commit: str = "",
+                  parts: tuple[str, ...] | None = None) -> dict:
     """{"from": commit, "parts": {"<claim>/<part>": {"a": arm noise, "b": arm noise}}, "room": P3's trend} from a
-    stored run's rows (results.csv, timings.csv)."""
+    stored run's rows (results.csv, timings.csv); parts: only these "<claim>/<part>" keys (None: every part), e.g.
+    the parts whose protocol the run shares with the plan. ValueError on an unknown key."""
+    keys = {f"{p.claim}/{p.part}" for p in PARTS}
+    if parts is not None and set(parts) - keys:
+        raise ValueError(f"unknown part(s) {sorted(set(parts) - keys)}; choose from {', '.join(sorted(keys))}")
     runs = runs_frame(results)
     out = {"from": commit, "parts": {}}
     for p in PARTS:
+        if parts is not None and f"{p.claim}/{p.part}" not in parts:
+            continue
         metric = METRIC[p.task]
+        if p.gap:
+            arms = _gap_noise(runs, timings, p)
+            if arms:
+                out["parts"][f"{p.claim}/{p.part}"] = arms
+            continue
         arms = {}
         for side, arm in (("a", p.a), ("b", p.b)):
             d = _select(runs, p.task, p.rung, arm, metric)
@@ -157,12 +185,38 @@ def measure_noise(results: pd.DataFrame, timings: pd.DataFrame | None = None, co
     return out
 
 
+def _gap_noise(runs: pd.DataFrame, timings: pd.DataFrame | None, p: Part) -> dict:
+    """P3's trend as two arms: the per-seed gap (a's method minus b's, seeds both ran) on the smallest (a) and the
+    largest (b) rung that ran both methods; {} with fewer than 2 such rungs. Walls per arm: wall_<method>_s on its
+    rung, wall_s their sum; a's trend_wall_s: one seed of both methods on every such rung."""
+    metric = METRIC[p.task]
+    d = {side: _filter(runs, p.task, arm, metric) for side, arm in (("a", p.a), ("b", p.b))}
+    rungs = sorted(set(d["a"]["model"]) & set(d["b"]["model"]),
+                   key=lambda m: float(d["a"][d["a"]["model"] == m]["rung_params"].iloc[0]))
+    if len(rungs) < 2:
+        return {}
+    meth = {side: dict(arm)["method"] for side, arm in (("a", p.a), ("b", p.b))}
+    walls = {m: {x: _walls(timings, p.task, m, arm) for x, arm in (("a", p.a), ("b", p.b))} for m in rungs}
+    out = {}
+    for side, m in (("a", rungs[0]), ("b", rungs[-1])):
+        fa = d["a"][d["a"]["model"] == m].groupby("seed")["value"].mean()
+        fb = d["b"][d["b"]["model"] == m].groupby("seed")["value"].mean()
+        common = sorted(set(fa.index) & set(fb.index))
+        gaps = pd.DataFrame({"seed": common, "value": [fa[k] - fb[k] for k in common], "model": m, "n_test": None})
+        out[side] = {**_arm_noise(gaps), "wall_s": walls[m]["a"] + walls[m]["b"],
+                     f"wall_{meth['a']}_s": walls[m]["a"], f"wall_{meth['b']}_s": walls[m]["b"]}
+    out["a"]["trend_wall_s"] = sum(w["a"] + w["b"] for w in walls.values())
+    out["a"]["rungs"] = len(rungs)
+    return out
+
+
 def _room(runs: pd.DataFrame) -> dict:
     """P3's trend: per task the stored run ran full FT and prompt tuning on, whether full FT stays below the
-    ceiling (seed mean <= 0.99) on every rung and prompt tuning trails it at the smallest rung (a gap to close)."""
+    ceiling (seed mean <= 0.99) on every rung (>= 3) and prompt tuning trails it at the smallest rung (a gap to
+    close)."""
     out = {}
     main = runs[runs["phase"] == "main"]
-    for task in CLASSIFICATION:
+    for task in METRIC:
         m = main[(main["task"] == task) & (main["metric"] == METRIC[task])]
         cells = m.groupby(["model", "method"])["value"].mean()
         rungs = m.drop_duplicates("model").sort_values("rung_params")["model"].tolist()
@@ -179,11 +233,13 @@ def pool_noise(runs: list[dict]) -> dict:
     """One noise dict from several `measure_noise` dicts (oldest first): per part and arm, the seeds add up, the
     mean is the seed-weighted mean, the sd the pooled within-run seed sd (a shift between runs -- another
     machine's ladder -- is not seed noise); test items, rung and wall time per run are the latest run's. P3's
-    room per task: the run with the most rungs of it (the latest on a tie)."""
+    room per task: the run with the most rungs of it (the latest on a tie). Each part names the runs it pools
+    ("from")."""
     out = {"from": "+".join(r.get("from", "") for r in runs), "parts": {}, "room": {}}
     for key in dict.fromkeys(k for r in runs for k in r["parts"]):
         have = [r["parts"][key] for r in runs if key in r["parts"]]
         out["parts"][key] = {side: _pool_arm([h[side] for h in have]) for side in ("a", "b")}
+        out["parts"][key]["from"] = "+".join(r.get("from", "") for r in runs if key in r["parts"])
     for r in runs:
         for task, facts in r.get("room", {}).items():
             if facts["rungs"] >= out["room"].get(task, {"rungs": 0})["rungs"]:
@@ -214,7 +270,9 @@ def _noise(arms: dict, p: Part, seeds: int) -> power.Noise:
 
 
 def planned_seeds(p: Part, s: Settings, seeds: int) -> int:
-    return (s.seed_count(p.task) or seeds) if dict(p.a).get("phase") == "main" else seeds
+    """The seeds the profile's plan gives the part's arm a (main runs: Settings.seed_cells / seed_counts)."""
+    a = dict(p.a)
+    return seeds_in(s, None, a["method"], p.task, p.rung, seeds) if a.get("phase") == "main" else seeds
 
 
 @functools.lru_cache(maxsize=256)
@@ -249,21 +307,26 @@ def design(s: Settings, seeds: int, noise: dict | None = None) -> list[dict]:
         rule = get(p.claim).checks[p.check]
         runs = p.runs_in(s)
         n = planned_seeds(p, s, seeds) if runs else DEFAULT_SEEDS
-        effect = p.effect if p.effect is not None else arms["a"]["mean"] - arms["b"]["mean"]
+        effect = p.effect if p.effect is not None else arms["a"]["mean"] - (0.0 if p.gap else arms["b"]["mean"])
         nz = _noise(arms, p, n)
         pw, need_s, need_i = _part_power(rule, nz, effect)
-        walls = [(arms[x]["wall_s"], n + _search_runs(s, p, arm)) for x, arm in (("a", p.a), ("b", p.b))
-                 if not (x == "b" and p.fixed_b)]
+        if p.gap:           # every rung of the trend, n seeds of both methods, and the two search rungs' points
+            walls = [(arms["a"].get("trend_wall_s", math.nan), n)]
+            walls += [(arms[x][f"wall_{dict(arm)['method']}_s"], _search_runs(s, p, arm))
+                      for x in ("a", "b") for arm in (p.a, p.b)]
+        else:
+            walls = [(arms[x]["wall_s"], n + _search_runs(s, p, arm)) for x, arm in (("a", p.a), ("b", p.b))
+                     if not (x == "b" and p.fixed_b)]
         minutes = sum(w * k for w, k in walls if w == w) / 60 if runs else 0.0
         out.append({"claim": p.claim, "part": p.part, "effect": effect, "source": p.source, "runs": int(runs),
                     "seeds": n, "items": nz.items, "power": pw.power, "fpr": pw.fpr,
                     "needed_seeds": need_s or 0, "needed_items": need_i or 0, "minutes": minutes,
-                    "noise_from": noise.get("from", ""), "arms": arms})
+                    "noise_from": arms.get("from", noise.get("from", "")), "arms": arms})
     return out
 
 
 def room(noise: dict | None = None) -> dict:
-    """P3's trend: {task: room facts} of the stored run, and whether any task had room."""
+    """P3's trend: {task: room facts} of the stored run (room: 1 where the task had room for a trend)."""
     return (noise or load_noise()).get("room", {})
 
 
@@ -284,10 +347,9 @@ def record(rec, s: Settings, seeds: int, noise: dict | None = None) -> list[dict
                     scale="exact", params=p)
         rec.add(d["claim"], "design_minutes", d["minutes"], unit="min (stored run's walls x planned runs)",
                 scale="exact", params=p, timing=True)
-    facts = room(noise)
-    rec.add("P3", "design_task_with_room", int(any(v["room"] for v in facts.values())), unit="flag", scale="exact",
-            params={"part": "gap closes", "noise_from": noise.get("from", "")},
-            info={t: v for t, v in facts.items()})
+    for task, facts in sorted(room(noise).items()):
+        rec.add("P3", "design_task_with_room", facts["room"], unit="flag", scale="exact",
+                params={"part": "gap closes", "task": task, "noise_from": noise.get("from", "")}, info=facts)
     return rows
 
 
@@ -311,14 +373,23 @@ def main(argv=None) -> int:
                     help="the same run's timings.csv (wall seconds per run); one per --from, in order")
     ap.add_argument("--commit", action="append", default=[],
                     help="the stored run's git commit (recorded as the noise's source); one per --from, in order")
+    ap.add_argument("--parts", action="append", default=[],
+                    help="the parts the same run's noise counts for, comma-separated claim/part keys (e.g. "
+                         "'P2/largest rung'), or 'all'; one per --from, in order (default: all)")
     ap.add_argument("--profile", default="cpu", help="print the design table of this profile (default cpu)")
     a = ap.parse_args(argv)
     if a.src:
-        if len(a.timings) not in (0, len(a.src)) or len(a.commit) not in (0, len(a.src)):
-            print("error: give --timings and --commit once per --from, or not at all", file=sys.stderr)
+        if any(len(x) not in (0, len(a.src)) for x in (a.timings, a.commit, a.parts)):
+            print("error: give --timings, --commit and --parts once per --from, or not at all", file=sys.stderr)
             return 2
-        runs = [measure_noise(pd.read_csv(src), pd.read_csv(a.timings[i]) if a.timings else None,
-                              a.commit[i] if a.commit else "") for i, src in enumerate(a.src)]
+        parts = [None if not a.parts or a.parts[i] == "all" else tuple(k.strip() for k in a.parts[i].split(","))
+                 for i in range(len(a.src))]
+        try:
+            runs = [measure_noise(pd.read_csv(src), pd.read_csv(a.timings[i]) if a.timings else None,
+                                  a.commit[i] if a.commit else "", parts[i]) for i, src in enumerate(a.src)]
+        except ValueError as e:
+            print(f"error: --parts: {e}", file=sys.stderr)
+            return 2
         json.dump(runs[0] if len(runs) == 1 else pool_noise(runs), sys.stdout, indent=1, sort_keys=True)
         print()
         return 0

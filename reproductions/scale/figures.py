@@ -14,7 +14,7 @@ import pandas as pd
 from bench.report_tools import MISSING, finite, log_ticks, md_table, pyplot, save_figure
 from bench.stats import Z975
 from reproductions.scale.derive import ablation_runs, ablation_task, stats
-from reproductions.scale.settings import CLASSIFICATION, METHODS, METRIC, TASKS, ZERO_SHOT
+from reproductions.scale.settings import METHODS, METRIC, TASKS, ZERO_SHOT
 from reproductions.scale.tables import gap_table, mean_sd, ordered
 
 COLORS = dict(zip((*METHODS, ZERO_SHOT, "frozen"), (f"C{i}" for i in range(10))))   # one colour per method
@@ -79,10 +79,13 @@ FIG1_LINES = (("full", "model tuning (full FT)", "-"), ("prompt", "prompt tuning
 
 
 def figure1(out: Path, table: pd.DataFrame, chance: dict) -> list[tuple[str, str]]:
-    """Lester et al. 2021 Figure 1 analogue per classification task: score vs parameters for model tuning,
-    prompt tuning and prompt design, 95% bands (seeds + test items), chance dotted."""
-    tasks = [t for t in CLASSIFICATION
-             if table[(table["task"] == t) & table["method"].isin(["full", "prompt"])]["mean"].notna().any()]
+    """Lester et al. 2021 Figure 1 analogue per task that ran full FT and prompt tuning on >= 2 rungs (d2t: P3's
+    trend, issue 30): score vs parameters for model tuning, prompt tuning and prompt design, 95% bands (seeds + test
+    items), chance dotted."""
+    def both(t):
+        d = table[(table["task"] == t) & table["method"].isin(["full", "prompt"]) & table["mean"].notna()]
+        return d.groupby("rung_params")["method"].nunique().eq(2).sum() >= 2
+    tasks = [t for t in TASKS if both(t)]
     if not tasks:
         return []
     plt = pyplot()

@@ -128,23 +128,23 @@ def _design(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
         rows.append([r.claim, p["part"], f"{p['effect']:+.3f}", info.get("source", ""), "yes" if p["runs"] else "no",
                      p["seeds"], p["items"] or "-", f"{r.value:.2f}", f"{info.get('fpr', math.nan):.3f}",
                      f"> {info.get('seeds_limit', 64)}" if seeds == "0" else seeds, "-" if not items else "> 10^6" if items == "0" else items,
-                     mins if p["runs"] else "-"])
+                     mins if p["runs"] else "-", p.get("noise_from", "?").replace("+", ", ")])
     room = df[df["metric"] == "design_task_with_room"]
-    src = json.loads(pw["params"].iloc[0]).get("noise_from", "?")
     L = ["## Design: power per part before the run", "",
-         f"Each decided part's power at the published effect (the share of simulated reruns the engine decides "
-         f"'reproduced'; `bench.power`), with the noise the stored cpu run{'s' if '+' in src else ''} at "
-         f"{src.replace('+', ' and ')} measured (seed sd per arm{', pooled over the runs' if '+' in src else ''}; "
-         f"test items; `reproductions/scale/noise.json`). A part below 0.8 is not run in the cpu profile and reads "
-         f"'underpowered at this scale'. Minutes: the stored run's wall per run x the runs planned (one worker).", "",
+         "Each decided part's power at the published effect (the share of simulated reruns the engine decides "
+         "'reproduced'; `bench.power`), with the noise the stored runs named in the last column measured (seed sd "
+         "per arm, pooled within runs where several; test items; `reproductions/scale/noise.json`). A part below "
+         "0.8 is not run in the cpu profile and reads 'underpowered at this scale'. Minutes: the stored runs' wall "
+         "per run x the runs planned (one worker; runs two parts share count in each).", "",
          md_table(["claim", "part", "effect", "effect from", "run here", "seeds", "test items", "power",
-                   "false-positive rate", "seeds for 0.8", "items for 0.8", "run-minutes"], rows), ""]
+                   "false-positive rate", "seeds for 0.8", "items for 0.8", "run-minutes", "noise from"], rows), ""]
     if not room.empty:
-        facts = json.loads(room["info"].iloc[0] or "{}")
-        L += ["P3's trend needs a task that leaves full FT below the ceiling with a gap to close: " + "; ".join(
-            f"{t}: full FT up to {v['full_max']:.3f}, gap at the smallest rung {v['gap_smallest']:+.3f}"
-            for t, v in facts.items()) + (" -- none has room, so the trend is not run here." if not room["value"].iloc[0]
-                                         else "."), ""]
+        facts = {json.loads(r.params).get("task", "?"): (r.value, json.loads(r.info or "{}")) for r in room.itertuples()}
+        L += ["P3's trend needs a task that leaves full FT below the ceiling on >= 3 rungs with a gap to close "
+              "(stored runs): " + "; ".join(
+                  f"{t}: {v.get('rungs', '?')} rungs, full FT up to {v.get('full_max', math.nan):.3f}, gap at the "
+                  f"smallest rung {v.get('gap_smallest', math.nan):+.3f} ({'room' if flag else 'no room'})"
+                  for t, (flag, v) in sorted(facts.items())) + ".", ""]
     return L
 
 

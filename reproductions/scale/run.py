@@ -29,7 +29,7 @@ from reproductions.scale.jobs import DriverCache, Job, do_job, job_env, label
 from reproductions.scale.models import (Rung, count_params, load_rung, method_kwargs, resolve_rungs,
                                         virtual_tokens)
 from reproductions.scale.settings import (CLAIMS, GROUP, TASKS, Settings, ablation_configs, cap_for, grid,
-                                         settings_for)
+                                         seeds_in, settings_for)
 
 
 def run(ctx: RunContext) -> Recorder:
@@ -42,10 +42,11 @@ def run(ctx: RunContext) -> Recorder:
     sizes = {n: count_params(n, ctx.profile.ladder) for n in names}
     names = sorted(names, key=lambda n: sizes[n])
     alias = {"smallest": names[0], "middle": names[len(names) // 2], "largest": names[-1]}
-    bad = [c for c in s.caps if c[2] not in ("every", "lower", *alias) and c[2] not in names]
-    if bad:
-        raise BenchError(f"scale: caps {bad}: rungs must be every, lower, smallest, middle, largest or a rung of the "
-                         f"sweep ({', '.join(names)})")
+    for what, entries in (("caps", s.caps), ("seed_cells", s.seed_cells)):
+        bad = [c for c in entries if c[2] not in ("every", "lower", *alias) and c[2] not in names]
+        if bad:
+            raise BenchError(f"scale: {what} {bad}: rungs must be every, lower, smallest, middle, largest or a rung "
+                             f"of the sweep ({', '.join(names)})")
 
     def pick(what: str, rs) -> list[str]:
         out = [alias.get(r, r) for r in rs]
@@ -110,18 +111,22 @@ class Sweep:
         base = self.replica[0] if self.replica and n == self.replica[1] else n
         return [t for t in self.s.tasks if base in self.places[t]]
 
-    def seeds_for(self, t: str, phase: str = "main") -> tuple:
+    def seeds_for(self, t: str, phase: str = "main", m: str = "", n: str = "") -> tuple:
         """The seeds of `t`'s runs in `phase`: the profile's, or for main runs and P3's ablations (which compare
-        with the main prompt runs, seed by seed) Settings.seed_counts' count (more seeds continue upwards from the
-        last one; fewer take the first ones)."""
+        with the main prompt runs, seed by seed) Settings.seed_counts' count, for main runs of method m on rung n
+        Settings.seed_cells' (more seeds continue upwards from the last one; fewer take the first ones)."""
         k = self.s.seed_count(t) if phase in ("main", "ablation") else None
+        if phase == "main" and m and n:
+            k = seeds_in(self.s, self.names, m, t, n, len(self.seeds))
         if k is None:
             return self.seeds
         return self.seeds[:k] + tuple(range(max(self.seeds) + 1, max(self.seeds) + 1 + k - len(self.seeds)))
 
-    def methods_for(self, t: str) -> list[str]:
+    def methods_for(self, t: str, n: str = "") -> list[str]:
+        """The methods run on task t (on rung n: those Settings.seed_cells does not give 0 seeds there)."""
         only = self.s.task_methods(t)
-        return self.methods if only is None else [m for m in self.methods if m in only]
+        out = self.methods if only is None else [m for m in self.methods if m in only]
+        return [m for m in out if not n or seeds_in(self.s, self.names, m, t, n, 1) > 0]
 
     def run(self) -> None:
         total = sum(self.cost(n, t, m) for n, t, m in self.planned())
@@ -172,14 +177,15 @@ class Sweep:
         return {**kw, **({"cap": cap} if cap is not None else {})}
 
     def to_search(self, n: str) -> list[tuple[str, str]]:
-        return [(m, t) for t in self.tasks_on(n) for m in self.methods_for(t) if m not in self.fixed]
+        return [(m, t) for t in self.tasks_on(n) for m in self.methods_for(t, n) if m not in self.fixed]
 
     def planned(self) -> list[tuple[str, str]]:
         """(rung, task, method) of every run of the sweep, for one progress bar with a cost-weighted ETA (the
         search's points are added in `run`, its grid extensions when they are submitted)."""
         out = []
         for n in self.names:
-            out += [(n, t, m) for t in self.tasks_on(n) for m in self.methods_for(t) for _ in self.seeds_for(t)]
+            out += [(n, t, m) for t in self.tasks_on(n) for m in self.methods_for(t, n)
+                    for _ in self.seeds_for(t, "main", m, n)]
             if self.low_data_on(n):
                 out += [(n, "d2t", m) for m in ("full", "prefix") for _ in self.s.low_data_sizes for _ in self.seeds]
             if self.ablations_on(n, self.s.tasks):
@@ -326,13 +332,13 @@ class Sweep:
         """Every method x seed on (rung, task); methods that do not fit the rung are skipped with a note. A search
         run with the chosen lr is the seed-0 run (not trained again)."""
         n = rc.name
-        for m in self.methods_for(t) if methods is None else methods:
+        for m in self.methods_for(t, n) if methods is None else methods:
             if not self.fits(m, rc):
-                for _ in self.seeds_for(t, phase):
+                for _ in self.seeds_for(t, phase, m, n):
                     self.tick(n, t, f"{n} {t} {m} skipped", m)
                 continue
             lr = self.lr_for(m, t, lr_rung or n)
-            for seed in self.seeds_for(t, phase):
+            for seed in self.seeds_for(t, phase, m, n):
                 reuse = seed == self.seeds[0] and phase == "main" and self.s.search_share(t) is None
                 i = self.searched.get((m, t, n, lr)) if reuse else None
                 if i is None:
@@ -387,10 +393,11 @@ class Sweep:
         for claim, metric, value, p, model in derive(runs_frame(frame), chance):
             unit = ("rank correlation" if "spearman" in metric else "ratio" if "over_" in metric
                     else "%" if metric.endswith("_pct") else "runs" if metric.startswith("conv_")
+                    else "rungs" if metric.endswith("_rungs")
                     else "metric points (0-1)")
             info = {k: p.pop(k) for k in DERIVED_MEASURED if k in p}
             self.rec.add(claim, metric, value, unit=unit, model=model, data=p.get("task", "-"), method=p.pop("method", "-"),
-                         scale=scale, params=p, info=info)
+                         seed=p.pop("seed", None), scale=scale, params=p, info=info)
         self.rec.notes.update({"chosen_lrs": {f"{m}/{t}/{n}": v for (m, t, n), v in self.chosen.items()},
                                "notes": self.notes})
 

@@ -3,10 +3,11 @@
 Trade-offs (issue 14): every run trains until its validation answer loss stops improving (`patience` evaluations
 without a drop of more than `min_delta`) under a per-task cap of 10x the old fixed budget (knowledge 1000, d2t
 1500 steps) or more (next month 2000: prompt tuning on the smallest rung is still learning at 600); the best
-evaluation's weights are kept. The cpu budget (120 min on 2 cores) goes to the runs the verdicts read: next month
-on every rung with full FT, adapters, prompt tuning and P-tuning (P1, P3, A1); d2t (~45-token rows, ~5x a short
-row, ~3 min a run on cpu-5m) on the largest rung with full FT, adapters and prefix tuning, low data at 50 and 100
-rows (P2, A1); knowledge (reported: P3's gap there) with full FT and prompt tuning on the smallest and largest rungs.
+evaluation's weights are kept. The cpu budget (120 min of wall on the machine that runs it, 2 cores) goes to the
+runs the verdicts read, sized by design power (issue 30; the cpu profile's comment below): d2t (~45-token rows, ~5x a
+short row, 4-6 min a run on cpu-5m) with full FT and prefix tuning on the largest rung (P2) and full FT and prompt
+tuning on three rungs (P3's trend: the one task whose full FT stays below the ceiling); knowledge for P1; next
+month's smallest rung for P3's length ablation.
 `caps` raises the cap for a method on some rungs: the decisive run at 503fee0 (stop 25) left prompt tuning and
 P-tuning still improving at 2000 steps on the two smallest rungs (prompt tuning on the middle one too) and prefix
 tuning at 1500 on d2t; the cpu profile gives them 6000 and 3000 (a quarter of the cap is still the least a run
@@ -71,7 +72,7 @@ REGRESS = [
                         "person flips a few tokens with the floats: moved 0 -> 0.059 under --other-float-path; 2.5x margin"),
     ("exact_match", 0.05, 0.0), ("attribute_match", 0.05, 0.05), ("lr_search_*", 1.0, 0.0, WHY),
     ("final_train_loss", 3.0, 0.0, WHY),
-    ("p*_minus_*", 1.0, 0.2, WHY), ("a1_*", 0.5, 0.5, WHY), ("p3_gap*", 1.0, 0.5, WHY), ("*over_spread", 1.0, 0.5),
+    ("p*_minus_*", 1.0, 0.2, WHY), ("a1_*", 0.5, 0.5, WHY), ("p3_full_max", 0.35, 0.0, WHY), ("p3_gap*", 1.0, 0.5, WHY), ("*over_spread", 1.0, 0.5),
     ("*spearman*", 2.0, 0.0),
     ("design_power", 0.02, 0.0, "a seeded simulation (400 reruns): a float-path change can flip a rerun at a boundary"),
     ("design_needed_*", 0.0, 0.15, "a bisection over the same simulation, to about 5%"),
@@ -111,6 +112,10 @@ class Settings:
     seed_counts: tuple[tuple[str, int], ...] = ()   # (task, seeds) for a task's main runs (and P3's ablations on
                                                   # it) where the design needs more seeds than the profile's
                                                   # (extends --seeds upwards: 0..k-1)
+    seed_cells: tuple[tuple[str, str, str, int], ...] = ()   # (task, method, rungs, seeds): the main runs' seeds
+                                                  # of one method on some rungs (rungs as in caps; the last entry
+                                                  # that matches wins), over seed_counts; 0: the method does not run
+                                                  # there (nor its lr search)
     prompt_len: int = 20                          # prompt tuning and P-tuning
     prompt_init: str = "labels"
     ptuning_encoder: str = "lstm"
@@ -169,6 +174,8 @@ class Settings:
             (self.eval_every[i],)
 
 
+TREND_RUNGS = ("cpu-0.1m", "cpu-0.3m", "cpu-1m")   # P3's trend in the cpu profile (prompt tuning at cpu-5m: ~10 min
+                                                  # a run, more than the budget leaves; issue 30)
 SETTINGS = {
     # CI / regression: the smoke ladder's 2 rungs (64 positions: the d2t rows are cut to fit), short caps.
     "smoke": Settings(k_steps=60, k_batch=16, d_steps=40, d_batch=16, n_steps=80, n_batch=16, n_per_person=2,
@@ -177,27 +184,35 @@ SETTINGS = {
                       d2t_methods=("full", "lora", "adapters", "prefix", "bitfit"), d2t_rungs=("largest",),
                       ablation_lengths=(1, 20, 40), ablation_inits=("random", "labels"),
                       job_cache=False),
-    # The deciding run (issue 30), sized by design power (reproductions.scale.design: the seed noise of the stored
-    # runs at 5ea3e6d, cefa790 and d47afb6, pooled; power >= 0.8 at the published effect; the report's design table
-    # gives power and minutes per part). Runs only where a part is decided: P1 on knowledge (the hand-written prompt
-    # is well above chance on the frozen largest rung, as LAMA's manual prompts are); P2's largest-rung part on d2t
-    # with the 14 seeds its power needs (0.85; d47afb6's 8 seeds had power 0.55 once its prefix spread, 0.053, was
-    # pooled in), its learning rates picked by full-length search points (full_search: a quarter-cap search picked
-    # prefix tuning's lr 3e-3 on Intel and 1e-3 on AMD, a near tie, and the verdict moved with the pick, -0.033 to
-    # +0.025; 5ea3e6d's full-length search picked 1e-3 by a wide margin), from grids the stored searches bracket
-    # (`grids`; history 2026-12-07; ~5 more minutes of wall than a quarter-cap search); P3's length ablation on next
-    # month's smallest rung with 5 seeds per arm (cefa790's prompt runs spread 0.154 where 5ea3e6d's spread 0.008: 3
-    # seeds left it inconclusive). Prompt tuning and adapters on knowledge are reported (P-tuning vs prompt tuning
-    # is an ablation; adapters give A1's parameter share). Underpowered at this scale, so not run here (the gpu
-    # profile keeps them): P2 low data, P3's init ablation, A1's equivalences; P3's trend has no task with room
-    # (full FT at the ceiling on next month, no gap on knowledge). The middle rungs decide nothing: not loaded.
-    "cpu": Settings(workers=2, rungs=("cpu-0.1m", "cpu-5m"),
+    # The deciding run (issue 30), sized by design power (reproductions.scale.design: the seed noise of stored runs
+    # that share a part's protocol, pooled -- noise.json names them per part; power >= 0.8 at the published effect;
+    # the report's design table gives power and minutes per part). Runs only where a part is decided: P1 on
+    # knowledge (the hand-written prompt is well above chance on the frozen largest rung, as LAMA's manual prompts
+    # are); P2's largest-rung part on d2t with the 10 seeds its power needs (0.88 with the noise of the two runs whose
+    # learning rates came from full-length searches, 5ea3e6d and 2eac8f8; the quarter-cap runs' wider prefix spread
+    # had asked for 14), both arms' learning rates picked by full-length search points (full_search: a quarter-cap
+    # search picked prefix tuning's lr 3e-3 on Intel and 1e-3 on AMD, a near tie, and the verdict moved with the
+    # pick) from grids the stored searches bracket (`grids`; history 2026-12-07); P3's trend on d2t, the one task
+    # with room (full FT below the ceiling), full FT and prompt tuning on three rungs with the seeds the pilot's noise
+    # asks for (reproductions.scale.pilot; seed_counts; P2's full FT runs on the largest rung are shared), prefix
+    # tuning only on the largest (seed_cells); P3's length ablation on next month's smallest rung with 5 seeds per
+    # arm (cefa790's prompt runs spread 0.154 where 5ea3e6d's spread 0.008: 3 seeds left it inconclusive). Prompt
+    # tuning and adapters on knowledge are reported (P-tuning vs prompt tuning is an ablation; adapters give A1's
+    # parameter share). Underpowered at this scale, so not run here (the gpu profile keeps them): P2 low data, P3's
+    # init ablation, A1's equivalences. The other rungs decide nothing: not loaded.
+    "cpu": Settings(workers=2, rungs=("cpu-0.1m", "cpu-0.3m", "cpu-1m", "cpu-5m"),
                     k_methods=("ptuning", "prompt", "adapters"), k_rungs=("smallest", "largest"),
-                    d2t_methods=("full", "prefix"), d2t_rungs=("largest",), seed_counts=(("d2t", 14), ("nextmonth", 5)),
+                    d2t_methods=("full", "prefix", "prompt"), d2t_rungs=None,
+                    seed_counts=(("d2t", 3), ("nextmonth", 5)),
+                    seed_cells=(("d2t", "prefix", "every", 0), ("d2t", "prefix", "largest", 10),
+                                ("d2t", "full", "largest", 10), ("d2t", "prompt", "largest", 0)),
                     n_methods=("prompt",), n_rungs=("smallest",), low_data_sizes=(), search_frac=0.25, extend=3,
+                    search_rungs=("smallest", "cpu-1m", "largest"),
                     full_search=("d2t",), grids=(("d2t", "full", (3e-5, 1e-4, 3e-4)),
-                                                 ("d2t", "prefix", (3e-4, 1e-3, 3e-3))),
-                    caps=(("nextmonth", "prompt", "lower", 6000), ("d2t", "prefix", "every", 3000)),
+                                                 ("d2t", "prefix", (3e-4, 1e-3, 3e-3)),
+                                                 ("d2t", "prompt", (0.03, 0.1, 0.3))),
+                    caps=(("nextmonth", "prompt", "lower", 6000), ("d2t", "prefix", "every", 3000),
+                          ("d2t", "prompt", "every", 3000), *(("d2t", "full", n, 3000) for n in TREND_RUNGS)),
                     ablation_lengths=(1, 20), ablation_inits=("labels",), replica=None),
     "gpu": Settings(d_eval_rows=200, per_person=16, low_data_sizes=(50, 100, 200, 500), ablation_rungs=("smallest", "middle")),
 }
@@ -245,6 +260,11 @@ def settings_for(ctx: RunContext) -> Settings:
     if any(t not in TASKS or not isinstance(k, int) or k < 1 for t, k in s.seed_counts):
         raise BenchError(f"scale: seed_counts entries are (task, seeds >= 1) with a task of {', '.join(TASKS)}; "
                          f"got {s.seed_counts!r}")
+    for c in s.seed_cells:
+        if (len(c) != 4 or c[0] not in TASKS or c[1] not in METHODS or not isinstance(c[2], str)
+                or not isinstance(c[3], int) or c[3] < 0):
+            raise BenchError(f"scale: seed_cells entries are (task, method, rungs, seeds >= 0) with a task of "
+                             f"{', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {c!r}")
     if s.workers < 1:
         raise BenchError(f"scale: workers must be >= 1, got {s.workers}")
     lrs = (ctx.options or {}).get("lrs", {})
@@ -260,20 +280,37 @@ def grid(s: Settings, method: str, task: str | None = None) -> tuple[float, ...]
     return own[-1] if own else (SMOKE_GRIDS if s.lr_grid == "smoke" else LR_GRIDS)[method]
 
 
+def _cell(entries, names: list[str] | None, method: str, task: str, rung: str) -> int | None:
+    """The value of the last (task, method, rungs, value) entry that matches (None: none does). names: the sweep's
+    rungs, smallest first. Rungs of an entry: "every", "lower" (the smaller half by parameters, as the claims'
+    Effects count it), "smallest" / "middle" / "largest" or a rung name; a second pretraining seed "<rung>-s1"
+    counts as its rung. names None: `rung` is a place ("smallest" / "middle" / "largest"; the design's parts)."""
+    if names is None:
+        where = {"every": True, "lower": rung == "smallest", rung: True}
+        base = rung
+    else:
+        base = rung.removesuffix("-s1") if rung.removesuffix("-s1") in names else rung
+        i = names.index(base) if base in names else -1
+        where = {"every": True, "lower": 0 <= i < max(1, len(names) // 2), "smallest": i == 0,
+                 "middle": i == len(names) // 2, "largest": i == len(names) - 1}
+    out = None
+    for t, m, rungs, v in entries:
+        if (t, m) == (task, method) and where.get(rungs, rungs == base):
+            out = int(v)
+    return out
+
+
 def cap_for(s: Settings, names: list[str], method: str, task: str, rung: str) -> int | None:
     """Method's own cap on (task, rung) from s.caps (the last entry that matches), else None (the task's cap).
-    names: the sweep's rungs, smallest first. Rungs of an entry: "every", "lower" (the smaller half by parameters,
-    as the claims' Effects count it), "smallest" / "middle" / "largest" or a rung name; a second pretraining seed
-    "<rung>-s1" counts as its rung."""
-    base = rung.removesuffix("-s1") if rung.removesuffix("-s1") in names else rung
-    i = names.index(base) if base in names else -1
-    where = {"every": True, "lower": 0 <= i < max(1, len(names) // 2), "smallest": i == 0,
-             "middle": i == len(names) // 2, "largest": i == len(names) - 1}
-    cap = None
-    for t, m, rungs, c in s.caps:
-        if (t, m) == (task, method) and where.get(rungs, rungs == base):
-            cap = int(c)
-    return cap
+    names: the sweep's rungs, smallest first (rungs of an entry: see `_cell`)."""
+    return _cell(s.caps, names, method, task, rung)
+
+
+def seeds_in(s: Settings, names: list[str] | None, method: str, task: str, rung: str, default: int) -> int:
+    """How many seeds the main runs of `method` on (task, rung) take: s.seed_cells' last matching entry (0: not
+    run there), else s.seed_counts' count for the task, else `default` (the profile's). names: as in `_cell`."""
+    k = _cell(s.seed_cells, names, method, task, rung)
+    return k if k is not None else (s.seed_count(task) or default)
 
 
 def ablation_configs(s: Settings) -> list[tuple[int, str]]:

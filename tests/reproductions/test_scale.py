@@ -83,10 +83,12 @@ DESIGN_PARTS = design.PARTS
 
 def synthetic(gaps=(0.2, 0.1, 0.0), pt_gain=0.05, handwritten=0.1, adapter_loss=0.005, prefix_gain=0.0,
               low_gain=0.02, len_gain=0.05, init_gain=0.03, n_test=4000, full=0.9, stuck=(), replica_shift=0.0,
-              k_hand=0.6, k_gain=0.1, chance=0.07, underpowered=(), room=1):
+              k_hand=0.6, k_gain=0.1, chance=0.07, underpowered=(), room=1, d2t_gaps=None, d2t_full=0.6,
+              d2t_zero=0.01):
     """Per-run rows with known structure, as the harness records them (seed noise +-0.01): the next-month task
-    (full FT at `full`, prompt tuning `gap` behind, the hand-written prompt at `handwritten`), d2t at the largest
-    rung, knowledge (the hand-written prompt at `k_hand` over `chance`, P-tuning `k_gain` above it: P1), low data,
+    (full FT at `full`, prompt tuning `gap` behind, the hand-written prompt at `handwritten`), d2t (full FT and
+    prompt tuning `d2t_gaps` behind -- default `gaps` -- on every rung: P3's trend; prefix tuning and adapters at
+    the largest), knowledge (the hand-written prompt at `k_hand` over `chance`, P-tuning `k_gain` above it: P1), low data,
     ablations, a second pretraining seed of r2. Every trained run records its still_improving_at_cap flag: 1 for
     (method, task) in `stuck`. Accuracies carry n_test items. The design rows (issue 30): power 0.9 for every part,
     0.2 for the (claim, part) pairs in `underpowered`; P3's task with room: `room`."""
@@ -99,9 +101,10 @@ def synthetic(gaps=(0.2, 0.1, 0.0), pt_gain=0.05, handwritten=0.1, adapter_loss=
         if seed is not None and metric in ("accuracy", "bleu"):
             rec.add("-", "still_improving_at_cap", int((method, task) in stuck), model=model, method=method,
                     seed=seed, params={"phase": phase, "task": task, "rung_params": P, **extra})
-    for (name, P), gap in zip(RUNGS, gaps):
+    for i, ((name, P), gap, d2t_gap) in enumerate(zip(RUNGS, gaps, d2t_gaps or gaps)):
         add("zeroshot", name, P, "nextmonth", S.ZERO_SHOT, None, "accuracy", handwritten)
         add("zeroshot", name, P, "knowledge", S.ZERO_SHOT, None, "accuracy", k_hand)
+        add("zeroshot", name, P, "d2t", S.ZERO_SHOT, None, "bleu", d2t_zero)
         for seed in (0, 1, 2):
             e = 0.01 * (seed - 1)
             k = {"full": full, "prompt": full - gap, "ptuning": full - gap + pt_gain, "adapters": full - adapter_loss}
@@ -110,12 +113,16 @@ def synthetic(gaps=(0.2, 0.1, 0.0), pt_gain=0.05, handwritten=0.1, adapter_loss=
                 add("main", name, P, "nextmonth", m, seed, "accuracy", v + e, **extra)
                 add("main", name, P, "knowledge", m, seed, "accuracy", (k_hand + k_gain if m == "ptuning" else 0.5) + e,
                     **extra)
+            # P3's trend (issue 30): d2t on every rung; prompt tuning's noise runs against full FT's and grows with
+            # the rung (per-seed gaps spread 0.02 on r1, 0.04 on r3: their seed-paired difference 0.02)
+            add("main", name, P, "d2t", "full", seed, "bleu", d2t_full + e)
+            add("main", name, P, "d2t", "prompt", seed, "bleu", d2t_full - d2t_gap - e * (1 + i), num_virtual_tokens=20,
+                init="labels")
             if name == RUNGS[-1][0]:
-                for m, v in {"full": 0.6, "prefix": 0.6 + prefix_gain, "adapters": 0.6 - adapter_loss}.items():
+                for m, v in {"prefix": 0.6 + prefix_gain, "adapters": 0.6 - adapter_loss}.items():
                     add("main", name, P, "d2t", m, seed, "bleu", v + e)
                 add("main", name, P, "d2t", "adapters", seed, "stored_pct", 2.1)
                 add("main", name, P, "d2t", "prefix", seed, "stored_pct", 0.6)
-                add("zeroshot", name, P, "d2t", S.ZERO_SHOT, None, "bleu", 0.01) if seed == 0 else None
     name, P = RUNGS[1]
     for seed in (0, 1, 2):
         for m, v in {"full": full, "prompt": full - gaps[1] + replica_shift}.items():
@@ -134,11 +141,12 @@ def synthetic(gaps=(0.2, 0.1, 0.0), pt_gain=0.05, handwritten=0.1, adapter_loss=
     for p in DESIGN_PARTS:
         rec.add(p.claim, "design_power", 0.2 if (p.claim, p.part) in underpowered else 0.9, scale="exact",
                 params={"part": p.part})
-    rec.add("P3", "design_task_with_room", room, scale="exact", params={"part": "gap closes"})
+    rec.add("P3", "design_task_with_room", room, scale="exact", params={"part": "gap closes", "task": "d2t"})
     chances = {(t, n): chance for n, _ in RUNGS for t in ("knowledge", "nextmonth")}
     for claim, metric, value, p, model in S.derive(S.runs_frame(rec.frame()), chances):
         info = {k: p.pop(k) for k in S.DERIVED_MEASURED if k in p}
-        rec.add(claim, metric, value, model=model, method=p.pop("method", "-"), params=p, info=info)
+        rec.add(claim, metric, value, model=model, method=p.pop("method", "-"), seed=p.pop("seed", None), params=p,
+                info=info)
     return rec
 
 
@@ -196,9 +204,13 @@ def test_registry_rules_decide_both_ways():
     got = statuses(adapter_loss=0.0, init_gain=0.05)
     # A1: the paper's +-0.4-point band is below what 4000 test items resolve (issue 13: inconclusive, not a pass)
     assert got.pop("A1") == INCONCLUSIVE and set(got.values()) == {REPRODUCED}, got
-    assert statuses(gaps=(0.1, 0.1, 0.1))["P3"] == NOT_REPRODUCED             # no closing
-    assert statuses(gaps=(0.1, 0.095, 0.09))["P3"] == NOT_REPRODUCED          # closes within the seed spread
+    # P3's trend (issue 30): the smallest rung's gap minus the largest's, its 95% interval above 0
+    assert statuses(gaps=(0.1, 0.2, 0.3))["P3"] == NOT_REPRODUCED             # the gap widens
+    assert verdicts(gaps=(0.1, 0.1, 0.1))["P3"].parts["gap closes"] == INCONCLUSIVE       # stays: no closing shown
+    assert verdicts(gaps=(0.1, 0.095, 0.09))["P3"].parts["gap closes"] == INCONCLUSIVE    # within the seed spread
     assert statuses(gaps=(-0.1, -0.2, -0.3))["P3"] == INCONCLUSIVE            # issue 13: nothing to close (precondition)
+    assert verdicts(d2t_gaps=(0.2, 0.1, 0.0), gaps=(0.1, 0.1, 0.1))["P3"].parts["gap closes"] == REPRODUCED
+    assert verdicts(d2t_gaps=(0.1, 0.1, 0.1), gaps=(0.2, 0.1, 0.0))["P3"].parts["gap closes"] == INCONCLUSIVE
     assert statuses(len_gain=-0.05)["P3"] == NOT_REPRODUCED
     assert statuses(len_gain=-0.01)["P3"] == INCONCLUSIVE                     # issue 13: below the 95% resolution
     assert statuses(k_gain=-0.05)["P1"] == NOT_REPRODUCED                     # below the hand-written prompt
@@ -212,11 +224,13 @@ def test_registry_rules_decide_both_ways():
 def test_issue14_preconditions_make_parts_inconclusive():
     """A task the frozen model already does, a run still improving at its cap, full FT at the ceiling: each makes
     the parts resting on it inconclusive (issue 14), whatever the effect."""
-    v = verdicts(handwritten=0.85)                     # full FT only 5 points over the hand-written prompt
+    v = verdicts(d2t_zero=0.55)                        # full FT only 5 points over the hand-written prompt
     assert v["P3"].parts["gap closes"] == INCONCLUSIVE and "adapt_full_minus_zeroshot" in v["P3"].reasons["gap closes"]
-    v = verdicts(stuck={("prompt", "nextmonth")})      # prompt tuning never stopped improving
+    v = verdicts(stuck={("prompt", "d2t")})            # prompt tuning never stopped improving
     assert v["P3"].parts["gap closes"] == INCONCLUSIVE
     assert v["P1"].parts["vs hand-written"] == REPRODUCED and "conv_still_improving" in v["P3"].reasons["gap closes"]
+    v = verdicts(d2t_full=0.995, d2t_gaps=(0.3, 0.2, 0.0))   # full FT at the ceiling: a closing gap says little
+    assert v["P3"].parts["gap closes"] == INCONCLUSIVE and "p3_full_max" in v["P3"].reasons["gap closes"]
     assert verdicts(stuck={("ptuning", "knowledge")}, k_gain=0.03)["P1"].parts["vs hand-written"] == INCONCLUSIVE
     assert verdicts(stuck={("full", "d2t")})["P2"].parts["largest rung"] == INCONCLUSIVE
     assert verdicts(prefix_gain=-0.05, stuck={("prefix", "d2t")})["P2"].parts["largest rung"] == INCONCLUSIVE
@@ -256,7 +270,7 @@ def test_one_sided_convergence_keeps_an_outcome_further_training_cannot_change()
     assert verdict(get("P3"), df.assign(source="results")).parts["length ablation"] == INCONCLUSIVE
     # P3's ablations: the main prompt runs (a) up, the ablation configs (b) down
     v = verdicts(stuck={("prompt", "nextmonth")}, len_gain=0.1)
-    assert v["P3"].parts["length ablation"] == INCONCLUSIVE and v["P3"].parts["gap closes"] == INCONCLUSIVE
+    assert v["P3"].parts["length ablation"] == INCONCLUSIVE and v["P3"].parts["gap closes"] == REPRODUCED
 
 
 def test_next_lr_walks_the_1_3_10_sequence():
@@ -502,7 +516,13 @@ def test_module_contract():
     assert (cpu.prefix_len, cpu.prompt_len, cpu.prompt_init) == (10, 20, "labels")
     assert cpu.low_data_sizes == () and cpu.ablation_lengths == (1, 20) and cpu.ablation_task == "nextmonth"
     assert cpu.search_rungs == ("smallest", "largest") and cpu.replica is None and cpu.job_cache
-    assert cpu.seed_count("d2t") == 14 and cpu.seed_count("nextmonth") == 5 and cpu.seed_count("knowledge") is None
+    assert cpu.seed_count("nextmonth") == 5 and cpu.seed_count("knowledge") is None
+    # issue 30: P2's arms on the largest rung only, with their own seeds; P3's trend on d2t over three rungs
+    names = list(cpu.rungs)
+    assert len(names) == 3 and {"full", "prompt", "prefix"} <= set(cpu.d2t_methods) and cpu.d2t_rungs is None
+    assert [S.seeds_in(cpu, names, "prefix", "d2t", n, 3) for n in names] == [0, 0, 10]
+    assert [S.seeds_in(cpu, names, "full", "d2t", n, 3) for n in names] == [cpu.seed_count("d2t")] * 2 + [10]
+    assert S.seeds_in(cpu, names, "prompt", "d2t", names[-1], 3) == cpu.seed_count("d2t") >= 3
     assert (cpu.k_steps, cpu.d_steps) == (1000, 1500) and cpu.n_steps >= 1000     # issue 14: caps >= 10x 100 / 150
     assert not S.SETTINGS["smoke"].job_cache                                     # the regression gate measures
     assert set(S.SETTINGS["gpu"].ablation_inits) == {"random", "vocab", "labels"} and set(cpu.ablation_inits) == {"labels"}
@@ -579,3 +599,82 @@ def test_pooled_noise_adds_seeds_and_pools_the_within_run_spread():
     assert abs(a["sd"] - ((2 * 0.01 ** 2 + 2 * 0.15 ** 2) / 4) ** 0.5) < 1e-12 and a["wall_s"] == 60.0
     assert b["n"] == 4 and b["sd"] == 0.0 and b["wall_s"] == 20.0     # a one-seed run adds no spread; no wall: older
     assert set(got["room"]) == {"nextmonth", "knowledge"}
+
+
+def test_p3_trend_rows_are_per_seed_gaps_tagged_with_the_rungs_place():
+    """Issue 30: 'gap closes' reads one row per rung and seed (full FT minus prompt tuning of that seed), tagged
+    smallest / middle / largest among the rungs that ran both; seeds only one method ran give none; a diverged run
+    gives a NaN row (never dropped)."""
+    frame = S.runs_frame(synthetic(d2t_gaps=(0.3, 0.2, 0.1)).frame())
+    rows = [(p["place"], p["seed"], model, v) for c, m, v, p, model in S.derive(frame)
+            if m == "p3_gap_seed" and p["task"] == "d2t"]
+    assert sorted((pl, sd, mo) for pl, sd, mo, _ in rows) == sorted(
+        (pl, sd, mo) for pl, mo in (("smallest", "r1"), ("middle", "r2"), ("largest", "r3")) for sd in (0, 1, 2))
+    got = {(pl, sd): v for pl, sd, _, v in rows}
+    assert got[("smallest", 0)] == pytest.approx(0.3 - 0.02) and got[("largest", 2)] == pytest.approx(0.1 + 0.04)
+    frame.loc[(frame["task"] == "d2t") & (frame["method"] == "prompt") & (frame["seed"] == 1) & (frame["model"] == "r1")
+              & (frame["metric"] == "bleu"), "value"] = float("nan")
+    extra = frame[(frame["task"] == "d2t") & (frame["method"] == "full") & (frame["seed"] == 0)].assign(seed=7)
+    rows = {(p["place"], p["seed"]): v for c, m, v, p, model in S.derive(pd.concat([frame, extra]))
+            if m == "p3_gap_seed" and p["task"] == "d2t"}
+    assert math.isnan(rows[("smallest", 1)]) and ("smallest", 7) not in rows and len(rows) == 9
+    facts = {m: v for c, m, v, p, model in S.derive(frame) if m in ("p3_gap_rungs", "p3_full_max")
+             and p["task"] == "d2t"}
+    assert facts == {"p3_gap_rungs": 3, "p3_full_max": pytest.approx(0.6)}
+
+
+def test_seed_cells_give_one_method_its_own_seeds_on_some_rungs():
+    """Settings.seed_cells (issue 30): the last matching entry wins over seed_counts; 0 leaves the method out there;
+    the design reads them by place (names None)."""
+    s = replace(S.SETTINGS["cpu"], seed_counts=(("d2t", 4),),
+                seed_cells=(("d2t", "prefix", "every", 0), ("d2t", "prefix", "largest", 9), ("d2t", "full", "c", 9)))
+    names = ["a", "b", "c"]
+    assert [S.seeds_in(s, names, "prefix", "d2t", n, 3) for n in names] == [0, 0, 9]
+    assert [S.seeds_in(s, names, "full", "d2t", n, 3) for n in names] == [4, 4, 9]
+    assert S.seeds_in(s, names, "full", "knowledge", "a", 3) == 3
+    assert S.seeds_in(s, None, "prefix", "d2t", "largest", 3) == 9 and S.seeds_in(s, None, "prefix", "d2t", "smallest", 3) == 0
+    with pytest.raises(BenchError, match="seed_cells entries"):
+        S.settings_for(_ctx_with(seed_cells=(("d2t", "prefix", "every", -1),)))
+
+
+def _ctx_with(**over):
+    from bench.repro import RunContext
+    from bench.profiles import PROFILES
+    return RunContext(profile=PROFILES["cpu"], seeds=(0,), out_dir=None, options={"settings": over})
+
+
+def test_the_trend_part_is_powered_from_per_seed_gaps_on_its_end_rungs():
+    """design.measure_noise: P3's 'gap closes' arms are the per-seed gaps on the smallest and the largest rung that
+    ran both methods; it is powered for the whole smallest-rung gap closing; --parts keeps only the named parts."""
+    rec = synthetic(d2t_gaps=(0.3, 0.2, 0.1))
+    frame = rec.frame()
+    walls = frame[frame["metric"] == "bleu"].assign(metric="run_wall_s", value=10.0)
+    noise = design.measure_noise(frame, walls, "x")
+    arms = noise["parts"]["P3/gap closes"]
+    assert arms["a"]["mean"] == pytest.approx(0.3) and arms["b"]["mean"] == pytest.approx(0.1)
+    assert arms["a"]["sd"] == pytest.approx(0.02) and arms["a"]["n"] == 3 and arms["a"]["rungs"] == 3
+    assert arms["a"]["trend_wall_s"] == pytest.approx(60.0) and arms["b"]["wall_prompt_s"] == pytest.approx(10.0)
+    assert noise["room"]["d2t"]["room"] == 1 and noise["room"]["d2t"]["rungs"] == 3
+    only = design.measure_noise(frame, walls, "x", parts=("P2/largest rung",))
+    assert set(only["parts"]) == {"P2/largest rung"}
+    with pytest.raises(ValueError, match="unknown part"):
+        design.measure_noise(frame, walls, "x", parts=("P9/nothing",))
+    s = replace(S.SETTINGS["cpu"], rungs=("a", "b", "c"), d2t_rungs=None, d2t_methods=("full", "prompt"),
+                seed_counts=(("d2t", 3),), seed_cells=())
+    row = next(d for d in design.design(s, 3, {**noise, "parts": {"P3/gap closes": arms}}) if d["part"] == "gap closes")
+    assert row["runs"] == 1 and row["effect"] == pytest.approx(0.3) and row["power"] > 0.9
+    # minutes: 3 seeds of both methods on every rung, plus each search rung's other two starting points per method
+    assert row["minutes"] == pytest.approx((3 * 60.0 + 2 * 2 * 2 * 10.0) / 60)
+    assert not design.design(replace(s, rungs=("a", "c")), 3, {**noise, "parts": {"P3/gap closes": arms}})[0]["runs"]
+
+
+def test_the_pilot_is_the_cpu_profile_cut_down_to_p3s_trend():
+    """reproductions.scale.pilot (issue 30): the deciding run's settings but for the trend's task, methods, rungs and
+    seeds, so its noise and walls are the plan's."""
+    from dataclasses import fields
+    from reproductions.scale import pilot
+    p, cpu = pilot.pilot_settings(), S.SETTINGS["cpu"]
+    changed = {f.name for f in fields(p) if getattr(p, f.name) != getattr(cpu, f.name)}
+    assert changed <= {"rungs", "tasks", "d2t_methods", "d2t_rungs", "seed_counts", "seed_cells"}, changed
+    assert p.tasks == ("d2t",) and set(p.d2t_methods) == {"full", "prompt"} and len(p.rungs) == 3
+    assert S.seeds_in(p, list(p.rungs), "full", "d2t", p.rungs[-1], 1) == pilot.SEEDS == 3
