@@ -65,10 +65,10 @@ from reproductions.scale.models import _interleave, d2t_from_disk, load_rung, me
 from reproductions.scale.report import report, summary_table, write_report
 from reproductions.scale.run import run
 from reproductions.scale.settings import (CLAIMS, GROUP, LR_GRIDS, METHODS, METRIC, REGRESS, SETTINGS, SMOKE_GRIDS,
-                                          TASKS, ZERO_SHOT, Settings, ablation_configs, cap_for, grid, seeds_in,
+                                          TASKS, TREND_RUNGS, ZERO_SHOT, Settings, ablation_configs, cap_for, grid, seeds_in,
                                           settings_for)
 
 __all__ = ["CLAIMS", "DERIVED_MEASURED", "GROUP", "LR_GRIDS", "METHODS", "METRIC", "REGRESS", "SETTINGS", "SMOKE_GRIDS",
-           "TASKS", "ZERO_SHOT", "Settings", "_interleave", "_ratio", "ablation_configs", "cap_for", "choose", "d2t_from_disk",
+           "TASKS", "TREND_RUNGS", "ZERO_SHOT", "Settings", "_interleave", "_ratio", "ablation_configs", "cap_for", "choose", "d2t_from_disk",
            "derive", "grid", "load_rung", "method_kwargs", "report", "run", "seeds_in",
            "runs_frame", "settings_for", "spearman", "stats", "summary_table", "write_report"]

@@ -11,9 +11,10 @@ FT minus prompt tuning) on the smallest and the largest rung, and the effect it 
 smallest-rung gap closing; a row per task (`design_task_with_room`) says whether the stored run left full FT below the
 ceiling on >= 3 rungs with a gap to close at the smallest.
 
-    python -m reproductions.scale.design --from a/results.csv --timings a/timings.csv --commit 5ea3e6d \
-        --from b/results.csv --timings b/timings.csv --commit cefa790 > reproductions/scale/noise.json
-                                                                # measure the noise, pooled over stored runs
+    python -m reproductions.scale.design --from a/results.csv --timings a/timings.csv --commit 5ea3e6d --parts all \
+        --from b/results.csv --timings b/timings.csv --commit cefa790 --parts 'P1/vs hand-written,P3/length ablation' \
+        > reproductions/scale/noise.json                        # measure the noise, pooled over stored runs (each
+                                                                # counting for the parts whose protocol it shares)
     python -m reproductions.scale.design                        # print the cpu profile's design table
 
 Rows (claim = the part's claim, metric design_*): design_power (at the seeds the profile runs, or 3 where it runs

@@ -139,7 +139,11 @@ def _design(df: pd.DataFrame, tm: pd.DataFrame) -> list[str]:
          md_table(["claim", "part", "effect", "effect from", "run here", "seeds", "test items", "power",
                    "false-positive rate", "seeds for 0.8", "items for 0.8", "run-minutes", "noise from"], rows), ""]
     if not room.empty:
-        facts = {json.loads(r.params).get("task", "?"): (r.value, json.loads(r.info or "{}")) for r in room.itertuples()}
+        facts = {}
+        for r in room.itertuples():      # a row per task; before 2026-12-08 one row whose info held every task
+            p, info = json.loads(r.params), json.loads(r.info or "{}")
+            facts.update({p["task"]: (r.value, info)} if "task" in p else
+                         {t: (v.get("room", r.value), v) for t, v in info.items()})
         L += ["P3's trend needs a task that leaves full FT below the ceiling on >= 3 rungs with a gap to close "
               "(stored runs): " + "; ".join(
                   f"{t}: {v.get('rungs', '?')} rungs, full FT up to {v.get('full_max', math.nan):.3f}, gap at the "

@@ -192,7 +192,7 @@ SETTINGS = {
     # learning rates came from full-length searches, 5ea3e6d and 2eac8f8; the quarter-cap runs' wider prefix spread
     # had asked for 14), both arms' learning rates picked by full-length search points (full_search: a quarter-cap
     # search picked prefix tuning's lr 3e-3 on Intel and 1e-3 on AMD, a near tie, and the verdict moved with the
-    # pick) from grids the stored searches bracket (`grids`; history 2026-12-07); P3's trend on d2t, the one task
+    # pick) from grids the stored searches bracket (`grids`; history 2026-12-07, 2026-12-08); P3's trend on d2t, the one task
     # with room (full FT below the ceiling), full FT and prompt tuning on three rungs with the seeds the pilot's noise
     # asks for (reproductions.scale.pilot; seed_counts; P2's full FT runs on the largest rung are shared), prefix
     # tuning only on the largest (seed_cells); P3's length ablation on next month's smallest rung with 5 seeds per
@@ -208,7 +208,7 @@ SETTINGS = {
                                 ("d2t", "full", "largest", 10), ("d2t", "prompt", "largest", 0)),
                     n_methods=("prompt",), n_rungs=("smallest",), low_data_sizes=(), search_frac=0.25, extend=3,
                     search_rungs=("smallest", "cpu-1m", "largest"),
-                    full_search=("d2t",), grids=(("d2t", "full", (3e-5, 1e-4, 3e-4)),
+                    full_search=("d2t",), grids=(("d2t", "full", (1e-5, 3e-5, 1e-4)),
                                                  ("d2t", "prefix", (3e-4, 1e-3, 3e-3)),
                                                  ("d2t", "prompt", (0.03, 0.1, 0.3))),
                     caps=(("nextmonth", "prompt", "lower", 6000), ("d2t", "prefix", "every", 3000),

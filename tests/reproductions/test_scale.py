@@ -515,14 +515,17 @@ def test_module_contract():
     assert len(LADDERS["cpu"]) >= 5 and set(cpu.methods) == set(S.METHODS)
     assert (cpu.prefix_len, cpu.prompt_len, cpu.prompt_init) == (10, 20, "labels")
     assert cpu.low_data_sizes == () and cpu.ablation_lengths == (1, 20) and cpu.ablation_task == "nextmonth"
-    assert cpu.search_rungs == ("smallest", "largest") and cpu.replica is None and cpu.job_cache
+    assert cpu.search_rungs == ("smallest", "cpu-1m", "largest") and cpu.replica is None and cpu.job_cache
+    assert S.TREND_RUNGS[-1] == "cpu-1m" and set(S.TREND_RUNGS) < set(cpu.rungs)   # P3's trend searches its ends
     assert cpu.seed_count("nextmonth") == 5 and cpu.seed_count("knowledge") is None
     # issue 30: P2's arms on the largest rung only, with their own seeds; P3's trend on d2t over three rungs
     names = list(cpu.rungs)
-    assert len(names) == 3 and {"full", "prompt", "prefix"} <= set(cpu.d2t_methods) and cpu.d2t_rungs is None
-    assert [S.seeds_in(cpu, names, "prefix", "d2t", n, 3) for n in names] == [0, 0, 10]
-    assert [S.seeds_in(cpu, names, "full", "d2t", n, 3) for n in names] == [cpu.seed_count("d2t")] * 2 + [10]
-    assert S.seeds_in(cpu, names, "prompt", "d2t", names[-1], 3) == cpu.seed_count("d2t") >= 3
+    assert len(names) == 4 and {"full", "prompt", "prefix"} <= set(cpu.d2t_methods) and cpu.d2t_rungs is None
+    assert [S.seeds_in(cpu, names, "prefix", "d2t", n, 3) for n in names] == [0, 0, 0, 10]
+    assert [S.seeds_in(cpu, names, "full", "d2t", n, 3) for n in names] == [cpu.seed_count("d2t")] * 3 + [10]
+    assert [S.seeds_in(cpu, names, "prompt", "d2t", n, 3) for n in names] == [cpu.seed_count("d2t")] * 3 + [0]
+    assert cpu.seed_count("d2t") >= 3 and all(S.cap_for(cpu, names, "full", "d2t", n) == 3000 for n in S.TREND_RUNGS)
+    assert S.cap_for(cpu, names, "full", "d2t", "cpu-5m") is None                 # P2's full FT keeps its cap
     assert (cpu.k_steps, cpu.d_steps) == (1000, 1500) and cpu.n_steps >= 1000     # issue 14: caps >= 10x 100 / 150
     assert not S.SETTINGS["smoke"].job_cache                                     # the regression gate measures
     assert set(S.SETTINGS["gpu"].ablation_inits) == {"random", "vocab", "labels"} and set(cpu.ablation_inits) == {"labels"}
@@ -530,7 +533,8 @@ def test_module_contract():
     assert max(S.LR_GRIDS["prompt"]) > 10 * max(S.LR_GRIDS["full"])          # prompts need much larger rates
     # P2's arms searched with full runs from grids the stored searches bracket (history 2026-12-07); the rest short
     assert cpu.search_share("d2t") is None and cpu.search_share("nextmonth") == cpu.search_frac == 0.25
-    assert S.grid(cpu, "prefix", "d2t") == (3e-4, 1e-3, 3e-3) and S.grid(cpu, "full", "d2t") == (3e-5, 1e-4, 3e-4)
+    assert S.grid(cpu, "prefix", "d2t") == (3e-4, 1e-3, 3e-3) and S.grid(cpu, "full", "d2t") == (1e-5, 3e-5, 1e-4)
+    assert S.grid(cpu, "prompt", "d2t") == (0.03, 0.1, 0.3)
     assert S.grid(cpu, "prefix", "knowledge") == S.LR_GRIDS["prefix"] and S.grid(cpu, "full") == S.LR_GRIDS["full"]
 
 
@@ -566,7 +570,12 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     assert all(runs == powered for runs, powered in got.values()), got
     assert got[("P2", "largest rung")] == (1, True) and got[("P2", "low data")] == (0, False)
     p2 = next(d for d in rows if d["part"] == "largest rung")
-    assert p2["seeds"] == 14 and p2["needed_seeds"] <= 14
+    assert p2["seeds"] == 10 and p2["needed_seeds"] <= 10
+    # P2's noise: only the runs whose learning rates came from full-length searches (history 2026-12-08)
+    assert p2["noise_from"] == "5ea3e6d+2eac8f8"
+    trend = next(d for d in rows if d["part"] == "gap closes")     # P3's trend on d2t, sized by the pilot's noise
+    assert trend["runs"] and trend["seeds"] >= 3 and trend["noise_from"] == "fb4faf8"
+    assert trend["effect"] == pytest.approx(trend["arms"]["a"]["mean"])   # the whole smallest-rung gap closing
     ablation = next(d for d in rows if d["part"] == "length ablation")
     assert ablation["runs"] and ablation["seeds"] == 5     # the ablation arm runs the main runs' 5 seeds
     # full-length search points are planned runs: each arm's other two starting points, at its stored wall
@@ -582,7 +591,7 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     assert [(d["power"], d["fpr"], d["needed_seeds"]) for d in again] == [(p2["power"], p2["fpr"], p2["needed_seeds"])]
     three = design.design(S.SETTINGS["smoke"], 3, p2_only)   # the same noise at 3 seeds: P2 would be underpowered
     assert three[0]["part"] == "largest rung" and three[0]["power"] < design.POWER_TARGET
-    assert design.room() and not any(v["room"] for v in design.room().values())
+    assert design.room()["d2t"]["room"] == 1 and not design.room()["nextmonth"]["room"]
 
 
 def test_pooled_noise_adds_seeds_and_pools_the_within_run_spread():

@@ -324,3 +324,21 @@ def test_budget_and_band():
     assert F.band(0.5, 0.1, 4, 0) == pytest.approx(1.959964 * 0.05, rel=1e-5)            # seeds only
     assert F.band(0.5, math.nan, 1, 0) == 0.0
     assert F.curve_array([[25, 1.0, 2.0], [50, None, 1.5], "bad"]).shape == (2, 3)
+
+
+def test_design_section_names_each_parts_noise_and_the_room_per_task():
+    """Issue 30: the design table names the runs each part's noise comes from; the room sentence reads a row per
+    task, and the one row of runs before 2026-12-08 (every task in its info) the same way."""
+    rec = Recorder(group="scale", profile="cpu", out_dir=None, claims=list(S.CLAIMS))
+    rec.add("P2", "design_power", 0.88, scale="exact", params={"part": "largest rung", "effect": 0.015, "runs": 1,
+                                                              "seeds": 10, "items": 0, "noise_from": "a+b"})
+    rec.add("P3", "design_task_with_room", 1, scale="exact", params={"part": "gap closes", "task": "d2t"},
+            info={"rungs": 3, "full_max": 0.85, "gap_smallest": 0.64, "room": 1})
+    old = Recorder(group="scale", profile="cpu", out_dir=None, claims=list(S.CLAIMS))
+    old.rows = [r for r in rec.rows if r["metric"] == "design_power"]
+    old.add("P3", "design_task_with_room", 0, scale="exact", params={"part": "gap closes"},
+            info={"nextmonth": {"rungs": 5, "full_max": 1.0, "gap_smallest": 0.41, "room": 0}})
+    new_lines = "\n".join(R._design(rec.frame(), pd.DataFrame()))
+    assert "| a, b |" in new_lines and "d2t: 3 rungs, full FT up to 0.850, gap at the smallest rung +0.640 (room)" in new_lines
+    old_lines = "\n".join(R._design(old.frame(), pd.DataFrame()))
+    assert "nextmonth: 5 rungs, full FT up to 1.000, gap at the smallest rung +0.410 (no room)" in old_lines
