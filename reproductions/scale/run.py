@@ -137,9 +137,10 @@ class Sweep:
         self.bar = self.ctx.progress(total=total, desc=GROUP, unit="",
                                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         self.search_lrs(self.places["search"])
-        for n in self.names:
+        per_rung = {}
+        for n in reversed(self.names):     # the largest rung's (longest) runs go to the workers first, so that the
+            start = len(self.order)        # short ones fill the end and fewer workers idle; rows keep plan order
             rc = load_rung(n, self.ctx, self.s, self.methods)
-            self.notes += rc.notes
             buf = RowBuffer()
             buf.add("-", "rung_params", rc.params, unit="params", model=rc.name, scale="exact")
             self.order.append(buf)
@@ -151,6 +152,11 @@ class Sweep:
                 self.low_data(rc)
             if self.ablations_on(n, rc.data):
                 self.ablations(rc)
+            per_rung[n] = self.order[start:], rc.notes
+            del self.order[start:]
+        for n in self.names:
+            self.order += per_rung[n][0]
+            self.notes += per_rung[n][1]
         if self.replica:
             self.replica_fits(*self.replica)
         self.drain()
@@ -245,8 +251,8 @@ class Sweep:
         share of the cap, no early stop, and the sweep trains every seed afresh at the pick. Every point is a row (lr_search_*), the pick's
         place too (lr_search_pick_inside)."""
         rcs = {n: load_rung(n, self.ctx, self.s, self.methods) for n in rungs}
-        todo = {(m, t, n): list(grid(self.s, m, t)) for n, rc in rcs.items() for m, t in self.to_search(n)
-                if t in rc.data and self.fits(m, rc)}
+        todo = {(m, t, n): list(grid(self.s, m, t)) for n, rc in reversed(rcs.items()) for m, t in self.to_search(n)
+                if t in rc.data and self.fits(m, rc)}         # the largest rung's (longest) points first
         added = {k: [0, 0] for k in todo}
         points: dict[tuple, dict] = {}
         while todo:

@@ -428,6 +428,11 @@ def test_two_worker_processes_give_the_same_rows_as_one(folders, tmp_path, monke
         assert rec.notes["workers"] == w
         frames.append(rec.frame())
     pd.testing.assert_frame_equal(frames[0], frames[1])
+    # the largest rung's runs are dispatched first (less idle at the end), its rows still come last
+    sizes = frames[0][frames[0]["metric"] == "rung_params"]["value"].tolist()
+    assert len(sizes) == 2 and sizes == sorted(sizes)
+    models = frames[0][frames[0]["params"].str.contains('"phase":"main"')]["model"].tolist()
+    assert models == sorted(models, key=lambda m: sizes[0] if m == models[0] else sizes[1])
 
 
 def test_workers_setting_is_checked(folders, tmp_path, monkeypatch):
