@@ -102,8 +102,12 @@ def _adaptation(runs: pd.DataFrame, order: list, size: dict) -> list:
 
 def _convergence(runs: pd.DataFrame, order: list) -> list:
     """Per (phase, task, method, rung): runs still improving at the cap (early stopping never fired); params
-    `of_phase` (not "phase": these are no runs), `largest` / `smallest` (1 or 0) and `half` let a rule pick rungs."""
+    `of_phase` (not "phase": these are no runs), `largest` / `smallest` (1 or 0), `half` and `trend` (1: the rung ran
+    full FT and prompt tuning on the task, P3's trend) let a rule pick rungs."""
     flags = runs[runs["metric"] == "still_improving_at_cap"]
+    main = runs[(runs["phase"] == "main") & runs["method"].isin(["full", "prompt"])]
+    trend = {t: set(g[g["method"] == "full"]["model"]) & set(g[g["method"] == "prompt"]["model"])
+             for t, g in main.groupby("task")}          # P3's trend: the rungs that ran both methods on the task
     out = []
     flags = flags.assign(n=flags["n"].fillna(-1), init=flags["init"].fillna("-"))   # prompt configs apart
     for (phase, task, meth, m, n, init), g in flags.groupby(["phase", "task", "method", "model", "n", "init"],
@@ -112,6 +116,7 @@ def _convergence(runs: pd.DataFrame, order: list) -> list:
         i = order.index(base) if base in order else -1
         p = {"method": meth, "of_phase": phase, "task": task, "runs": len(g), "largest": int(i == len(order) - 1 and i >= 0),
              "smallest": int(i == 0), "half": "lower" if 0 <= i < max(1, len(order) // 2) else "upper",
+             "trend": int(m in trend.get(task, ())),
              **({"n": int(n), "init": init} if n != -1 else {})}
         out.append(("-", "conv_still_improving", float(g["value"].sum()), p, m))
     return out
@@ -209,7 +214,8 @@ def _p3_gaps(cell: dict, task: str, order: list, size: dict, base_p) -> list:
     if gaps:
         out.append(("P3", "p3_gap_smallest_rung", gaps[0][1], {"task": task, "smallest": gaps[0][0]}, gaps[0][0]))
         out.append(("P3", "p3_gap_rungs", len(gaps), {"task": task}, "-"))
-        out.append(("P3", "p3_full_max", max(cell[(m, "full")].mean for m, _, _ in gaps), {"task": task}, "-"))
+        full = [cell[(m, "full")].mean for m, _, _ in gaps]     # a diverged run's NaN mean: NaN, never skipped
+        out.append(("P3", "p3_full_max", math.nan if any(map(math.isnan, full)) else max(full), {"task": task}, "-"))
     return out
 
 

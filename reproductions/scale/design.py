@@ -71,12 +71,13 @@ class Part:
             return False
         if self.gap:       # both methods on >= 3 rungs (a rung's name, or a place of the profile's rungs)
             only, names = s.task_methods(self.task), list(s.rungs or ())
-            rungs = [r if r not in ("smallest", "middle", "largest") or not names else
-                     names[{"smallest": 0, "middle": len(names) // 2, "largest": -1}[r]]
-                     for r in (s.task_rungs(self.task) or names)]
             methods = [dict(x)["method"] for x in (self.a, self.b)]
+            if not names:          # the profile's ladder (gpu): every rung runs the task unless task_rungs says
+                return (only is None or set(methods) <= set(only)) and s.task_rungs(self.task) is None
+            rungs = [names[{"smallest": 0, "middle": len(names) // 2, "largest": -1}[r]]
+                     if r in ("smallest", "middle", "largest") else r for r in (s.task_rungs(self.task) or names)]
             both = [r for r in dict.fromkeys(rungs)
-                    if all(seeds_in(s, names or None, m, self.task, r, 1) > 0 for m in methods)]
+                    if all(seeds_in(s, names, m, self.task, r, 1) > 0 for m in methods)]
             return (only is None or set(methods) <= set(only)) and len(both) >= 3
         arms = dict(self.a), dict(self.b)
         phases = {x.get("phase") for x in arms}
@@ -273,7 +274,11 @@ def _noise(arms: dict, p: Part, seeds: int) -> power.Noise:
 def planned_seeds(p: Part, s: Settings, seeds: int) -> int:
     """The seeds the profile's plan gives the part's arm a (main runs: Settings.seed_cells / seed_counts)."""
     a = dict(p.a)
-    return seeds_in(s, None, a["method"], p.task, p.rung, seeds) if a.get("phase") == "main" else seeds
+    if a.get("phase") != "main":
+        return seeds
+    names = list(s.rungs or ())     # the profile's rungs where it names them (a seed_cells entry may name a rung)
+    return seeds_in(s, names or None, a["method"], p.task, names[0 if p.rung == "smallest" else -1] if names
+                    else p.rung, seeds)
 
 
 @functools.lru_cache(maxsize=256)

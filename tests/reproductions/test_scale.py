@@ -538,7 +538,7 @@ def test_module_contract():
     assert max(S.LR_GRIDS["prompt"]) > 10 * max(S.LR_GRIDS["full"])          # prompts need much larger rates
     # P2's arms searched with full runs from grids the stored searches bracket (history 2026-12-07); the rest short
     assert cpu.search_share("d2t") is None and cpu.search_share("nextmonth") == cpu.search_frac == 0.25
-    assert S.grid(cpu, "prefix", "d2t") == (3e-4, 1e-3, 3e-3) and S.grid(cpu, "full", "d2t") == (1e-5, 3e-5, 1e-4)
+    assert S.grid(cpu, "prefix", "d2t") == (3e-4, 1e-3, 3e-3) and S.grid(cpu, "full", "d2t") == (1e-5, 3e-5, 1e-4, 3e-4)
     assert S.grid(cpu, "prompt", "d2t") == (0.03, 0.1, 0.3)
     assert S.grid(cpu, "prefix", "knowledge") == S.LR_GRIDS["prefix"] and S.grid(cpu, "full") == S.LR_GRIDS["full"]
 
@@ -583,10 +583,16 @@ def test_the_cpu_plan_runs_exactly_the_parts_its_design_powers():
     assert trend["effect"] == pytest.approx(trend["arms"]["a"]["mean"])   # the whole smallest-rung gap closing
     ablation = next(d for d in rows if d["part"] == "length ablation")
     assert ablation["runs"] and ablation["seeds"] == 5     # the ablation arm runs the main runs' 5 seeds
-    # full-length search points are planned runs: each arm's other two starting points, at its stored wall
+    # full-length search points are planned runs: each arm's other starting points (prefix 2, full FT 3), at its
+    # stored wall
     short = next(d for d in design.design(replace(S.SETTINGS["cpu"], full_search=()), 3) if d["part"] == "largest rung")
     arms = p2["arms"]
-    assert p2["minutes"] - short["minutes"] == pytest.approx(2 * (arms["a"]["wall_s"] + arms["b"]["wall_s"]) / 60)
+    assert p2["minutes"] - short["minutes"] == pytest.approx((2 * arms["a"]["wall_s"] + 3 * arms["b"]["wall_s"]) / 60)
+    # a profile without named rungs (gpu: the whole ladder) runs the trend; a seed cell naming a rung is read
+    gpu = next(d for d in design.design(S.SETTINGS["gpu"], 3) if d["part"] == "gap closes")
+    assert gpu["runs"] == 1
+    named = replace(S.SETTINGS["cpu"], seed_cells=S.SETTINGS["cpu"].seed_cells + (("d2t", "prefix", "cpu-5m", 12),))
+    assert next(d for d in design.design(named, 3) if d["part"] == "largest rung")["seeds"] == 12
     # seeded: P2's part computed again (alone: the other parts' noise left out) gives the same numbers; each part
     # draws from its own seeded generator, so one part stands for all and costs an eighth of the whole design
     design._part_power.cache_clear()                # computed afresh, not read from the in-process memo
@@ -635,6 +641,14 @@ def test_p3_trend_rows_are_per_seed_gaps_tagged_with_the_rungs_place():
     facts = {m: v for c, m, v, p, model in S.derive(frame) if m in ("p3_gap_rungs", "p3_full_max")
              and p["task"] == "d2t"}
     assert facts == {"p3_gap_rungs": 3, "p3_full_max": pytest.approx(0.6)}
+    # convergence rows say whether their rung is on the trend (ran both methods on the task): prefix-only rungs not
+    conv = {(p["task"], p["method"], model): p["trend"] for c, m, v, p, model in S.derive(frame)
+            if m == "conv_still_improving" and p["of_phase"] == "main"}
+    assert conv[("d2t", "full", "r1")] == conv[("d2t", "prompt", "r3")] == 1 and conv[("d2t", "prefix", "r3")] == 1
+    no_prompt_on_r3 = frame[~((frame["task"] == "d2t") & (frame["method"] == "prompt") & (frame["model"] == "r3"))]
+    conv = {(p["task"], p["method"], model): p["trend"] for c, m, v, p, model in S.derive(no_prompt_on_r3)
+            if m == "conv_still_improving" and p["of_phase"] == "main"}
+    assert conv[("d2t", "full", "r3")] == 0 and conv[("d2t", "full", "r2")] == 1
 
 
 def test_seed_cells_give_one_method_its_own_seeds_on_some_rungs():
@@ -677,8 +691,9 @@ def test_the_trend_part_is_powered_from_per_seed_gaps_on_its_end_rungs():
                 seed_counts=(("d2t", 3),), seed_cells=())
     row = next(d for d in design.design(s, 3, {**noise, "parts": {"P3/gap closes": arms}}) if d["part"] == "gap closes")
     assert row["runs"] == 1 and row["effect"] == pytest.approx(0.3) and row["power"] > 0.9
-    # minutes: 3 seeds of both methods on every rung, plus each search rung's other two starting points per method
-    assert row["minutes"] == pytest.approx((3 * 60.0 + 2 * 2 * 2 * 10.0) / 60)
+    # minutes: 3 seeds of both methods on every rung, plus each search rung's other starting points per method
+    # (full FT's d2t grid has 4, prompt tuning's 3)
+    assert row["minutes"] == pytest.approx((3 * 60.0 + 2 * (3 + 2) * 10.0) / 60)
     assert not design.design(replace(s, rungs=("a", "c")), 3, {**noise, "parts": {"P3/gap closes": arms}})[0]["runs"]
 
 
