@@ -48,6 +48,14 @@ def runs_frame(df: pd.DataFrame) -> pd.DataFrame:
         ["phase", "model", "rung_params", "task", "method", "seed", "metric", "value", "size", "n", "init", "n_test"]]
 
 
+def trend_rungs(runs: pd.DataFrame, task: str, methods: tuple = ("full", "prompt")) -> list[str]:
+    """P3's trend on `task`: the rungs whose main sweep ran every one of `methods` there, smallest first."""
+    d = runs[(runs["phase"] == "main") & (runs["task"] == task) & (runs["metric"] == METRIC[task])]
+    both = set.intersection(*(set(d[d["method"] == m]["model"]) for m in methods))
+    size = d.drop_duplicates("model").set_index("model")["rung_params"]
+    return sorted(both, key=lambda m: float(size[m]))
+
+
 def stats(runs: pd.DataFrame, metric: str, by: list[str]) -> pd.DataFrame:
     """Seed mean / sd / count of `metric` per group. A NaN run (diverged) makes the mean NaN: never averaged away."""
     d = runs[runs["metric"] == metric]
@@ -105,9 +113,7 @@ def _convergence(runs: pd.DataFrame, order: list) -> list:
     `of_phase` (not "phase": these are no runs), `largest` / `smallest` (1 or 0), `half` and `trend` (1: the rung ran
     full FT and prompt tuning on the task, P3's trend) let a rule pick rungs."""
     flags = runs[runs["metric"] == "still_improving_at_cap"]
-    main = runs[(runs["phase"] == "main") & runs["method"].isin(["full", "prompt"])]
-    trend = {t: set(g[g["method"] == "full"]["model"]) & set(g[g["method"] == "prompt"]["model"])
-             for t, g in main.groupby("task")}          # P3's trend: the rungs that ran both methods on the task
+    trend = {t: set(trend_rungs(runs, t)) for t in TASKS}
     out = []
     flags = flags.assign(n=flags["n"].fillna(-1), init=flags["init"].fillna("-"))   # prompt configs apart
     for (phase, task, meth, m, n, init), g in flags.groupby(["phase", "task", "method", "model", "n", "init"],
@@ -161,7 +167,7 @@ def _task_metrics(runs: pd.DataFrame, task: str, order: list, size: dict, chance
                                          & (zero["method"] == ZERO_SHOT)].itertuples()}
     half = {m: ("lower" if i < max(1, len(order) // 2) else "upper") for i, m in enumerate(order)}
     base_p = lambda m: {"task": task, "rung_params": int(size[m]), "half": half[m]}  # noqa: E731
-    out = _p3_gaps(cell, task, order, size, base_p) + _p3_seed_gaps(main[main["task"] == task], task, order, size)
+    out = _p3_gaps(cell, task, order, size, base_p) + _p3_seed_gaps(runs, task, size)
     # P1: P-tuning vs the hand-written prompt (frozen model) and vs prompt tuning of the same length
     for m in order:
         pt, pr = cell.get((m, "ptuning")), cell.get((m, "prompt"))
@@ -219,13 +225,14 @@ def _p3_gaps(cell: dict, task: str, order: list, size: dict, base_p) -> list:
     return out
 
 
-def _p3_seed_gaps(main: pd.DataFrame, task: str, order: list, size: dict) -> list:
+def _p3_seed_gaps(runs: pd.DataFrame, task: str, size: dict) -> list:
     """P3 'gap closes' (issue 30): per rung that ran both and per seed both ran, full FT minus prompt tuning of that
     seed (params.seed; independent runs, so the rows spread as both arms together), with the rung's place among
     those rungs (smallest / middle / largest). A diverged run gives its seed a NaN row: never dropped."""
-    d = main[(main["metric"] == METRIC[task]) & main["method"].isin(["full", "prompt"])]
+    d = runs[(runs["phase"] == "main") & (runs["task"] == task) & (runs["metric"] == METRIC[task])
+             & runs["method"].isin(["full", "prompt"])]
     per = {k: float(np.mean(g["value"].to_numpy(float))) for k, g in d.groupby(["model", "method", "seed"])}
-    rungs = [m for m in order if any(k[:2] == (m, "full") for k in per) and any(k[:2] == (m, "prompt") for k in per)]
+    rungs = trend_rungs(runs, task)
     out = []
     for i, m in enumerate(rungs):
         place = "smallest" if i == 0 else "largest" if i == len(rungs) - 1 else "middle"

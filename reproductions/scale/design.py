@@ -36,7 +36,7 @@ import pandas as pd
 
 from bench import power
 from bench.claims import get
-from reproductions.scale.derive import runs_frame
+from reproductions.scale.derive import runs_frame, trend_rungs
 from reproductions.scale.settings import CLASSIFICATION, METHODS, METRIC, Settings, grid, seeds_in
 
 NOISE_FILE = Path(__file__).with_name("noise.json")
@@ -193,11 +193,10 @@ def _gap_noise(runs: pd.DataFrame, timings: pd.DataFrame | None, p: Part) -> dic
     rung, wall_s their sum; a's trend_wall_s: one seed of both methods on every such rung."""
     metric = METRIC[p.task]
     d = {side: _filter(runs, p.task, arm, metric) for side, arm in (("a", p.a), ("b", p.b))}
-    rungs = sorted(set(d["a"]["model"]) & set(d["b"]["model"]),
-                   key=lambda m: float(d["a"][d["a"]["model"] == m]["rung_params"].iloc[0]))
+    meth = {side: dict(arm)["method"] for side, arm in (("a", p.a), ("b", p.b))}
+    rungs = trend_rungs(runs, p.task, (meth["a"], meth["b"]))
     if len(rungs) < 2:
         return {}
-    meth = {side: dict(arm)["method"] for side, arm in (("a", p.a), ("b", p.b))}
     walls = {m: {x: _walls(timings, p.task, m, arm) for x, arm in (("a", p.a), ("b", p.b))} for m in rungs}
     out = {}
     for side, m in (("a", rungs[0]), ("b", rungs[-1])):

@@ -252,21 +252,18 @@ def settings_for(ctx: RunContext) -> Settings:
                 or any(not (isinstance(x, (int, float)) and x > 0) for x in g[2])):
             raise BenchError(f"scale: grids entries are (task, method, positive learning rates) with a task of "
                              f"{', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {g!r}")
-    for c in s.caps:
-        if (len(c) != 4 or c[0] not in TASKS or c[1] not in METHODS or not isinstance(c[2], str)
-                or not isinstance(c[3], int) or c[3] < 1):
-            raise BenchError(f"scale: caps entries are (task, method, rungs, cap >= 1) with a task of "
-                             f"{', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {c!r}")
+    for what, entries, least in (("caps", s.caps, 1), ("seed_cells", s.seed_cells, 0)):
+        what_value = "cap" if what == "caps" else "seeds"
+        for c in entries:
+            if (len(c) != 4 or c[0] not in TASKS or c[1] not in METHODS or not isinstance(c[2], str)
+                    or not isinstance(c[3], int) or c[3] < least):
+                raise BenchError(f"scale: {what} entries are (task, method, rungs, {what_value} >= {least}) with a "
+                                 f"task of {', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {c!r}")
     if any(n < 1 for n in (*s.low_data_sizes, *s.ablation_lengths)):
         raise BenchError("scale: low_data_sizes and ablation_lengths must be >= 1")
     if any(t not in TASKS or not isinstance(k, int) or k < 1 for t, k in s.seed_counts):
         raise BenchError(f"scale: seed_counts entries are (task, seeds >= 1) with a task of {', '.join(TASKS)}; "
                          f"got {s.seed_counts!r}")
-    for c in s.seed_cells:
-        if (len(c) != 4 or c[0] not in TASKS or c[1] not in METHODS or not isinstance(c[2], str)
-                or not isinstance(c[3], int) or c[3] < 0):
-            raise BenchError(f"scale: seed_cells entries are (task, method, rungs, seeds >= 0) with a task of "
-                             f"{', '.join(TASKS)} and a method of {', '.join(METHODS)}; got {c!r}")
     if s.workers < 1:
         raise BenchError(f"scale: workers must be >= 1, got {s.workers}")
     lrs = (ctx.options or {}).get("lrs", {})
